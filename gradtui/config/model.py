@@ -1,0 +1,230 @@
+"""The immutable Config object and its validation.
+
+A Config is four frozen sections plus the preset's text. Every way of making one
+(TOML, ``with_overrides``, ``--set``) goes through :func:`build_config`, so a value
+is checked once, in one place, with one message format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gradtui.config.schema import (
+    CLASSIFICATION_TASKS,
+    GATED_ACTIVATIONS,
+    MLP_TASKS,
+    RECURRENT_KINDS,
+    RNN_ACTIVATIONS,
+    SECTIONS,
+    SEQUENCE_TASKS,
+    TOP_LEVEL_TEXT,
+    AlertsConfig,
+    DataConfig,
+    KeySpec,
+    ModelConfig,
+    TrainConfig,
+    key_specs,
+)
+
+
+class ConfigError(ValueError):
+    """A preset, override or command-line value that is not allowed; the message says why."""
+
+
+def closest(word: str, candidates) -> str:
+    """' Did you mean X?' for the closest candidate, or '' when none is close."""
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated, immutable experiment configuration.
+
+    ``explicit`` holds the dotted keys the preset or an override set, so keys that
+    do not apply to the chosen model kind or task are refused only when a user set them.
+    """
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    name: str = "custom"
+    title: str = ""
+    description: str = ""
+    source: str = ""
+    explicit: frozenset = frozenset()
+
+    def get(self, dotted: str) -> Any:
+        """The value of a dotted key such as ``"model.depth"``."""
+        section, _, name = dotted.partition(".")
+        if section not in SECTIONS or not hasattr(getattr(self, section), name):
+            raise ConfigError(f"unknown key {dotted}{closest(dotted, key_specs())}")
+        return getattr(getattr(self, section), name)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
+        """A new Config with dotted keys replaced, validated like the TOML."""
+        raw = self.to_dict(explicit_only=True)
+        for dotted, value in overrides.items():
+            section, _, name = str(dotted).partition(".")
+            if section not in SECTIONS or not name:
+                raise ConfigError(f"unknown key {dotted}{closest(str(dotted), key_specs())}")
+            raw.setdefault(section, {})[name] = value
+        return build_config(raw, source=self.source)
+
+    def to_dict(self, explicit_only: bool = False) -> dict:
+        """Nested plain dict (JSON- and TOML-ready); optionally only the keys a user set."""
+        out: dict = {k: getattr(self, k) for k in TOP_LEVEL_TEXT}
+        for section in SECTIONS:
+            values = dataclasses.asdict(getattr(self, section))
+            if explicit_only:
+                values = {k: v for k, v in values.items() if f"{section}.{k}" in self.explicit}
+            out[section] = values
+        return out
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.model.kind in RECURRENT_KINDS
+
+    @property
+    def is_classification(self) -> bool:
+        return self.data.task in CLASSIFICATION_TASKS or self.data.task == "copy"
+
+
+def parse_value(spec: KeySpec, text: str) -> Any:
+    """Type a command-line string (``--set model.depth=30``) by the key's schema type."""
+    text = text.strip()
+    if spec.type is bool:
+        lowered = text.lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{spec.dotted} = {text!r} is not allowed: expected {spec.allowed()}")
+    if spec.type in (int, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{spec.dotted} = {text!r} is not allowed: expected {spec.allowed()}") from None
+        return int(number) if spec.type is int and number.is_integer() else number
+    return text.strip("\"'")
+
+
+def _check_value(spec: KeySpec, value: Any) -> Any:
+    """Return the value coerced to the key's type, or raise a ConfigError naming what is allowed."""
+
+    def bad(why: str = "") -> ConfigError:
+        return ConfigError(f"{spec.dotted} = {value!r} is not allowed: expected {spec.allowed()}{why}")
+
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if spec.type is str:
+        if not isinstance(value, str):
+            raise bad()
+        if spec.choices and value not in spec.choices:
+            raise bad(closest(value, spec.choices))
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad()
+    if spec.type is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise bad()
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad()
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        raise bad()
+    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
+        raise bad()
+    return value
+
+
+def build_config(raw: Mapping[str, Any], source: str = "") -> Config:
+    """Validate a nested dict (as parsed from TOML) into a Config.
+
+    Unknown sections or keys, wrong types, out-of-range values and keys that do not
+    apply to the chosen model kind or task all raise ConfigError.
+    """
+    specs = key_specs()
+    where = f"{source}: " if source else ""
+    sections: dict[str, dict] = {name: {} for name in SECTIONS}
+    text: dict[str, str] = {}
+    explicit = set()
+    for top, body in raw.items():
+        if top in TOP_LEVEL_TEXT:
+            if not isinstance(body, str):
+                raise ConfigError(f"{where}{top} = {body!r} is not allowed: expected a string")
+            text[top] = body
+            continue
+        if top not in SECTIONS:
+            allowed = ", ".join(list(TOP_LEVEL_TEXT) + [f"[{s}]" for s in SECTIONS])
+            raise ConfigError(f"{where}unknown table or key {top!r} (allowed: {allowed}){closest(top, list(SECTIONS) + list(TOP_LEVEL_TEXT))}")
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{where}{top} must be a table ([{top}]), not {body!r}")
+        for name, value in body.items():
+            dotted = f"{top}.{name}"
+            if dotted not in specs:
+                raise ConfigError(f"{where}unknown key {dotted}{closest(dotted, specs)}")
+            try:
+                sections[top][name] = _check_value(specs[dotted], value)
+            except ConfigError as err:
+                raise ConfigError(f"{where}{err}") from None
+            explicit.add(dotted)
+    cfg = Config(
+        model=ModelConfig(**sections["model"]),
+        data=DataConfig(**sections["data"]),
+        train=TrainConfig(**sections["train"]),
+        alerts=AlertsConfig(**sections["alerts"]),
+        source=source,
+        explicit=frozenset(explicit),
+        **text,
+    )
+    try:
+        _check_relations(cfg, specs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None
+    return cfg
+
+
+def _check_relations(cfg: Config, specs: dict[str, KeySpec]) -> None:
+    """Checks that involve more than one key."""
+    kind, task = cfg.model.kind, cfg.data.task
+    for dotted in sorted(cfg.explicit):
+        spec = specs[dotted]
+        if spec.kinds and kind not in spec.kinds:
+            raise ConfigError(f"{dotted} applies only to model.kind {' / '.join(spec.kinds)}, not {kind!r}")
+        if spec.tasks and task not in spec.tasks:
+            raise ConfigError(f"{dotted} applies only to data.task {' / '.join(spec.tasks)}, not {task!r}")
+    if cfg.is_recurrent and task not in SEQUENCE_TASKS:
+        raise ConfigError(
+            f"data.task = {task!r} is not allowed for model.kind {kind!r}: expected one of {', '.join(SEQUENCE_TASKS)}"
+        )
+    if not cfg.is_recurrent and task not in MLP_TASKS:
+        raise ConfigError(
+            f"data.task = {task!r} is not allowed for model.kind 'mlp': expected one of {', '.join(MLP_TASKS)}"
+        )
+    if kind == "rnn" and cfg.model.activation not in RNN_ACTIVATIONS:
+        raise ConfigError(
+            f"model.activation = {cfg.model.activation!r} is not allowed for a vanilla rnn: expected one of {', '.join(RNN_ACTIVATIONS)}"
+        )
+    if kind in ("lstm", "gru") and cfg.model.activation not in GATED_ACTIVATIONS:
+        raise ConfigError(
+            f"model.activation = {cfg.model.activation!r} is not allowed for {kind}: its cell uses tanh (expected tanh)"
+        )
+    n_train = cfg.data.samples - int(round(cfg.data.samples * cfg.data.test_fraction))
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size = {cfg.train.batch_size} is larger than the {n_train} training examples "
+            f"(data.samples = {cfg.data.samples}, data.test_fraction = {cfg.data.test_fraction:g}); "
+            f"allowed: 1 to {n_train}"
+        )
+    if n_train < 1 or cfg.data.samples - n_train < 1:
+        raise ConfigError("data.samples and data.test_fraction leave no training or no held-out examples")

@@ -1,0 +1,1 @@
+"""The shipped presets (TOML files), installed as the package gradtui.presets."""
