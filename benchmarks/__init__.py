@@ -1,0 +1,1 @@
+"""Benchmarks and plain-NumPy reference implementations that gradtui's engine is measured against."""
