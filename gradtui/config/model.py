@@ -68,12 +68,22 @@ class Config:
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
         """A new Config with dotted keys replaced, validated like the TOML."""
+        specs = key_specs()
         raw = self.to_dict(explicit_only=True)
         for dotted, value in overrides.items():
             section, _, name = str(dotted).partition(".")
             if section not in SECTIONS or not name:
-                raise ConfigError(f"unknown key {dotted}{closest(str(dotted), key_specs())}")
+                raise ConfigError(f"unknown key {dotted}{closest(str(dotted), specs)}")
             raw.setdefault(section, {})[name] = value
+        # Keys inherited from this config that stop applying (data.classes after a switch
+        # away from spirals, say) fall back to their defaults; the overrides stay strict.
+        kind = raw["model"].get("kind", ModelConfig.kind)
+        task = raw["data"].get("task", DataConfig.task)
+        for dotted in self.explicit - set(overrides):
+            spec = specs[dotted]
+            if (spec.kinds and kind not in spec.kinds) or (spec.tasks and task not in spec.tasks):
+                section, _, name = dotted.partition(".")
+                raw[section].pop(name, None)
         return build_config(raw, source=self.source)
 
     def to_dict(self, explicit_only: bool = False) -> dict:

@@ -1,0 +1,211 @@
+"""Experiment: one network, its data, its optimiser, stepped one batch at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.config import Config, ConfigError
+from gradtui.config.changes import restart_keys
+from gradtui.engine.record import StepRecord
+from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
+from gradtui.tasks import make_dataset
+
+STAT_NAMES = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")
+
+
+def build_network(cfg: Config, data, dtype):
+    """The network the config describes, for the dataset's input and output sizes."""
+    if cfg.is_recurrent:
+        from gradtui.engine.recurrent import RecurrentNetwork
+
+        return RecurrentNetwork(cfg, data, dtype)
+    from gradtui.engine.mlp import MLPNetwork
+
+    return MLPNetwork(cfg, data.n_in, data.n_out, data.classification, dtype)
+
+
+class Experiment:
+    """A deterministic training run: the same config gives the same numbers.
+
+    >>> exp = Experiment(load_config("vanishing-sigmoid"))
+    >>> rec = exp.step()            # one optimiser step -> StepRecord
+    """
+
+    def __init__(self, cfg: Config, data=None):
+        self.cfg = cfg
+        self.dtype = np.dtype(cfg.train.dtype)
+        self.data = data if data is not None else make_dataset(cfg)
+        self._x_train = np.ascontiguousarray(self.data.x_train, dtype=self.dtype)
+        self._y_train = self.data.y_train if self.data.classification else self.data.y_train.astype(self.dtype)
+        self.network = build_network(cfg, self.data, self.dtype)
+        self.layout = self.network.layout
+        self.theta = np.zeros(self.layout.size, dtype=self.dtype)
+        self.network.init_params(self.theta, np.random.default_rng(cfg.train.seed))
+        self._allocate_optimizer()
+        self._order_rng = np.random.default_rng([cfg.train.seed, 1])
+        self._order = self._order_rng.permutation(len(self._x_train))
+        self._cursor = 0
+        self.step_count = 0
+        self._updates = 0  # applied updates, Adam's t
+
+    def _allocate_optimizer(self) -> None:
+        n = self.layout.size
+        self.grad = np.zeros(n, self.dtype)
+        self._spare = np.zeros(n, self.dtype)
+        self._state = [np.zeros(n, self.dtype) for _ in range(4)]
+        self._segments = self.layout.segments()
+
+    # -- the library API -------------------------------------------------------------------
+    @property
+    def layer_names(self) -> list[str]:
+        """Statistic layers, input to output: "hidden.0", ..., "output" (or "rnn.0", ...)."""
+        return self.network.layer_names
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter, by name."""
+        return self.layout.to_dict(self.theta)
+
+    def set_params(self, params: dict) -> None:
+        """Load some or all parameters back; names and shapes must match."""
+        for name, value in params.items():
+            if name not in self.layout:
+                raise KeyError(f"no parameter {name!r}; parameters are {', '.join(self.layout.names)}")
+            target = self.layout.view(self.theta, name)
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(f"{name} has shape {target.shape}, not {value.shape}")
+            target[:] = value
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next training batch, without stepping."""
+        b = self.cfg.train.batch_size
+        if self._cursor + b > len(self._order):
+            self._order = self._order_rng.permutation(len(self._x_train))
+            self._cursor = 0
+        idx = self._order[self._cursor : self._cursor + b]
+        return self._x_train[idx], self._y_train[idx]
+
+    def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and gradients (same keys as params) on (x, y); no update, no side effects."""
+        grad = np.zeros_like(self.theta)
+        loss = self.network.loss_and_grad(self.theta, grad, x, y, False, None)
+        return float(loss), self.layout.to_dict(grad)
+
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss (and accuracy, for classification) on the held-out split."""
+        loss, accuracy = self.network.evaluate(self.theta, self.data.x_test, self.data.y_test)
+        out = {"loss": float(loss)}
+        if accuracy is not None:
+            out["accuracy"] = float(accuracy)
+        return out
+
+    def step(self) -> StepRecord:
+        """One optimiser step on the next batch, with every statistic.
+
+        A step whose loss, gradients or new parameters are not finite is not applied;
+        its record has ``nonfinite=True`` and names the first layer, in the order the
+        step computes them (activations input to output, then the loss, then the
+        back-propagated errors output to input, then gradients and new weights), where
+        a non-finite value appeared.
+        """
+        x, y = self.batch()
+        self._cursor += self.cfg.train.batch_size
+        self.step_count += 1
+        n_layers = len(self.layer_names)
+        stats = {name: np.zeros(n_layers) for name in STAT_NAMES}
+        extra = self.network.extra_stats()
+        stats.update(extra)
+        loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, stats))
+        grad_norm = np.zeros(n_layers)
+        total = float(gradient_norms(self.grad, self._segments, n_layers, grad_norm))
+        weight_norm = np.zeros(n_layers)
+        update_ratio = np.zeros(n_layers)
+        clipped = False
+        bad = _first_nonfinite(self.layer_names, stats, loss, grad_norm, total)
+        if bad is None:
+            layer_finite = np.zeros(n_layers)
+            t = self._updates + 1
+            tr = self.cfg.train
+            s1, s2, s1_out, s2_out = self._state
+            clipped = bool(apply_update(
+                self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
+                OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
+                CLIP_CODES[tr.clip], tr.clip_threshold, total, t,
+                weight_norm, update_ratio, layer_finite,
+            ))
+            bad_new = np.flatnonzero(~np.isfinite(layer_finite))
+            if bad_new.size:
+                bad = self.layer_names[bad_new[0]]
+            else:
+                self.theta, self._spare = self._spare, self.theta
+                self._state = [s1_out, s2_out, s1, s2]
+                self._updates = t
+        if bad is not None:
+            weight_norm = self._weight_norms()
+            update_ratio = np.zeros(n_layers)
+        return StepRecord(
+            step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
+            grad_norm=grad_norm, delta_norm=stats["delta_norm"], weight_norm=weight_norm,
+            update_ratio=update_ratio, act_mean=stats["act_mean"], act_std=stats["act_std"],
+            dead_fraction=stats["dead_fraction"], saturation=stats["saturation"],
+            nonfinite=bad is not None, nonfinite_layer=bad,
+            time_delta_norm=extra.get("time_delta_norm"), forget_gate_mean=extra.get("forget_gate_mean"),
+        )
+
+    # -- swaps -----------------------------------------------------------------------------
+    def reconfigure(self, cfg: Config) -> None:
+        """Apply a change whose weights carry over (activation, batch norm, residual, clipping,
+        optimiser, learning rate ...) in place: parameters keep their values bit for bit,
+        new ones start fresh (gamma 1, beta 0, alpha prelu_init), the optimiser state
+        carries over unless the optimiser changed. Changes that need fresh weights raise
+        ConfigError; build a new Experiment for those.
+        """
+        blocked = restart_keys(self.cfg, cfg)
+        if blocked:
+            raise ConfigError(f"changing {', '.join(blocked)} needs a restart with fresh weights")
+        old_params, old_layout = self.params(), self.layout
+        old_state = [old_layout.to_dict(s) for s in self._state[:2]]
+        old_buffers = {k: v.copy() for k, v in self.network.buffers().items()}
+        keep_state = cfg.train.optimizer == self.cfg.train.optimizer
+        self.cfg = cfg
+        self.network = build_network(cfg, self.data, self.dtype)
+        self.layout = self.network.layout
+        self.theta = np.zeros(self.layout.size, dtype=self.dtype)
+        self.network.init_params(self.theta, np.random.default_rng(cfg.train.seed))
+        self.set_params({k: v for k, v in old_params.items() if k in self.layout})
+        self._allocate_optimizer()
+        if keep_state:
+            for buf, saved in zip(self._state[:2], old_state):
+                for name, value in saved.items():
+                    if name in self.layout:
+                        self.layout.view(buf, name)[:] = value
+        else:
+            self._updates = 0
+        for name, value in self.network.buffers().items():
+            if name in old_buffers and old_buffers[name].shape == value.shape:
+                value[:] = old_buffers[name]
+
+    def _weight_norms(self) -> np.ndarray:
+        norms = np.zeros(len(self.layer_names))
+        for i, name in enumerate(self.layout.names):
+            if self.layout.weight[i]:
+                norms[self.layout.layer_index[i]] += float(np.sum(self.layout.view(self.theta, name).astype(np.float64) ** 2))
+        return np.sqrt(norms)
+
+
+def _first_nonfinite(layers, stats, loss, grad_norm, total) -> str | None:
+    """Where a non-finite value first appeared, in the order the step computes things."""
+    forward = ~(np.isfinite(stats["act_mean"]) & np.isfinite(stats["act_std"]))
+    if forward.any():
+        return layers[int(np.flatnonzero(forward)[0])]
+    if not np.isfinite(loss):
+        return "loss"
+    backward = ~np.isfinite(stats["delta_norm"])
+    if backward.any():
+        return layers[int(np.flatnonzero(backward)[-1])]
+    bad_grad = ~np.isfinite(grad_norm)
+    if bad_grad.any():
+        return layers[int(np.flatnonzero(bad_grad)[-1])]
+    if not np.isfinite(total):
+        return layers[-1]
+    return None

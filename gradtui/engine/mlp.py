@@ -1,0 +1,147 @@
+"""The deep MLP: parameter layout, initialisation and calls into the fused kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine import mlp_kernel as K
+from gradtui.engine.activations import CODES, SATURATION_LIMIT
+from gradtui.engine.init import init_weight
+from gradtui.engine.layout import ParamLayout
+
+EVAL_CHUNK = 1024  # held-out examples per forward pass, so evaluation memory stays bounded
+
+
+class MLPNetwork:
+    """``depth`` hidden layers of ``width`` units, then a linear output layer.
+
+    Layers are named "hidden.{l}" and "output"; parameters "hidden.{l}.W", ".b",
+    ".gamma", ".beta" (batch norm), ".alpha" (prelu), "output.W", "output.b".
+    """
+
+    def __init__(self, cfg, n_in: int, n_out: int, classification: bool, dtype):
+        m = cfg.model
+        self.cfg = cfg
+        self.dtype = np.dtype(dtype)
+        self.depth, self.width = m.depth, m.width
+        self.n_in, self.n_out, self.classification = n_in, n_out, classification
+        self.act = CODES[m.activation]
+        self.sat_limit = SATURATION_LIMIT.get(self.act, -1.0)
+        self.exact = self.dtype == np.float64
+        self.layout = ParamLayout()
+        self.table = np.full((m.depth + 1, 8), -1, dtype=np.int64)
+        fan_in = n_in
+        for l in range(m.depth + 1):
+            hidden = l < m.depth
+            fan_out = m.width if hidden else n_out
+            layer = self.layout.add_layer(f"hidden.{l}" if hidden else "output")
+            row = self.table[l]
+            row[K.COL_W] = self.layout.add(layer, "W", (fan_in, fan_out), weight=True)
+            row[K.COL_B] = self.layout.add(layer, "b", (fan_out,))
+            if hidden and m.batchnorm:
+                row[K.COL_GAMMA] = self.layout.add(layer, "gamma", (fan_out,))
+                row[K.COL_BETA] = self.layout.add(layer, "beta", (fan_out,))
+            if hidden and m.activation == "prelu":
+                row[K.COL_ALPHA] = self.layout.add(layer, "alpha", (fan_out,))
+            row[K.COL_FAN_IN], row[K.COL_FAN_OUT] = fan_in, fan_out
+            row[K.COL_RESIDUAL] = int(hidden and m.residual and fan_in == fan_out)
+            fan_in = fan_out
+        self.running_mean = np.zeros((m.depth, m.width), dtype=self.dtype)
+        self.running_var = np.ones((m.depth, m.width), dtype=self.dtype)
+        self._workspaces: dict[int, tuple] = {}
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.layout.layers)
+
+    def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
+        """Weights from the init scheme; biases N(bias_init, bias_std^2); gamma 1, beta 0, alpha prelu_init."""
+        m = self.cfg.model
+        for l in range(self.depth + 1):
+            prefix = self.layout.layers[l]
+            fan_in, fan_out = self.table[l, K.COL_FAN_IN], self.table[l, K.COL_FAN_OUT]
+            W = init_weight(m.init, rng, fan_in, fan_out, m.init_gain, m.init_std)
+            self.layout.view(theta, f"{prefix}.W")[:] = W
+            b = rng.normal(0.0, m.bias_std, fan_out) if m.bias_std > 0 else np.zeros(fan_out)
+            if l < self.depth:
+                b = b + m.bias_init
+            self.layout.view(theta, f"{prefix}.b")[:] = b
+            if f"{prefix}.gamma" in self.layout:
+                self.layout.view(theta, f"{prefix}.gamma")[:] = 1.0
+                self.layout.view(theta, f"{prefix}.beta")[:] = 0.0
+            if f"{prefix}.alpha" in self.layout:
+                self.layout.view(theta, f"{prefix}.alpha")[:] = m.prelu_init
+
+    def _workspace(self, batch: int) -> tuple:
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            d, w, dt = self.depth, self.width, self.dtype
+            ws = (
+                np.zeros((d, batch, w), dt),  # Z: phi's input
+                np.zeros((d, batch, w), dt),  # ZH: normalised z (batch norm)
+                np.zeros((d, batch, w), dt),  # D: phi'
+                np.zeros((d, batch, w), dt),  # H: layer outputs
+                np.zeros((d, w), dt),  # inv_std
+                np.zeros((batch, self.n_out), dt),  # logits
+                np.zeros((batch, self.n_out), dt),  # dlogits
+                np.zeros((batch, w), dt),  # dH
+                np.zeros((batch, w), dt),  # dH_next
+                np.zeros((batch, w), dt),  # DZ
+            )
+            if len(self._workspaces) > 4:
+                self._workspaces.clear()
+            self._workspaces[batch] = ws
+        return ws
+
+    def _targets(self, y: np.ndarray):
+        if self.classification:
+            return np.ascontiguousarray(y, dtype=np.int64), np.zeros((1, 1), self.dtype)
+        return np.zeros(1, np.int64), np.ascontiguousarray(y, dtype=self.dtype)
+
+    def loss_and_grad(self, theta, grad, x, y, train: bool, stats) -> float:
+        """Forward and backward on (x, y): fills ``grad`` and, when ``stats`` is given, its arrays.
+
+        ``stats`` is None or a dict of float64 arrays act_mean, act_std, dead_fraction,
+        saturation, delta_norm (one entry per layer). ``train`` updates batch norm's running statistics.
+        """
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        y_class, y_value = self._targets(y)
+        Z, ZH, D, H, inv_std, logits, dlogits, dH, dH_next, DZ = self._workspace(x.shape[0])
+        on = stats is not None
+        s = stats if on else _EMPTY_STATS
+        m = self.cfg.model
+        return K.mlp_step(
+            theta, grad, self.table, x, y_class, y_value, self.classification, self.act,
+            m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
+            Z, ZH, D, H, inv_std, self.running_mean, self.running_var, logits, dlogits,
+            dH, dH_next, DZ, train, on,
+            s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
+        )
+
+    def evaluate(self, theta, x, y) -> tuple[float, float | None]:
+        """Mean loss over the examples and the accuracy (None for regression)."""
+        m = self.cfg.model
+        total, correct = 0.0, 0
+        for start in range(0, len(x), EVAL_CHUNK):
+            xc = np.ascontiguousarray(x[start : start + EVAL_CHUNK], dtype=self.dtype)
+            y_class, y_value = self._targets(y[start : start + EVAL_CHUNK])
+            Z, ZH, D, H, inv_std, logits, dlogits, _, _, _ = self._workspace(xc.shape[0])
+            loss, ok = K.mlp_evaluate(
+                theta, self.table, xc, y_class, y_value, self.classification, self.act,
+                m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
+                Z, ZH, D, H, inv_std, self.running_mean, self.running_var, logits, dlogits,
+            )
+            total += loss * len(xc)
+            correct += ok
+        return total / len(x), (correct / len(x) if self.classification else None)
+
+    def extra_stats(self) -> dict[str, np.ndarray]:
+        """Statistics beyond the per-layer ones (recurrent nets add the time profile); none here."""
+        return {}
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """State that is not a parameter but carries over a swap (batch norm's running statistics)."""
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+
+_EMPTY_STATS = {k: np.zeros(1) for k in ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")}
