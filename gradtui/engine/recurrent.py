@@ -1,0 +1,216 @@
+"""Stacked recurrent nets (vanilla RNN, LSTM, GRU) with a linear readout, behind the Experiment API.
+
+Layers are named "rnn.{l}" (input to output) and "output". Parameters, with G the number
+of gate blocks (rnn 1, lstm 4 [i, f, g, o], gru 3 [r, u, n]) and H = model.width:
+    rnn.{l}.W_ih (fan_in, G H)  input weights, model.init x model.init_gain per gate block
+    rnn.{l}.W_hh (H, G H)       recurrent weights, model.recurrent_init x recurrent_gain per block:
+                                orthogonal (Saxe et al. 2013), identity (Le et al. 2015),
+                                xavier U[-sqrt(3/H), sqrt(3/H)], normal N(0, 1/H) (spectral
+                                radius ~ 1 before the gain, by the circular law)
+    rnn.{l}.b (G H)             biases N(0, bias_std^2); LSTM forget block + model.forget_bias
+    rnn.{l}.b_hn (H)            GRU only: the bias inside r * (h W_hn + b_hn)
+    output.W (H, n_out), output.b (n_out)
+The maths, the statistics' definitions and the loss are documented in rnn_kernel,
+gated_kernel and seq_kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine import seq_kernel as K
+from gradtui.engine.activations import CODES
+from gradtui.engine.init import init_weight, orthogonal
+from gradtui.engine.layout import ParamLayout
+from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, saturation_limit
+
+CELLS = {"rnn": K.RNN, "lstm": K.LSTM, "gru": K.GRU}
+EVAL_ROWS = 16384  # (examples x steps) per evaluation chunk, so evaluation memory stays bounded
+STATS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")
+
+
+def recurrent_weight(scheme: str, rng: np.random.Generator, H: int, gain: float) -> np.ndarray:
+    """One gate block's (H, H) recurrent matrix."""
+    if scheme == "orthogonal":
+        w = orthogonal(rng, H, H)
+    elif scheme == "identity":
+        w = np.eye(H)
+    elif scheme == "xavier":
+        w = init_weight("xavier", rng, H, H)
+    elif scheme == "normal":
+        w = rng.normal(0.0, np.sqrt(1.0 / H), (H, H))
+    else:
+        raise ValueError(f"unknown recurrent init {scheme!r}")
+    return w * gain
+
+
+class RecurrentNetwork:
+    """``depth`` stacked recurrent layers of ``width`` units and a linear readout.
+
+    The readout covers the last R steps of the top layer: R is the target's step count
+    (adding: y (n, 1) -> R = 1; copy: y (n, 10) labels -> R = 10; sine: y (n, T, 1) -> R = T).
+    """
+
+    def __init__(self, cfg, data, dtype):
+        m = cfg.model
+        self.cfg = cfg
+        self.dtype = np.dtype(dtype)
+        self.kind = m.kind
+        self.cell = CELLS[m.kind]
+        self.n_gates = K.N_GATES[self.cell]
+        self.depth, self.width = m.depth, m.width
+        self.n_in, self.n_out, self.classification = data.n_in, data.n_out, data.classification
+        self.seq_len = int(data.x_train.shape[1])
+        y = data.y_train
+        self.readout_steps = int(y.shape[1]) if (data.classification or y.ndim == 3) else 1
+        # classification: cross-entropy summed over the read-out steps / (batch * all steps)
+        self.class_steps = float(self.seq_len)
+        self.act = CODES[m.activation] if m.kind == "rnn" else CODES["tanh"]
+        self.sat_limit = saturation_limit(self.act)
+        self.exact = self.dtype == np.float64
+        H, GH = self.width, self.n_gates * self.width
+        self.layout = ParamLayout()
+        self.table = np.full((m.depth + 1, 5), -1, dtype=np.int64)
+        fan_in = self.n_in
+        for l in range(m.depth):
+            layer = self.layout.add_layer(f"rnn.{l}")
+            row = self.table[l]
+            row[COL_W_IH] = self.layout.add(layer, "W_ih", (fan_in, GH), weight=True)
+            row[COL_W_HH] = self.layout.add(layer, "W_hh", (H, GH), weight=True)
+            row[COL_B] = self.layout.add(layer, "b", (GH,))
+            if m.kind == "gru":
+                row[COL_B_HN] = self.layout.add(layer, "b_hn", (H,))
+            row[COL_FAN_IN] = fan_in
+            fan_in = H
+        layer = self.layout.add_layer("output")
+        self.table[m.depth, COL_W_IH] = self.layout.add(layer, "W", (H, self.n_out), weight=True)
+        self.table[m.depth, COL_B] = self.layout.add(layer, "b", (self.n_out,))
+        self.table[m.depth, COL_FAN_IN] = H
+        self._workspaces: dict[int, tuple] = {}
+        self._no_shift = np.zeros((1, 1, 1), self.dtype)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.layout.layers)
+
+    def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
+        """Input weights per model.init, recurrent weights per model.recurrent_init, each gate block on its own."""
+        m = self.cfg.model
+        H, G = self.width, self.n_gates
+        for l in range(self.depth):
+            p = f"rnn.{l}"
+            fan_in = int(self.table[l, COL_FAN_IN])
+            W_ih = np.concatenate([init_weight(m.init, rng, fan_in, H, m.init_gain, m.init_std) for _ in range(G)], axis=1)
+            W_hh = np.concatenate([recurrent_weight(m.recurrent_init, rng, H, m.recurrent_gain) for _ in range(G)], axis=1)
+            b = rng.normal(0.0, m.bias_std, G * H) if m.bias_std > 0 else np.zeros(G * H)
+            if self.kind == "lstm":
+                b[H : 2 * H] += m.forget_bias
+            self.layout.view(theta, f"{p}.W_ih")[:] = W_ih
+            self.layout.view(theta, f"{p}.W_hh")[:] = W_hh
+            self.layout.view(theta, f"{p}.b")[:] = b
+            if self.kind == "gru":
+                self.layout.view(theta, f"{p}.b_hn")[:] = rng.normal(0.0, m.bias_std, H) if m.bias_std > 0 else 0.0
+        self.layout.view(theta, "output.W")[:] = init_weight(m.init, rng, H, self.n_out, m.init_gain, m.init_std)
+        self.layout.view(theta, "output.b")[:] = 0.0
+
+    def _workspace(self, batch: int) -> tuple:
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            L, T, B, H, dt = self.depth, self.seq_len, batch, self.width, self.dtype
+            GH = self.n_gates * H
+            R, Ko = self.readout_steps, self.n_out
+            lstm, gru = self.kind == "lstm", self.kind == "gru"
+            ws = dict(
+                XT=np.zeros((T, B, self.n_in), dt),  # the input, time-major
+                HS=np.zeros((L, T + 1, B, H), dt),  # h_0 = 0, h_1 .. h_T
+                GA=np.zeros((L, T, B, GH), dt),  # phi' (rnn) or the gate values
+                C=np.zeros((L, T + 1, B, H) if lstm else (L, 1, 1, 1), dt),  # LSTM cells
+                TC=np.zeros((L, T, B, H) if (lstm or gru) else (L, 1, 1, 1), dt),  # tanh(c) / GRU h W_hn + b_hn
+                XW=np.zeros((T, B, GH), dt),
+                tmp=np.zeros((B, GH), dt),
+                LOG=np.zeros((R, B, Ko), dt),
+                DLOG=np.zeros((R, B, Ko), dt),
+                DH_IN=np.zeros((T, B, H), dt),
+                DH_BELOW=np.zeros((T, B, H), dt),
+                DA=np.zeros((T, B, GH), dt),
+                DR=np.zeros((T, B, GH) if gru else (1, 1, 1), dt),
+                dh_next=np.zeros((B, H), dt),
+                dc=np.zeros((B, H), dt),
+                direct=np.zeros((B, H), dt),
+                YV=np.zeros((R, B, Ko), dt),
+                YC=np.zeros((R, B), np.int64),
+            )
+            if len(self._workspaces) > 3:
+                self._workspaces.clear()
+            self._workspaces[batch] = ws
+        return ws
+
+    def _load(self, ws, x, y) -> None:
+        """Copy a batch into the time-major workspace arrays (no allocation)."""
+        np.copyto(ws["XT"], np.swapaxes(x, 0, 1), casting="unsafe")
+        if self.classification:
+            np.copyto(ws["YC"], np.swapaxes(y, 0, 1), casting="unsafe")
+        elif y.ndim == 2:  # one target per example, read out after the last step
+            np.copyto(ws["YV"][0], y, casting="unsafe")
+        else:
+            np.copyto(ws["YV"], np.swapaxes(y, 0, 1), casting="unsafe")
+
+    def loss_and_grad(self, theta, grad, x, y, train: bool, stats, h_shift=None) -> float:
+        """Forward, loss and BPTT on (x, y): fills ``grad`` and, when ``stats`` is a dict, its arrays.
+
+        ``stats`` holds float64 arrays act_mean, act_std, dead_fraction, saturation,
+        delta_norm (one entry per layer) and the arrays of :meth:`extra_stats`.
+        ``h_shift`` (tests only): a (T, B, H) array added to the top layer's h_t as soon
+        as it is computed, so dL/dh_t can be checked by finite differences on it.
+        """
+        x = np.asarray(x)
+        ws = self._workspace(x.shape[0])
+        self._load(ws, x, np.asarray(y))
+        on = stats is not None
+        s = stats if on else self._scratch_stats()
+        shift_on = h_shift is not None
+        shift = np.ascontiguousarray(h_shift, dtype=self.dtype) if shift_on else self._no_shift
+        forget = s.get("forget_gate_mean", _EMPTY)
+        return float(K.seq_step(
+            self.cell, theta, grad, self.table, ws["XT"], ws["YC"], ws["YV"], self.classification,
+            self.class_steps, self.act, self.exact, self.sat_limit, ws["HS"], ws["GA"], ws["C"], ws["TC"],
+            ws["XW"], ws["tmp"], ws["LOG"], ws["DLOG"], ws["DH_IN"], ws["DH_BELOW"], ws["DA"], ws["DR"],
+            ws["dh_next"], ws["dc"], ws["direct"], shift, shift_on, on,
+            s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
+            forget, s["time_delta_norm"],
+        ))
+
+    def _scratch_stats(self) -> dict:
+        return {**{k: _EMPTY for k in STATS}, "time_delta_norm": _EMPTY}
+
+    def evaluate(self, theta, x, y) -> tuple[float, float | None]:
+        """Mean loss over the examples and, for classification, the share of read-out steps predicted right."""
+        chunk = max(1, EVAL_ROWS // self.seq_len)
+        total, correct = 0.0, 0
+        for start in range(0, len(x), chunk):
+            xc, yc = np.asarray(x[start : start + chunk]), np.asarray(y[start : start + chunk])
+            ws = self._workspace(len(xc))
+            self._load(ws, xc, yc)
+            loss, ok = K.seq_evaluate(
+                self.cell, theta, self.table, ws["XT"], ws["YC"], ws["YV"], self.classification,
+                self.class_steps, self.act, self.exact, ws["HS"], ws["GA"], ws["C"], ws["TC"],
+                ws["XW"], ws["tmp"], ws["LOG"], ws["DLOG"], self._no_shift,
+            )
+            total += float(loss) * len(xc)
+            correct += int(ok)
+        n = len(x)
+        return total / n, (correct / (n * self.readout_steps) if self.classification else None)
+
+    def extra_stats(self) -> dict[str, np.ndarray]:
+        """Fresh arrays for the time profile (one entry per step) and, for LSTMs, the forget gates."""
+        out = {"time_delta_norm": np.zeros(self.seq_len)}
+        if self.kind == "lstm":
+            out["forget_gate_mean"] = np.zeros(self.depth)
+        return out
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """No state beyond the parameters."""
+        return {}
+
+
+_EMPTY = np.zeros(1)

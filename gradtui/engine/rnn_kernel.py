@@ -1,0 +1,188 @@
+"""Shared recurrent-kernel helpers and the vanilla RNN cell (forward and BPTT for one layer).
+
+Arrays are time-major: a layer's hidden states HS have shape (T + 1, B, H) with
+HS[0] = h_0 = 0 and HS[t] = h_t; the input projection of the whole sequence is one
+matrix product XW = X W_ih over (T B) rows before the time loop, the recurrent product
+h_{t-1} W_hh is one (B, H) x (H, G H) BLAS call per step, and everything elementwise
+is a fused loop. After the backward time loop, dW_ih, dW_hh and the gradient for the
+layer below are again one matrix product each over all T B rows.
+
+Vanilla cell (G = 1):  a_t = x_t W_ih + h_{t-1} W_hh + b,  h_t = phi(a_t)
+BPTT:  dh_t = dL/dh_t (total: from the readout or the layer above, plus from step t+1)
+       da_t = dh_t * phi'(a_t);   dh_{t-1} += da_t W_hh^T
+Statistics of a vanilla layer (all steps and examples together, like an MLP layer):
+    act_mean/act_std of h_t; dead_fraction: units with phi' = 0 on every example and step
+    (dead ReLUs); saturation: share of (example, step, unit) elements with phi' below 5% of
+    its maximum (sigmoid, tanh; never for ReLU); delta_norm = ||da||_F over batch and time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
+from gradtui.engine.jit import kernel
+
+# Layer table columns (int64, one row per recurrent layer, then the output row).
+COL_W_IH, COL_W_HH, COL_B, COL_B_HN, COL_FAN_IN = range(5)
+# Gates below 5% of their maximal derivative count as saturated (as for the MLP).
+SIG_SAT = 0.25 * 0.05
+TANH_SAT = 0.05
+
+
+@kernel(inline="always")
+def tanh_(x, exact):
+    """Exact tanh in float64 (gradient checks), the vectorisable rational one in float32."""
+    return np.tanh(x) if exact else fast_tanh(x)
+
+
+@kernel(inline="always")
+def sigmoid_(x, exact):
+    """1/(1+e^-x) = (1 + tanh(x/2))/2, never overflows."""
+    return 0.5 + 0.5 * tanh_(0.5 * x, exact)
+
+
+@kernel
+def matrix(flat, offset, rows, cols):
+    """A (rows, cols) view of the flat parameter (or gradient) vector."""
+    return flat[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@kernel
+def rows2d(a):
+    """A contiguous (T, B, K) block seen as (T B, K)."""
+    return a.reshape((a.shape[0] * a.shape[1], a.shape[2]))
+
+
+@kernel
+def norm3(a):
+    """Frobenius norm of a 3-D block, accumulated in float64."""
+    s = 0.0
+    for t in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                v = np.float64(a[t, i, j])
+                s += v * v
+    return np.sqrt(s)
+
+
+@kernel
+def norm2(a):
+    s = 0.0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = np.float64(a[i, j])
+            s += v * v
+    return np.sqrt(s)
+
+
+@kernel
+def mean_std3(a, out_mean, out_std, idx):
+    """Mean and population standard deviation of every element of a 3-D block."""
+    s = 0.0
+    ss = 0.0
+    for t in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                v = np.float64(a[t, i, j])
+                s += v
+                ss += v * v
+    count = a.shape[0] * a.shape[1] * a.shape[2]
+    mean = s / count
+    out_mean[idx] = mean
+    out_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
+
+
+@kernel
+def column_sums(a2d, out):
+    """out[j] = sum_i a2d[i, j] (bias gradients), accumulated in the array's type."""
+    out[:] = 0.0
+    for i in range(a2d.shape[0]):
+        for j in range(a2d.shape[1]):
+            out[j] += a2d[i, j]
+
+
+@kernel
+def input_projection(inp, W_ih, b, XW):
+    """XW[t] = x_t W_ih + b for every step at once (one matrix product over T B rows)."""
+    XW2 = rows2d(XW)
+    np.dot(rows2d(inp), W_ih, XW2)
+    for r in range(XW2.shape[0]):
+        for j in range(XW2.shape[1]):
+            XW2[r, j] += b[j]
+
+
+@kernel
+def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
+    """After the time loop: dW_ih = X^T DA, dW_hh = H_{t-1}^T DR, db = sum DA, DX = DA W_ih^T."""
+    T = DA.shape[0]
+    DA2 = rows2d(DA)
+    np.dot(rows2d(inp).T, DA2, dW_ih)
+    np.dot(rows2d(HS[:T]).T, rows2d(DR), dW_hh)
+    column_sums(DA2, db)
+    if below:
+        np.dot(DA2, W_ih.T, rows2d(DX))
+
+
+@kernel
+def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, tmp, act, exact, shift, shift_on):
+    """Vanilla layer forward: HS[1..T] = h_t and D[t] = phi'(a_t). ``shift`` is added to h_t (tests)."""
+    T, B, H = D.shape
+    input_projection(inp, W_ih, b, XW)
+    dummy = b[0:0]
+    for t in range(T):
+        np.dot(HS[t], W_hh, tmp)
+        xw = XW[t]
+        for i in range(B):
+            for j in range(H):
+                tmp[i, j] += xw[i, j]
+        activate(act, tmp, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
+        if shift_on:
+            HS[t + 1] += shift[t]
+
+
+@kernel
+def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
+    """BPTT through a vanilla layer: DA[t] = dL/da_t given DH_IN[t], the gradient reaching h_t
+    from outside the layer. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total)."""
+    T, B, H = D.shape
+    dh_next[:] = 0.0
+    for t in range(T - 1, -1, -1):
+        din = DH_IN[t]
+        Dt = D[t]
+        da = DA[t]
+        s = 0.0
+        for i in range(B):
+            for j in range(H):
+                g = din[i, j] + dh_next[i, j]
+                s += np.float64(g) * np.float64(g)
+                da[i, j] = g * Dt[i, j]
+        if time_on:
+            time_norm[t] = np.sqrt(s)
+        if t > 0:
+            np.dot(da, W_hh.T, dh_next)
+
+
+@kernel
+def rnn_stats(HS, D, sat_limit, layer, act_mean, act_std, dead, saturation):
+    """act_mean/std of h; dead: units with phi' == 0 everywhere; saturation: share with phi' < limit."""
+    T, B, H = D.shape
+    mean_std3(HS[1:], act_mean, act_std, layer)
+    alive = np.zeros(H, np.uint8)
+    n_sat = 0
+    for t in range(T):
+        for i in range(B):
+            for j in range(H):
+                d = D[t, i, j]
+                alive[j] |= d != 0.0
+                n_sat += d < sat_limit
+    n_dead = 0
+    for j in range(H):
+        n_dead += alive[j] == 0
+    dead[layer] = n_dead / H
+    saturation[layer] = n_sat / (T * B * H)
+
+
+def saturation_limit(act: int) -> float:
+    """phi' below this counts as saturated for a vanilla layer (never for ReLU)."""
+    return {SIGMOID: SIG_SAT, TANH: TANH_SAT}.get(act, -1.0)

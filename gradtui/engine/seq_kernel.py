@@ -1,0 +1,182 @@
+"""The fused recurrent step: stacked layers forward, readout, loss, BPTT and statistics in one call.
+
+Layer l reads x (l = 0) or the hidden states of layer l-1 and writes its own HS[l]
+(time-major, see rnn_kernel). The readout is linear on the top layer's last R states:
+    logits_t = h_t W_out + b_out   for the last R steps (adding: R = 1, copy: 10, sine: T)
+Loss: regression, the mean squared error over (R, B, n_out); classification, softmax
+cross-entropy summed over the R read-out steps and divided by B * class_steps (the copy
+task divides by T + 20, the paper's average over every step, see gradtui.tasks.sequences).
+Backward: dL/dh_t from the readout enters the top layer's DH_IN; each layer's BPTT turns it
+into DA (dL/d pre-activations), its weight gradients, and DH_IN of the layer below.
+time_delta_norm[t] = ||dL/dh_{t+1}||_F of the top layer (total: readout plus all later steps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine import gated_kernel as G
+from gradtui.engine import rnn_kernel as R
+from gradtui.engine.jit import kernel
+from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, matrix, rows2d
+
+RNN, LSTM, GRU = range(3)
+N_GATES = (1, 4, 3)
+
+
+@kernel
+def _layer_input(XT, HS, l):
+    return XT if l == 0 else HS[l - 1, 1:]
+
+
+@kernel
+def seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, sat_limit,
+                shift, shift_on, stats, act_mean, act_std, dead, saturation, forget_mean):
+    """Every layer's forward pass over the whole sequence (and its statistics when ``stats``)."""
+    L, T1, B, H = HS.shape
+    GH = GA.shape[3]
+    for l in range(L):
+        inp = _layer_input(XT, HS, l)
+        fan_in = table[l, COL_FAN_IN]
+        W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
+        W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
+        b = theta[table[l, COL_B] : table[l, COL_B] + GH]
+        top_shift = shift_on and l == L - 1
+        if cell == RNN:
+            R.rnn_forward(inp, W_ih, W_hh, b, HS[l], GA[l], XW, tmp, act, exact, shift, top_shift)
+            if stats:
+                R.rnn_stats(HS[l], GA[l], sat_limit, l, act_mean, act_std, dead, saturation)
+        elif cell == LSTM:
+            G.lstm_forward(inp, W_ih, W_hh, b, HS[l], GA[l], C[l], TC[l], XW, tmp, exact, shift, top_shift)
+            if stats:
+                G.gated_stats(HS[l], GA[l], 4, G.LSTM_TANH_BLOCK, l, act_mean, act_std, dead, saturation,
+                              forget_mean, 1)
+        else:
+            b_hn = theta[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
+            G.gru_forward(inp, W_ih, W_hh, b, b_hn, HS[l], GA[l], TC[l], XW, tmp, exact, shift, top_shift)
+            if stats:
+                G.gated_stats(HS[l], GA[l], 3, G.GRU_TANH_BLOCK, l, act_mean, act_std, dead, saturation,
+                              forget_mean, -1)
+
+
+@kernel
+def readout(theta, table, HS, LOG):
+    """LOG[r] = h_t W_out + b_out for the last R steps of the top layer."""
+    L, T1, B, H = HS.shape
+    Rn, _, K = LOG.shape
+    W = matrix(theta, table[L, COL_W_IH], H, K)
+    b = theta[table[L, COL_B] : table[L, COL_B] + K]
+    LOG2 = rows2d(LOG)
+    np.dot(rows2d(HS[L - 1, T1 - Rn :]), W, LOG2)
+    for r in range(LOG2.shape[0]):
+        for k in range(K):
+            LOG2[r, k] += b[k]
+
+
+@kernel
+def seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG):
+    """Loss, its gradient wrt the logits, and the number of correct read-out predictions."""
+    Rn, B, K = LOG.shape
+    loss = 0.0
+    correct = 0
+    if classification:
+        scale = 1.0 / (B * class_steps)
+        for r in range(Rn):
+            for i in range(B):
+                z = LOG[r, i]
+                mx = z[0]
+                best = 0
+                for k in range(1, K):
+                    if z[k] > mx:
+                        mx = z[k]
+                        best = k
+                correct += best == y_class[r, i]
+                s = 0.0
+                for k in range(K):
+                    s += np.exp(np.float64(z[k] - mx))
+                log_s = np.log(s)
+                loss += mx + log_s - z[y_class[r, i]]
+                for k in range(K):
+                    DLOG[r, i, k] = np.exp(z[k] - mx - log_s) * scale
+                DLOG[r, i, y_class[r, i]] -= scale
+        return loss * scale, correct
+    count = Rn * B * K
+    for r in range(Rn):
+        for i in range(B):
+            for k in range(K):
+                d = LOG[r, i, k] - y_value[r, i, k]
+                loss += np.float64(d) * np.float64(d)
+                DLOG[r, i, k] = 2.0 * d / count
+    return loss / count, correct
+
+
+@kernel
+def seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
+                 dh_next, dc, direct, stats, delta_norm, time_norm):
+    """Readout backward, then BPTT layer by layer, top to bottom; fills ``grad``."""
+    L, T1, B, H = HS.shape
+    T = T1 - 1
+    GH = GA.shape[3]
+    Rn, _, K = DLOG.shape
+    W = matrix(theta, table[L, COL_W_IH], H, K)
+    DLOG2 = rows2d(DLOG)
+    Hr = rows2d(HS[L - 1, T1 - Rn :])
+    np.dot(Hr.T, DLOG2, matrix(grad, table[L, COL_W_IH], H, K))
+    R.column_sums(DLOG2, grad[table[L, COL_B] : table[L, COL_B] + K])
+    if stats:
+        delta_norm[L] = R.norm3(DLOG)
+    DH_IN[:] = 0.0
+    np.dot(DLOG2, W.T, rows2d(DH_IN[T - Rn :]))
+    for l in range(L - 1, -1, -1):
+        inp = _layer_input(XT, HS, l)
+        fan_in = table[l, COL_FAN_IN]
+        W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
+        W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
+        time_on = stats and l == L - 1
+        if cell == RNN:
+            R.rnn_backward(W_hh, GA[l], DH_IN, DA, dh_next, time_norm, time_on)
+            rec = DA
+        elif cell == LSTM:
+            G.lstm_backward(W_hh, GA[l], C[l], TC[l], DH_IN, DA, dh_next, dc, time_norm, time_on)
+            rec = DA
+        else:
+            db_hn = grad[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
+            G.gru_backward(W_hh, HS[l], GA[l], TC[l], DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on)
+            rec = DR
+        if stats:
+            delta_norm[l] = R.norm3(DA)
+        R.weight_gradients(inp, HS[l], DA, rec, W_ih,
+                           matrix(grad, table[l, COL_W_IH], fan_in, GH),
+                           matrix(grad, table[l, COL_W_HH], H, GH),
+                           grad[table[l, COL_B] : table[l, COL_B] + GH], DH_BELOW, l > 0)
+        DH_IN, DH_BELOW = DH_BELOW, DH_IN
+
+
+@kernel
+def seq_step(cell, theta, grad, table, XT, y_class, y_value, classification, class_steps, act, exact,
+             sat_limit, HS, GA, C, TC, XW, tmp, LOG, DLOG, DH_IN, DH_BELOW, DA, DR, dh_next, dc, direct,
+             shift, shift_on, stats, act_mean, act_std, dead, saturation, delta_norm, forget_mean, time_norm):
+    """Forward, loss, BPTT and statistics in one call (the GIL is released throughout). Returns the loss."""
+    L = HS.shape[0]
+    seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, sat_limit,
+                shift, shift_on, stats, act_mean, act_std, dead, saturation, forget_mean)
+    readout(theta, table, HS, LOG)
+    if stats:
+        R.mean_std3(LOG, act_mean, act_std, L)
+        dead[L] = 0.0
+        saturation[L] = 0.0
+    loss, _ = seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG)
+    seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
+                 dh_next, dc, direct, stats, delta_norm, time_norm)
+    return loss
+
+
+@kernel
+def seq_evaluate(cell, theta, table, XT, y_class, y_value, classification, class_steps, act, exact,
+                 HS, GA, C, TC, XW, tmp, LOG, DLOG, shift):
+    """Loss and number of correct read-out predictions, forward only."""
+    empty = np.zeros(1)
+    seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, 0.0,
+                shift, False, False, empty, empty, empty, empty, empty)
+    readout(theta, table, HS, LOG)
+    return seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG)
