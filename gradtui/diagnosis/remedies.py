@@ -1,0 +1,166 @@
+"""Which remedies apply to the current config, with the interface key and config change of each.
+
+A remedy already in effect (batch norm when batch norm is on, clipping when clipping is on,
+a ReLU-family activation against vanishing when the net already uses one, ...) is not
+suggested. Keys: a activation, i init scheme, b batch norm, r residual, c clipping,
+g recurrent cell, - halve the learning rate, [ one layer fewer; "" = no key (still a change).
+"""
+
+from __future__ import annotations
+
+from gradtui.diagnosis.alert import Remedy
+
+RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
+SATURATING = ("sigmoid", "tanh")
+HE_FAMILY = ("he", "he_uniform")
+XAVIER_FAMILY = ("xavier", "xavier_normal")
+
+
+def init_sigma_w2(init: str, width: int, init_std: float = 0.01, gain: float = 1.0) -> float:
+    """sigma_w^2 = fan_in * Var(W) of a width x width weight matrix under an init scheme."""
+    base = {
+        "standard": 1.0 / 3.0,  # U[-1/sqrt(n), 1/sqrt(n)] has Var = 1/(3n)
+        "normal": width * init_std**2,
+        "xavier": 1.0,
+        "xavier_normal": 1.0,
+        "he": 2.0,
+        "he_uniform": 2.0,
+        "lecun": 1.0,
+        "orthogonal": 1.0,
+    }.get(init, 1.0)
+    return base * gain * gain
+
+
+def target_init(activation: str) -> str:
+    """The init scheme matched to an activation: He for the ReLU family, Xavier otherwise."""
+    return "he" if activation in RELU_FAMILY else "xavier"
+
+
+def _target_sigma_w2(activation: str) -> float:
+    return 2.0 if activation in RELU_FAMILY else 1.0
+
+
+def init_matched(cfg) -> bool:
+    """True when the init scheme is the one matched to the activation, at gain 1."""
+    m = cfg.model
+    family = HE_FAMILY if m.activation in RELU_FAMILY else XAVIER_FAMILY + ("lecun", "orthogonal")
+    return m.init in family and abs(m.init_gain - 1.0) < 1e-9
+
+
+def init_too_large(cfg) -> bool:
+    m = cfg.model
+    return init_sigma_w2(m.init, m.width, m.init_std, m.init_gain) > 1.1 * _target_sigma_w2(m.activation)
+
+
+# -- single remedies -------------------------------------------------------------------------
+def _activation(cfg, to: str, why: str) -> Remedy:
+    return Remedy("a", f"{to} activation: {why}", (("model.activation", to),))
+
+
+def _init(cfg, why: str) -> Remedy:
+    to = target_init(cfg.model.activation)
+    name = {"he": "He", "xavier": "Xavier"}[to]
+    return Remedy("i", f"{name} init ({why}; restarts)", (("model.init", to), ("model.init_gain", 1.0)))
+
+
+def _batchnorm(why: str) -> Remedy:
+    return Remedy("b", f"batch norm: {why}", (("model.batchnorm", True),))
+
+
+def _residual() -> Remedy:
+    return Remedy("r", "residual connections: the skip path carries the gradient past every layer", (("model.residual", True),))
+
+
+def _clip(why: str) -> Remedy:
+    return Remedy("c", f"clip the global gradient norm (Pascanu et al. 2013): {why}", (("train.clip", "norm"),))
+
+
+def _halve_lr(cfg, why: str) -> Remedy:
+    lr = cfg.train.lr
+    return Remedy("-", f"halve the learning rate ({lr:g} -> {lr / 2:g}): {why}", (("train.lr", lr / 2),))
+
+
+def _fewer_layers(cfg) -> Remedy:
+    d = cfg.model.depth
+    return Remedy("[", f"one layer fewer ({d} -> {d - 1}): every layer multiplies the gradient once more; restarts", (("model.depth", d - 1),))
+
+
+def _lstm(cfg) -> Remedy:
+    change = [("model.kind", "lstm")]
+    if cfg.model.activation != "tanh":
+        change.append(("model.activation", "tanh"))
+    return Remedy("g", "LSTM cell (Hochreiter & Schmidhuber 1997): its cell state carries the gradient back through time; restarts", tuple(change))
+
+
+def _recurrent_init(cfg) -> Remedy | None:
+    m = cfg.model
+    if m.kind == "rnn" and m.recurrent_init == "orthogonal" and m.recurrent_gain >= 1.0 and m.activation == "tanh":
+        return Remedy("", "identity recurrent init with ReLU (Le, Jaitly & Hinton 2015): the state is copied forward unchanged at first; restarts",
+                      (("model.recurrent_init", "identity"), ("model.activation", "relu"), ("model.recurrent_gain", 1.0)))
+    if m.recurrent_init in ("orthogonal", "identity") and abs(m.recurrent_gain - 1.0) < 1e-9:
+        return None
+    return Remedy("", "orthogonal recurrent init (Saxe et al. 2013): all singular values 1, so the gradient keeps its size step to step; restarts",
+                  (("model.recurrent_init", "orthogonal"), ("model.recurrent_gain", 1.0)))
+
+
+# -- per alert kind -------------------------------------------------------------------------
+def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
+    """The remedies for one alert kind that apply to ``cfg`` and are not already in effect."""
+    m, t = cfg.model, cfg.train
+    mlp = m.kind == "mlp"
+    out: list[Remedy | None] = []
+    if kind == "vanishing":
+        if mlp and m.activation not in RELU_FAMILY:
+            out.append(_activation(cfg, "relu", "derivative 1 wherever a unit is active, no saturating tails (or leaky_relu/elu/prelu)"))
+        if not init_matched(cfg):
+            out.append(_init(cfg, "keeps the gradient's size layer to layer"))
+        if mlp and not m.batchnorm:
+            out.append(_batchnorm("keeps every layer's inputs in the range where the activation has slope"))
+        if mlp and not m.residual and m.depth >= 2:
+            out.append(_residual())
+        if m.kind == "rnn":
+            out.append(_lstm(cfg))
+            out.append(_recurrent_init(cfg))
+        if m.depth > 1:
+            out.append(_fewer_layers(cfg))
+        if t.optimizer in ("sgd", "momentum"):
+            out.append(Remedy("", "Adam optimiser (lr 0.001): per-parameter step sizes let layers with tiny gradients still move",
+                              (("train.optimizer", "adam"), ("train.lr", 0.001))))
+    elif kind == "vanishing_time":
+        if m.kind == "rnn":
+            out.append(_lstm(cfg))
+        out.append(_recurrent_init(cfg))
+        if m.kind == "lstm" and m.forget_bias < 2.0:
+            out.append(Remedy("", f"larger forget-gate bias ({m.forget_bias:g} -> {m.forget_bias + 1:g}): the cell forgets less per step; restarts",
+                              (("model.forget_bias", m.forget_bias + 1.0),)))
+        if t.clip == "none":
+            out.append(_clip("guards the exploding side once gradients survive through time"))
+    elif kind in ("exploding", "nonfinite"):
+        if t.clip == "none":
+            out.append(_clip("caps every step's length whatever the gradient's size"))
+        out.append(_halve_lr(cfg, "smaller steps stop the weights from overshooting and growing"))
+        if init_too_large(cfg):
+            out.append(_init(cfg, "smaller initial weights, so each layer stops amplifying the gradient"))
+        if mlp and not m.batchnorm:
+            out.append(_batchnorm("renormalises every layer, so activations and gradients cannot grow layer after layer"))
+        if m.kind in ("rnn", "lstm", "gru") and m.recurrent_gain > 1.0:
+            out.append(Remedy("", f"recurrent gain 1 ({m.recurrent_gain:g} -> 1): a spectral radius above 1 multiplies the gradient every step; restarts",
+                              (("model.recurrent_gain", 1.0),)))
+    elif kind == "dead":
+        if m.activation == "relu":
+            out.append(_activation(cfg, "leaky_relu", "a small slope below zero, so no unit can die"))
+            out.append(Remedy("", "prelu activation: a learned slope below zero", (("model.activation", "prelu"),)))
+            out.append(Remedy("", "elu activation: smooth and non-zero below zero", (("model.activation", "elu"),)))
+        if mlp and m.bias_init < 0:
+            out.append(Remedy("", f"start the biases at 0 (not {m.bias_init:g}), so units begin active; restarts", (("model.bias_init", 0.0),)))
+        if not init_matched(cfg):
+            out.append(_init(cfg, "pre-activations start at a healthy scale"))
+        out.append(_halve_lr(cfg, "a large step can push a unit's bias so far negative that it never fires again"))
+    elif kind == "saturation":
+        if mlp and not m.batchnorm:
+            out.append(_batchnorm("keeps the pre-activations out of the flat tails (Ioffe & Szegedy 2015)"))
+        if m.activation in SATURATING and (mlp or m.kind == "rnn"):
+            out.append(_activation(cfg, "relu", "no flat tail on the positive side"))
+        if not init_matched(cfg):
+            out.append(_init(cfg, "pre-activations start with variance about 1, inside the slope"))
+    return tuple(r for r in out if r is not None)
