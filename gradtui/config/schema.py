@@ -132,20 +132,24 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """Thresholds and windows of the diagnosis (see the README for the reasoning)."""
+    """Thresholds and windows of the diagnosis (docs/alerts.md gives the reasoning behind each default)."""
 
-    vanishing_ratio: float = key(1e-3, "Vanishing when the first layer's gradient is below this fraction of the last layer's.", low=0.0, low_open=True, high=1.0)
-    update_ratio_min: float = key(1e-5, "Vanishing when early layers' update ratio (|dW|/|W| per step) is below this ...", low=0.0, low_open=True, high=1.0)
-    update_ratio_healthy: float = key(1e-4, "... while the last layer's is above this.", low=0.0, low_open=True, high=1.0)
+    vanishing_ratio: float = key(1e-3, "Vanishing when the first hidden layer's gradient (delta_norm and grad_norm) is below this fraction of the last hidden layer's.", low=0.0, low_open=True, high=1.0)
+    update_ratio_min: float = key(1e-5, "Vanishing when the early layers' update ratio (|dW|/|W| per step) is below this ...", low=0.0, low_open=True, high=1.0)
+    update_ratio_healthy: float = key(1e-3, "... while the output layer's is above this (about 1e-3 is a healthy step).", low=0.0, low_open=True, high=1.0)
+    weight_shrink: float = key(0.5, "Vanishing when the first layer's weight norm fell below this fraction of its starting value while the output layer's did not.", low=0.0, low_open=True, high=1.0, high_open=True)
+    flat_loss: float = key(0.01, "Loss counts as flat when it moved by less than this fraction over a window; a flat loss loosens the vanishing thresholds tenfold.", low=0.0, low_open=True, high=1.0)
     time_ratio: float = key(1e-3, "Vanishing through time when |dL/dh_1| is below this fraction of |dL/dh_T|.", low=0.0, low_open=True, high=1.0)
     exploding_norm: float = key(1e3, "Exploding when the global gradient norm is above this.", low=0.0, low_open=True)
-    exploding_growth: float = key(10.0, "Exploding when the global gradient norm grows by this factor within a window.", low=1.0, low_open=True)
+    exploding_growth: float = key(10.0, "Exploding when the global gradient norm (lowest of the last 5 steps) is this many times its lowest block average within the window.", low=1.0, low_open=True)
+    exploding_rise_steps: int = key(2, "Steps the exploding condition must hold before its alert rises (short: explosions turn into NaN within a few steps).", low=1, high=100_000)
+    weight_growth: float = key(2.0, "Exploding when the total weight norm grew by this factor within the window, rising in every block.", low=1.0, low_open=True)
+    loss_swing: float = key(0.5, "Exploding when the loss's block averages jump both up and down by more than this fraction within the window.", low=0.0, low_open=True)
     dead_fraction: float = key(0.4, "Dead units when a layer's fraction of dead units is above this.", low=0.0, high=1.0, high_open=True)
     saturation: float = key(0.4, "Saturation when a layer's fraction of saturated activations is above this.", low=0.0, high=1.0, high_open=True)
-    flat_loss: float = key(0.01, "Loss counts as flat when it moved by less than this fraction over a window.", low=0.0, low_open=True, high=1.0)
     rise_steps: int = key(20, "Steps a condition must hold before its alert rises.", low=1, high=100_000)
     clear_steps: int = key(50, "Steps a condition must be absent before its alert clears.", low=1, high=100_000)
-    window: int = key(100, "Steps of history the trend rules (growth, flat loss, oscillation) look at.", low=4, high=100_000)
+    window: int = key(100, "Steps of history the trend rules (growth, flat loss, oscillation, weight growth) look at, in 10 blocks.", low=10, high=100_000)
 
 
 SECTIONS: dict[str, type] = {
