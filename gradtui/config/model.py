@@ -84,7 +84,7 @@ class Config:
             if (spec.kinds and kind not in spec.kinds) or (spec.tasks and task not in spec.tasks):
                 section, _, name = dotted.partition(".")
                 raw[section].pop(name, None)
-        return build_config(raw, source=self.source)
+        return build_config(raw, source=self.source, blame_source=False)
 
     def to_dict(self, explicit_only: bool = False) -> dict:
         """Nested plain dict (JSON- and TOML-ready); optionally only the keys a user set."""
@@ -127,8 +127,10 @@ def parse_value(spec: KeySpec, text: str) -> Any:
 def _check_value(spec: KeySpec, value: Any) -> Any:
     """Return the value coerced to the key's type, or raise a ConfigError naming what is allowed."""
 
+    given = value
+
     def bad(why: str = "") -> ConfigError:
-        return ConfigError(f"{spec.dotted} = {value!r} is not allowed: expected {spec.allowed()}{why}")
+        return ConfigError(f"{spec.dotted} = {given!r} is not allowed: expected {spec.allowed()}{why}")
 
     if spec.type is bool:
         if not isinstance(value, bool):
@@ -157,14 +159,15 @@ def _check_value(spec: KeySpec, value: Any) -> Any:
     return value
 
 
-def build_config(raw: Mapping[str, Any], source: str = "") -> Config:
+def build_config(raw: Mapping[str, Any], source: str = "", blame_source: bool = True) -> Config:
     """Validate a nested dict (as parsed from TOML) into a Config.
 
     Unknown sections or keys, wrong types, out-of-range values and keys that do not
-    apply to the chosen model kind or task all raise ConfigError.
+    apply to the chosen model kind or task all raise ConfigError, prefixed with the
+    source file's name when ``blame_source`` (not for overrides of an already valid file).
     """
     specs = key_specs()
-    where = f"{source}: " if source else ""
+    where = f"{source}: " if source and blame_source else ""
     sections: dict[str, dict] = {name: {} for name in SECTIONS}
     text: dict[str, str] = {}
     explicit = set()

@@ -32,21 +32,30 @@ SATURATION_LIMIT = {SIGMOID: 0.25 * SATURATION_FRACTION, TANH: 1.0 * SATURATION_
 
 
 
+_F = np.float32
+_CLAMP = _F(7.99881172180175781)
+
+
 @kernel(inline="always")
 def fast_tanh(x):
-    """tanh(x) ~= x * P(x^2) / Q(x^2) on [-7.9988, 7.9988], clamped outside (Eigen's float tanh)."""
-    x = min(max(x, -7.99881172180175781), 7.99881172180175781)
+    """tanh(x) ~= x P(x^2) / Q(x^2) on [-7.9988, 7.9988], clamped outside (Eigen's float tanh).
+
+    float32 constants keep the whole evaluation in single precision (twice as fast as
+    letting float64 constants promote it); the float32 path is its only user.
+    """
+    x = _CLAMP if x > _CLAMP else x
+    x = -_CLAMP if x < -_CLAMP else x
     x2 = x * x
-    p = x2 * -2.76076847742355e-16 + 2.00018790482477e-13
-    p = x2 * p + -8.60467152213735e-11
-    p = x2 * p + 5.12229709037114e-08
-    p = x2 * p + 1.48572235717979e-05
-    p = x2 * p + 6.37261928875436e-04
-    p = x2 * p + 4.89352455891786e-03
+    p = x2 * _F(-2.76076847742355e-16) + _F(2.00018790482477e-13)
+    p = x2 * p + _F(-8.60467152213735e-11)
+    p = x2 * p + _F(5.12229709037114e-08)
+    p = x2 * p + _F(1.48572235717979e-05)
+    p = x2 * p + _F(6.37261928875436e-04)
+    p = x2 * p + _F(4.89352455891786e-03)
     p = x * p
-    q = x2 * 1.19825839466702e-06 + 1.18534705686654e-04
-    q = x2 * q + 2.26843463243900e-03
-    q = x2 * q + 4.89352518554385e-03
+    q = x2 * _F(1.19825839466702e-06) + _F(1.18534705686654e-04)
+    q = x2 * q + _F(2.26843463243900e-03)
+    q = x2 * q + _F(4.89352518554385e-03)
     return p / q
 
 
@@ -63,19 +72,30 @@ def activate(code, Y, H, D, slope, alpha, elu_alpha, exact):
     linear:  phi = y, phi' = 1
     """
     n, m = Y.shape
-    if code == SIGMOID:
+    if code == SIGMOID and exact:
         for i in range(n):
             for j in range(m):
-                t = np.tanh(0.5 * Y[i, j]) if exact else fast_tanh(0.5 * Y[i, j])
-                s = 0.5 + 0.5 * t
+                s = 0.5 + 0.5 * np.tanh(0.5 * Y[i, j])
                 H[i, j] = s
                 D[i, j] = s * (1.0 - s)
+    elif code == SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                s = _F(0.5) + _F(0.5) * fast_tanh(_F(0.5) * Y[i, j])
+                H[i, j] = s
+                D[i, j] = s * (_F(1.0) - s)
+    elif code == TANH and exact:
+        for i in range(n):
+            for j in range(m):
+                t = np.tanh(Y[i, j])
+                H[i, j] = t
+                D[i, j] = 1.0 - t * t
     elif code == TANH:
         for i in range(n):
             for j in range(m):
-                t = np.tanh(Y[i, j]) if exact else fast_tanh(Y[i, j])
+                t = fast_tanh(Y[i, j])
                 H[i, j] = t
-                D[i, j] = 1.0 - t * t
+                D[i, j] = _F(1.0) - t * t
     elif code == RELU:
         for i in range(n):
             for j in range(m):

@@ -10,7 +10,9 @@ from gradtui.engine.record import StepRecord
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 from gradtui.tasks import make_dataset
 
-STAT_NAMES = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")
+# Rows of the per-step statistics table: the kernel fills the first five, the update the rest.
+STAT_ROWS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm",
+             "grad_norm", "weight_norm", "update_ratio", "layer_finite")
 
 
 def build_network(cfg: Config, data, dtype):
@@ -112,18 +114,18 @@ class Experiment:
         self._cursor += self.cfg.train.batch_size
         self.step_count += 1
         n_layers = len(self.layer_names)
-        stats = {name: np.zeros(n_layers) for name in STAT_NAMES}
+        # One matrix holds every per-layer statistic; the record's arrays are its rows.
+        table = np.zeros((len(STAT_ROWS), n_layers))
+        rows = dict(zip(STAT_ROWS, table))
         extra = self.network.extra_stats()
-        stats.update(extra)
-        loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, stats))
-        grad_norm = np.zeros(n_layers)
-        total = float(gradient_norms(self.grad, self._segments, n_layers, grad_norm))
-        weight_norm = np.zeros(n_layers)
-        update_ratio = np.zeros(n_layers)
+        loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, {**rows, **extra}))
+        total = gradient_norms(self.grad, self._segments, n_layers, rows["grad_norm"])
+        total = float(total)
         clipped = False
-        bad = _first_nonfinite(self.layer_names, stats, loss, grad_norm, total)
+        bad = None
+        if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
+            bad = _first_nonfinite(self.layer_names, rows, loss, total)
         if bad is None:
-            layer_finite = np.zeros(n_layers)
             t = self._updates + 1
             tr = self.cfg.train
             s1, s2, s1_out, s2_out = self._state
@@ -131,9 +133,9 @@ class Experiment:
                 self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
                 OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
                 CLIP_CODES[tr.clip], tr.clip_threshold, total, t,
-                weight_norm, update_ratio, layer_finite,
+                rows["weight_norm"], rows["update_ratio"], rows["layer_finite"],
             ))
-            bad_new = np.flatnonzero(~np.isfinite(layer_finite))
+            bad_new = np.flatnonzero(~np.isfinite(rows["layer_finite"]))
             if bad_new.size:
                 bad = self.layer_names[bad_new[0]]
             else:
@@ -141,13 +143,13 @@ class Experiment:
                 self._state = [s1_out, s2_out, s1, s2]
                 self._updates = t
         if bad is not None:
-            weight_norm = self._weight_norms()
-            update_ratio = np.zeros(n_layers)
+            rows["weight_norm"][:] = self._weight_norms()
+            rows["update_ratio"][:] = 0.0
         return StepRecord(
             step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
-            grad_norm=grad_norm, delta_norm=stats["delta_norm"], weight_norm=weight_norm,
-            update_ratio=update_ratio, act_mean=stats["act_mean"], act_std=stats["act_std"],
-            dead_fraction=stats["dead_fraction"], saturation=stats["saturation"],
+            grad_norm=rows["grad_norm"], delta_norm=rows["delta_norm"], weight_norm=rows["weight_norm"],
+            update_ratio=rows["update_ratio"], act_mean=rows["act_mean"], act_std=rows["act_std"],
+            dead_fraction=rows["dead_fraction"], saturation=rows["saturation"],
             nonfinite=bad is not None, nonfinite_layer=bad,
             time_delta_norm=extra.get("time_delta_norm"), forget_gate_mean=extra.get("forget_gate_mean"),
         )
@@ -193,7 +195,7 @@ class Experiment:
         return np.sqrt(norms)
 
 
-def _first_nonfinite(layers, stats, loss, grad_norm, total) -> str | None:
+def _first_nonfinite(layers, stats, loss, total) -> str | None:
     """Where a non-finite value first appeared, in the order the step computes things."""
     forward = ~(np.isfinite(stats["act_mean"]) & np.isfinite(stats["act_std"]))
     if forward.any():
@@ -203,7 +205,7 @@ def _first_nonfinite(layers, stats, loss, grad_norm, total) -> str | None:
     backward = ~np.isfinite(stats["delta_norm"])
     if backward.any():
         return layers[int(np.flatnonzero(backward)[-1])]
-    bad_grad = ~np.isfinite(grad_norm)
+    bad_grad = ~np.isfinite(stats["grad_norm"])
     if bad_grad.any():
         return layers[int(np.flatnonzero(bad_grad)[-1])]
     if not np.isfinite(total):

@@ -146,6 +146,15 @@ def _loss_and_dlogits(logits, y_class, y_value, classification, dlogits):
 
 
 @kernel
+def _column_sums(A, out):
+    """out[j] = sum_i A[i, j], row by row (contiguous, vectorised; no temporary)."""
+    out[:] = 0.0
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            out[j] += A[i, j]
+
+
+@kernel
 def _norm(A):
     n, m = A.shape
     s = 0.0
@@ -202,8 +211,7 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
     fan_out = table[depth, COL_FAN_OUT]
     W = _matrix(theta, table[depth, COL_W], fan_in, fan_out)
     np.dot(H[depth - 1].T, dlogits, _matrix(grad, table[depth, COL_W], fan_in, fan_out))
-    db = grad[table[depth, COL_B] : table[depth, COL_B] + fan_out]
-    db[:] = dlogits.sum(axis=0)
+    _column_sums(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if stats:
         delta_norm[depth] = _norm(dlogits)
     np.dot(dlogits, W.T, dH)
@@ -232,8 +240,7 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
         if stats:
             delta_norm[l] = _norm(DZ)
         np.dot(h.T, DZ, _matrix(grad, table[l, COL_W], fan_in, fan_out))
-        db = grad[table[l, COL_B] : table[l, COL_B] + fan_out]
-        db[:] = DZ.sum(axis=0)
+        _column_sums(DZ, grad[table[l, COL_B] : table[l, COL_B] + fan_out])
         if l > 0:
             W = _matrix(theta, table[l, COL_W], fan_in, fan_out)
             np.dot(DZ, W.T, dH_next)

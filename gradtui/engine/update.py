@@ -34,9 +34,10 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
     total = 0.0
     layer_grad_norm[:] = 0.0
     for s in range(segments.shape[0]):
+        g = grad[segments[s, 0] : segments[s, 1]]
         acc = 0.0
-        for i in range(segments[s, 0], segments[s, 1]):
-            acc += grad[i] * grad[i]
+        for i in range(g.size):
+            acc += g[i] * g[i]
         total += acc
         if segments[s, 3]:
             layer_grad_norm[segments[s, 2]] += acc
@@ -46,19 +47,110 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
 
 
 @kernel
+def count_beyond(grad, limit):
+    """How many gradient entries lie outside [-limit, limit] (value clipping's "clipped" flag)."""
+    count = 0
+    for i in range(grad.size):
+        count += abs(grad[i]) > limit
+    return count
+
+
+@kernel(inline="always")
+def _clipped(g, scale, limit, decay, old):
+    """The gradient after norm scaling, value clipping to [-limit, limit] and weight decay."""
+    return min(max(g * scale, -limit), limit) + decay * old
+
+
+# Each loop runs over slices indexed from 0: indexing with range(lo, hi) keeps Numba's
+# negative-index wraparound in the loop and stops LLVM vectorising it (4-5x slower).
+
+
+@kernel
+def _sgd(theta, grad, out, lo, hi, scale, limit, decay, lr):
+    theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
+    o_acc = n_acc = d_acc = 0.0
+    for i in range(theta.size):
+        old = theta[i]
+        new = old - lr * _clipped(grad[i], scale, limit, decay, old)
+        out[i] = new
+        o_acc += old * old
+        n_acc += new * new
+        d_acc += (new - old) * (new - old)
+    return o_acc, n_acc, d_acc
+
+
+@kernel
+def _momentum(theta, grad, out, v_in, v_out, lo, hi, scale, limit, decay, lr, mu):
+    theta, grad, out, v_in, v_out = theta[lo:hi], grad[lo:hi], out[lo:hi], v_in[lo:hi], v_out[lo:hi]
+    o_acc = n_acc = d_acc = 0.0
+    for i in range(theta.size):
+        old = theta[i]
+        v = mu * v_in[i] + _clipped(grad[i], scale, limit, decay, old)
+        v_out[i] = v
+        new = old - lr * v
+        out[i] = new
+        o_acc += old * old
+        n_acc += new * new
+        d_acc += (new - old) * (new - old)
+    return o_acc, n_acc, d_acc
+
+
+@kernel
+def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, decay, lr, bias1, bias2):
+    theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
+    m_in, v_in, m_out, v_out = m_in[lo:hi], v_in[lo:hi], m_out[lo:hi], v_out[lo:hi]
+    o_acc = n_acc = d_acc = 0.0
+    for i in range(theta.size):
+        old = theta[i]
+        g = _clipped(grad[i], scale, limit, decay, old)
+        m = ADAM_BETA1 * m_in[i] + (1.0 - ADAM_BETA1) * g
+        v = ADAM_BETA2 * v_in[i] + (1.0 - ADAM_BETA2) * g * g
+        m_out[i] = m
+        v_out[i] = v
+        new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + EPS)
+        out[i] = new
+        o_acc += old * old
+        n_acc += new * new
+        d_acc += (new - old) * (new - old)
+    return o_acc, n_acc, d_acc
+
+
+@kernel
+def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
+    theta, grad, out, s_in, s_out = theta[lo:hi], grad[lo:hi], out[lo:hi], s_in[lo:hi], s_out[lo:hi]
+    o_acc = n_acc = d_acc = 0.0
+    for i in range(theta.size):
+        old = theta[i]
+        g = _clipped(grad[i], scale, limit, decay, old)
+        v = RMSPROP_RHO * s_in[i] + (1.0 - RMSPROP_RHO) * g * g
+        s_out[i] = v
+        new = old - lr * g / (np.sqrt(v) + EPS)
+        out[i] = new
+        o_acc += old * old
+        n_acc += new * new
+        d_acc += (new - old) * (new - old)
+    return o_acc, n_acc, d_acc
+
+
+@kernel
 def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out, segments,
                  optimizer, lr, momentum, weight_decay, clip, clip_threshold, total_norm, t,
                  weight_norm, update_ratio, layer_finite):
     """One optimiser step into the ``*_out`` buffers. Returns True when clipping changed g.
 
-    Fills, per layer: weight_norm = ||W_new||, update_ratio = ||W_new - W_old|| / ||W_old||,
-    and layer_finite = sum of squares of all new parameters (non-finite if any is).
+    ``total_norm`` comes from :func:`gradient_norms`. Fills, per
+    layer: weight_norm = ||W_new||, update_ratio = ||W_new - W_old|| / ||W_old||, and
+    layer_finite = sum of squares of all new parameters (non-finite if any is).
     """
     scale = 1.0
+    limit = np.inf
     clipped = False
-    if clip == 1 and total_norm > clip_threshold:
+    if clip == CLIP_NORM and total_norm > clip_threshold:
         scale = clip_threshold / total_norm
         clipped = True
+    elif clip == CLIP_VALUE:
+        limit = clip_threshold
+        clipped = count_beyond(grad, clip_threshold) > 0
     bias1 = 1.0 - ADAM_BETA1 ** t
     bias2 = 1.0 - ADAM_BETA2 ** t
     n_layers = weight_norm.shape[0]
@@ -67,48 +159,22 @@ def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out,
     diff_sq = np.zeros(n_layers)
     layer_finite[:] = 0.0
     for s in range(segments.shape[0]):
-        layer = segments[s, 2]
-        is_weight = segments[s, 3] == 1
+        lo, hi, layer, is_weight = segments[s, 0], segments[s, 1], segments[s, 2], segments[s, 3] == 1
         decay = weight_decay if is_weight else 0.0
-        o_acc = 0.0
-        n_acc = 0.0
-        d_acc = 0.0
-        for i in range(segments[s, 0], segments[s, 1]):
-            g = grad[i] * scale
-            if clip == 2:
-                if g > clip_threshold:
-                    g = clip_threshold
-                    clipped = True
-                elif g < -clip_threshold:
-                    g = -clip_threshold
-                    clipped = True
-            old = theta[i]
-            g += decay * old
-            if optimizer == 0:
-                new = old - lr * g
-            elif optimizer == 1:
-                v = momentum * state1[i] + g
-                state1_out[i] = v
-                new = old - lr * v
-            elif optimizer == 2:
-                m = ADAM_BETA1 * state1[i] + (1.0 - ADAM_BETA1) * g
-                v = ADAM_BETA2 * state2[i] + (1.0 - ADAM_BETA2) * g * g
-                state1_out[i] = m
-                state2_out[i] = v
-                new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + EPS)
-            else:
-                v = RMSPROP_RHO * state1[i] + (1.0 - RMSPROP_RHO) * g * g
-                state1_out[i] = v
-                new = old - lr * g / (np.sqrt(v) + EPS)
-            theta_out[i] = new
-            o_acc += old * old
-            n_acc += new * new
-            d_acc += (new - old) * (new - old)
-        layer_finite[layer] += n_acc
+        if optimizer == SGD:
+            o, n, d = _sgd(theta, grad, theta_out, lo, hi, scale, limit, decay, lr)
+        elif optimizer == MOMENTUM:
+            o, n, d = _momentum(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr, momentum)
+        elif optimizer == ADAM:
+            o, n, d = _adam(theta, grad, theta_out, state1, state2, state1_out, state2_out, lo, hi,
+                            scale, limit, decay, lr, bias1, bias2)
+        else:
+            o, n, d = _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
+        layer_finite[layer] += n
         if is_weight:
-            old_sq[layer] += o_acc
-            new_sq[layer] += n_acc
-            diff_sq[layer] += d_acc
+            old_sq[layer] += o
+            new_sq[layer] += n
+            diff_sq[layer] += d
     for layer in range(n_layers):
         weight_norm[layer] = np.sqrt(new_sq[layer])
         update_ratio[layer] = np.sqrt(diff_sq[layer]) / np.sqrt(old_sq[layer]) if old_sq[layer] > 0.0 else 0.0
