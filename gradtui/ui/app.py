@@ -1,0 +1,250 @@
+"""GradApp: the Textual application. It reads session snapshots and sends the session commands.
+
+The interface never trains and never imports the engine: a worker thread inside the
+Session trains, publishes a Snapshot of plain values, and the app polls it with
+``set_interval`` at the frame rate (``fps``), redrawing only when ``snapshot.version``
+changed. Keys become config overrides (:mod:`gradtui.ui.keys`) sent through
+``session.apply``; the session decides whether weights carry over or training restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from gradtui.config import ConfigError, load_config
+from gradtui.ui.keys import BY_LABEL, KEYS, change_for, describe_change
+from gradtui.ui.screens import HelpScreen, PresetPicker
+from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
+
+PENDING_TIMEOUT = 3.0  # seconds to trust a sent change before falling back to the snapshot's config
+
+
+def default_session_factory(cfg):
+    """A real Session, paused or not, for the interface (imported lazily: it pulls in the engine)."""
+    from gradtui.session import Session
+
+    return Session(cfg)
+
+
+class GradApp(App[int]):
+    """gradtui's terminal interface."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "gradtui"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (60, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny-h"), (20, "-short"), (32, "-tall")]
+    BINDINGS = [
+        Binding(spec.key, spec.action, spec.short, key_display=spec.label, show=False)
+        for spec in KEYS
+    ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True)]
+
+    def __init__(self, cfg, fps: float = 10.0, session_factory=None, name: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.fps = max(1.0, float(fps))
+        self._factory = session_factory or default_session_factory
+        self.session = None
+        self.preset_name = name or getattr(cfg, "name", "")
+        self.mode = "grad"  # grad | delta | time
+        self._version = -1
+        self._snapshot = None
+        self._pending = None  # (config we sent, time) until the snapshot shows it
+        self._boost_until = 0.0
+        self.exit_code = 0
+
+    # -- layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="header")
+        with Horizontal(id="main"):
+            with Horizontal(id="left"):
+                yield GradientBars(id="bars")
+                yield WeightPanel(id="weights")
+            with Vertical(id="right"):
+                yield AlertsPanel(id="alerts")
+                yield MitigationsPanel(id="mitigations")
+                yield LossPlot(id="loss")
+        yield Static(
+            "terminal too small\n\ngradtui needs at least 60 columns × 20 rows.\nEnlarge the window (q quits).",
+            id="too-small",
+        )
+        yield KeyBar(id="keys")
+
+    def on_mount(self) -> None:
+        self._start_session(self.cfg)
+        self.set_interval(1.0 / self.fps, self.poll, name="poll")
+
+    # -- session -------------------------------------------------------------------------
+    def _start_session(self, cfg) -> None:
+        self.cfg = cfg
+        self.session = self._factory(cfg)
+        self.session.start()
+        self._version = -1
+        self._pending = None
+        self.mode = "grad"
+        self.poll()
+
+    def _stop_session(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.stop(timeout=1.0)
+            except Exception:  # quitting must never fail
+                pass
+
+    def current_config(self):
+        """The config the next key builds on: the change just sent, else the snapshot's."""
+        snap = self._snapshot
+        cfg = snap.config if snap is not None and snap.config is not None else self.cfg
+        if self._pending is not None:
+            sent, when = self._pending
+            if cfg == sent or time.monotonic() - when > PENDING_TIMEOUT:
+                self._pending = None
+            else:
+                return sent
+        return cfg
+
+    def poll(self) -> None:
+        """Read the latest snapshot and redraw what changed (called at the frame rate)."""
+        if self.session is None:
+            return
+        snap = self.session.snapshot()
+        if snap.version == self._version and snap is self._snapshot:
+            return
+        self._version = snap.version
+        self._snapshot = snap
+        self.redraw(snap)
+
+    def redraw(self, snap) -> None:
+        """Push a snapshot's plain values down to the widgets."""
+        cfg = self.current_config()
+        if cfg is not None and cfg.is_recurrent is False and self.mode == "time":
+            self.mode = "grad"
+        self.query_one(StatusHeader).show(snap, self.preset_name)
+        self.query_one(GradientBars).show(snap, self.mode)
+        self.query_one(WeightPanel).show(snap)
+        self.query_one(AlertsPanel).show(snap)
+        self.query_one(MitigationsPanel).show(cfg, snap.alerts)
+        self.query_one(KeyBar).show(cfg)
+        loss = self.query_one(LossPlot)
+        if loss.display:
+            loss.show(snap)
+
+    def _boost(self) -> None:
+        """Poll quickly for a moment after a command so its effect shows within a frame."""
+        for delay in (0.005, 0.02, 0.05):
+            self.set_timer(delay, self.poll)
+
+    # -- actions -------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Grey out keys that do not apply to this model (g and t on an MLP)."""
+        cfg = self.current_config() if self.session is not None else self.cfg
+        for spec in KEYS:
+            if spec.action.split("(")[0] == action and (not parameters or f"('{parameters[0]}')" in spec.action):
+                return True if spec.applies_to(cfg) else None
+        return True
+
+    def action_mitigate(self, label: str) -> None:
+        """Apply the key's change (the alert's remedy, or the next value of its cycle)."""
+        cfg = self.current_config()
+        snap = self._snapshot
+        spec = BY_LABEL[label]
+        if not spec.applies_to(cfg):
+            self.notify(f"{label}: not available for a {cfg.model.kind} model", severity="warning", timeout=3)
+            return
+        change = change_for(label, cfg, snap.alerts if snap is not None else ())
+        if not change:
+            self.notify(f"{label}: nothing to change", timeout=2)
+            return
+        try:
+            new_cfg = cfg.with_overrides(change)
+        except ConfigError as err:
+            self.notify(str(err), severity="error", timeout=5)
+            return
+        self.session.apply(change)
+        self._pending = (new_cfg, time.monotonic())
+        self.query_one(MitigationsPanel).show(new_cfg, snap.alerts if snap is not None else ())
+        note = describe_change(change)
+        if spec.restarts or _restarts(cfg, new_cfg):
+            note += " (restarts)"
+        self.notify(note, timeout=3)
+        self._boost()
+
+    def action_toggle_pause(self) -> None:
+        self.session.toggle_pause()
+        self._boost()
+
+    def action_step_once(self) -> None:
+        self.session.step_once()
+        self._boost()
+
+    def action_new_run(self) -> None:
+        self.session.restart(next_seed=True)
+        self.notify("new run: fresh weights, next seed", timeout=2)
+        self._boost()
+
+    def action_toggle_delta(self) -> None:
+        self.mode = "delta" if self.mode != "delta" else "grad"
+        if self._snapshot is not None:
+            self.query_one(GradientBars).show(self._snapshot, self.mode)
+
+    def action_toggle_time(self) -> None:
+        cfg = self.current_config()
+        if cfg is None or not cfg.is_recurrent:
+            self.notify("t: the time view is for recurrent models", severity="warning", timeout=3)
+            return
+        self.mode = "time" if self.mode != "time" else "grad"
+        if self._snapshot is not None:
+            self.query_one(GradientBars).show(self._snapshot, self.mode)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.current_config()))
+
+    def action_presets(self) -> None:
+        self.push_screen(PresetPicker(self.preset_name), self._load_preset)
+
+    def _load_preset(self, name: str | None) -> None:
+        if not name:
+            return
+        try:
+            cfg = load_config(name)
+        except ConfigError as err:
+            self.notify(str(err), severity="error", timeout=6)
+            return
+        self._stop_session()
+        self.preset_name = name
+        self._start_session(cfg)
+        self.notify(f"loaded preset {name}", timeout=3)
+
+    def action_export(self) -> None:
+        """An SVG screenshot and the session's JSON Lines record, in a new folder; show the paths."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        directory = Path.cwd() / f"gradtui-export-{stamp}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            svg = self.save_screenshot(filename="screen.svg", path=str(directory))
+            record = self.session.export(str(directory))
+        except Exception as err:
+            self.notify(f"export failed: {err}", severity="error", timeout=8)
+            return
+        self.last_export = (svg, str(record))
+        self.notify(f"saved\n{svg}\n{record}", title="export", timeout=10)
+
+    def action_quit_app(self) -> None:
+        self._stop_session()
+        self.exit(self.exit_code)
+
+    def on_unmount(self) -> None:
+        self._stop_session()
+
+
+def _restarts(old, new) -> bool:
+    from gradtui.config.changes import restart_keys
+
+    return bool(restart_keys(old, new))

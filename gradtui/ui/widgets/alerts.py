@@ -1,0 +1,125 @@
+"""AlertsPanel: the active alerts, their figures, the remedies with their keys, and the theory.
+
+Alerts arrive in ``snapshot.alerts`` (worst first) from the session's diagnosis. Beside
+them the mean-field theory's predicted first/last-layer gradient ratio at initialisation
+(:func:`gradtui.theory.predict`) is shown next to the measured one, so the user can see
+the textbook number and the live one side by side.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.widget import Widget
+
+from gradtui.ui.widgets._format import fmt, num
+
+SEVERITY_SYMBOL = {"critical": "✗", "warning": "!", "info": "i"}
+
+
+def measured_attenuation(snapshot) -> float:
+    """||delta_first hidden|| / ||delta_last hidden|| of the latest step (the theory's quantity)."""
+    latest = snapshot.latest or {}
+    deltas = [num(v) for v in latest.get("delta_norm") or ()]
+    cfg = snapshot.config
+    if cfg is None or cfg.model.kind != "mlp" or len(deltas) < 2:
+        return math.nan
+    last = min(cfg.model.depth, len(deltas)) - 1
+    if last < 1 or not deltas[last] > 0:
+        return math.nan
+    return deltas[0] / deltas[last]
+
+
+class AlertsPanel(Widget, can_focus=False):
+    """Active alerts with remedies and keys; predicted vs measured attenuation."""
+
+    COMPONENT_CLASSES = {"alerts-panel--critical", "alerts-panel--warning", "alerts-panel--info",
+                         "alerts-panel--ok", "alerts-panel--key", "alerts-panel--note"}
+    """Severity styles, the all-clear line, remedy keys and the theory note."""
+
+    DEFAULT_CSS = """
+    AlertsPanel {
+        height: 1fr;
+        min-height: 4;
+        padding: 0 1;
+        border: round $primary;
+        border-title-color: $text;
+    }
+    AlertsPanel > .alerts-panel--critical { color: $error; text-style: bold; }
+    AlertsPanel > .alerts-panel--warning { color: $warning; text-style: bold; }
+    AlertsPanel > .alerts-panel--info { color: $primary; }
+    AlertsPanel > .alerts-panel--ok { color: $success; }
+    AlertsPanel > .alerts-panel--key { color: $accent; text-style: bold; }
+    AlertsPanel > .alerts-panel--note { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.border_title = "alerts"
+        self._alerts: tuple = ()
+        self._predicted = ""
+        self._measured = math.nan
+        self._status = "compiling"
+        self._message = ""
+        self._theory_cfg = None
+        self._prediction = None
+
+    def show(self, snapshot) -> None:
+        """Take alerts, the message and the attenuation figures from a Snapshot."""
+        self._alerts = tuple(snapshot.alerts or ())
+        self._status = snapshot.status
+        self._message = snapshot.message or ""
+        cfg = snapshot.config
+        if cfg is not None and cfg != self._theory_cfg:
+            self._theory_cfg = cfg
+            try:
+                from gradtui.theory import predict
+
+                self._prediction = predict(cfg)
+            except Exception:  # the theory is an aside; never let it break the screen
+                self._prediction = None
+        self._measured = measured_attenuation(snapshot)
+        self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
+        self.refresh(layout=True)
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)
+
+    def render(self) -> Text:
+        out = Text()
+        pred = self._prediction
+        if pred is not None and self._theory_cfg is not None and self._theory_cfg.model.kind == "mlp":
+            if pred.applies and math.isfinite(pred.attenuation):
+                out.append("first/last layer error: theory ", self._style("note"))
+                out.append(fmt(pred.attenuation))
+                out.append(" · measured ", self._style("note"))
+                out.append(fmt(self._measured))
+            else:
+                why = pred.reason.split(":")[0].replace("the simple mean-field prediction does not apply ", "")
+                out.append(f"theory: no prediction {why}", self._style("note"))
+            out.append("\n")
+        if not self._alerts:
+            if self._status == "compiling":
+                out.append("… waiting for the first steps", self._style("note"))
+            else:
+                out.append("✓ no problem detected", self._style("ok"))
+        for i, alert in enumerate(self._alerts):
+            if i:
+                out.append("\n")
+            sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
+            out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
+            out.append(alert.message)
+            for remedy in alert.remedies:
+                out.append("\n ")
+                out.append(f" {remedy.key} ", self._style("key"))
+                out.append(" " + short_label(remedy.label))
+        return out
+
+
+def short_label(label: str) -> str:
+    """'relu activation: derivative 1 wherever ...' -> 'relu activation'."""
+    for sep in (": ", " (", "; "):
+        if sep in label:
+            label = label.split(sep, 1)[0]
+    return label

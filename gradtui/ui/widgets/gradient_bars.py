@@ -1,0 +1,218 @@
+"""GradientBars: one row per layer (input at the top), bar length on a fixed log10 scale.
+
+The centrepiece. Each row shows the layer's name, a health symbol (↓ vanishing,
+✓ healthy, ↑ exploding, ✗ not finite), a bar whose length is log10 of the norm on the
+fixed scale 1e-12 .. 1e+3 (so bars compare over time and between runs), and the value.
+After a mitigation the profile from just before it stays as a ◆ marker on each row.
+With more layers than rows, neighbouring layers share a row (geometric mean) and a
+line says so; nothing is cut silently.
+
+Data comes down through :meth:`show` as plain tuples (never NumPy arrays).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from rich.text import Text
+from textual.widget import Widget
+
+from gradtui.ui.widgets._format import (
+    HEALTH_SYMBOL,
+    LOG_MAX,
+    LOG_MIN,
+    bar_fraction,
+    fmt,
+    geomean,
+    group_label,
+    groups,
+    health,
+    num,
+)
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+MODES = {
+    "grad": ("grad_norm", "weight gradient ||dL/dW|| per layer"),
+    "delta": ("delta_norm", "back-propagated error ||dL/dz|| per layer"),
+    "time": ("time_delta_norm", "error through time ||dL/dh_t|| per time step"),
+}
+
+
+class GradientBars(Widget, can_focus=False):
+    """Per-layer gradient norms as log-scale bars, coloured and marked by health."""
+
+    COMPONENT_CLASSES = {
+        "gradient-bars--vanishing",
+        "gradient-bars--healthy",
+        "gradient-bars--exploding",
+        "gradient-bars--before",
+        "gradient-bars--axis",
+        "gradient-bars--label",
+        "gradient-bars--note",
+    }
+    """Styles of the bar by health, the before-marker, the scale axis, row labels and notes."""
+
+    DEFAULT_CSS = """
+    GradientBars {
+        width: 1fr;
+        height: 1fr;
+        min-height: 6;
+        padding: 0 1;
+        border: round $primary;
+        border-title-color: $text;
+        border-title-style: bold;
+        text-wrap: nowrap;
+        text-overflow: clip;
+    }
+    GradientBars > .gradient-bars--vanishing { color: $error; }
+    GradientBars > .gradient-bars--healthy { color: $success; }
+    GradientBars > .gradient-bars--exploding { color: $error; text-style: bold; }
+    GradientBars > .gradient-bars--before { color: $warning; text-style: bold; }
+    GradientBars > .gradient-bars--axis { color: $text-muted; }
+    GradientBars > .gradient-bars--label { color: $text; }
+    GradientBars > .gradient-bars--note { color: $text-muted; text-style: italic; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.border_title = "gradient per layer"
+        self._names: tuple = ()
+        self._values: tuple = ()
+        self._before: tuple | None = None
+        self._before_label = ""
+        self._mode = "grad"
+        self._status = "compiling"
+        self._vanishing_ratio = 1e-3
+        self._exploding_norm = 1e3
+        self._unit = "layer"
+
+    # -- data in -------------------------------------------------------------------------
+    def show(self, snapshot, mode: str = "grad") -> None:
+        """Take what the bars need from a Snapshot (plain values only) and redraw."""
+        self._status = snapshot.status
+        self._mode = mode
+        field, title = MODES[mode]
+        latest = snapshot.latest or {}
+        values = latest.get(field) or ()
+        if mode == "time":
+            self._names = tuple(f"t={i + 1}" for i in range(len(values)))
+            self._unit = "time step"
+        else:
+            self._names = tuple(snapshot.layer_names)
+            self._unit = "layer"
+        self._values = tuple(num(v) for v in values)
+        before = snapshot.before or None
+        if before and before.get(field) and len(before.get(field)) == len(self._values):
+            self._before = tuple(num(v) for v in before[field])
+            change = re.sub(r"\b(model|train|data)\.", "", str(before.get("change", "")))
+            self._before_label = f"before {change} (step {before.get('step', '?')})".replace("  ", " ")
+        else:
+            self._before, self._before_label = None, ""
+        cfg = snapshot.config
+        if cfg is not None:
+            self._vanishing_ratio = cfg.alerts.vanishing_ratio
+            self._exploding_norm = cfg.alerts.exploding_norm
+        self.border_title = title
+        self.refresh()
+
+    # -- drawing -------------------------------------------------------------------------
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"gradient-bars--{name}", partial=True)
+
+    def render(self) -> Text:
+        width = max(10, self.content_region.width or self.size.width)
+        height = max(3, self.content_region.height or self.size.height)
+        if not self._values:
+            if self._status == "compiling":
+                return Text.assemble(
+                    ("⏳ compiling kernels, first run only…\n", "bold"),
+                    ("Numba is translating the training step to machine code.\n"
+                     "Later runs load it from the cache and start at once.", self._style("note")),
+                )
+            if self._mode == "time":
+                return Text("no time profile: t shows time steps for recurrent models only", self._style("note"))
+            return Text("waiting for the first step…", self._style("note"))
+
+        n = len(self._values)
+        rows = height - 2 - (1 if self._before else 0)  # axis line + legend line (+ before line)
+        grouped = n > rows
+        if grouped:
+            rows -= 1  # the aggregation note
+        spans = groups(n, rows)
+        labels = [group_label(self._names, a, b) for a, b in spans]
+        values = [geomean(self._values[a:b]) for a, b in spans]
+        before = [geomean(self._before[a:b]) for a, b in spans] if self._before else None
+        ref = num(self._values[-1])
+        label_w = max(len(s) for s in labels)
+        value_w = 8
+        bar_w = max(4, width - label_w - value_w - 4)
+
+        out = Text(no_wrap=True, overflow="crop")
+        out.append(self._axis(label_w, bar_w))
+        for i, (label, value) in enumerate(zip(labels, values)):
+            state = health(value, ref, self._vanishing_ratio, self._exploding_norm)
+            style_name = "healthy" if state == "healthy" else ("exploding" if state in ("exploding", "nonfinite") else "vanishing")
+            style = self._style(style_name)
+            out.append("\n")
+            out.append(label.rjust(label_w), self._style("label"))
+            out.append(" ")
+            out.append(HEALTH_SYMBOL[state], style)
+            out.append(" ")
+            self._bar(out, value, before[i] if before else None, bar_w, style)
+            out.append(" ")
+            out.append(fmt(value).rjust(value_w - 1), style)
+        out.append("\n")
+        legend = Text.assemble(
+            ("↓", self._style("vanishing")), " vanishing  ",
+            ("✓", self._style("healthy")), " healthy  ",
+            ("↑", self._style("exploding")), " exploding",
+        )
+        if self._before:
+            legend.append("  ")
+            legend.append("◆", self._style("before"))
+            legend.append(" before", self._style("note"))
+        out.append(legend)
+        if self._before:
+            out.append("\n")
+            out.append("◆", self._style("before"))
+            out.append(f" = {self._before_label}", self._style("note"))
+        if grouped:
+            note = f"{n} {self._unit}s in {len(spans)} rows; a range shows the geometric mean"
+            if len(note) > width:
+                note = f"{n} {self._unit}s in {len(spans)} rows (geom. mean)"
+            out.append("\n")
+            out.append(note, self._style("note"))
+        return out
+
+    def _axis(self, label_w: int, bar_w: int) -> Text:
+        """'1e-12    1e-9    1e-6 ...' ticks over the bar column."""
+        line = [" "] * bar_w
+        decades = int(LOG_MAX - LOG_MIN)
+        step = 3 if bar_w >= 5 * decades / 3 else 6
+        for d in range(int(LOG_MIN), int(LOG_MAX) + 1, step):
+            pos = int(round((d - LOG_MIN) / (LOG_MAX - LOG_MIN) * (bar_w - 1)))
+            tick = f"1e{d:+d}" if d else "1"
+            start = min(pos, bar_w - len(tick))
+            if all(c == " " for c in line[max(0, start - 1): start + len(tick)]):
+                line[start: start + len(tick)] = tick
+        return Text(" " * (label_w + 3) + "".join(line), self._style("axis"))
+
+    def _bar(self, out: Text, value: float, before: float | None, bar_w: int, style) -> None:
+        cells = bar_fraction(value) * bar_w
+        full = int(cells)
+        part = int((cells - full) * 8)
+        chars = ["█"] * full
+        if full < bar_w:
+            chars.append(BLOCKS[part] if part else " ")
+            chars.extend(" " * (bar_w - full - 1))
+        marker = None
+        if before is not None and (math.isfinite(before) or math.isinf(before)):
+            marker = min(bar_w - 1, int(bar_fraction(before) * bar_w))
+        text = "".join(chars[:bar_w])
+        if marker is None:
+            out.append(text, style)
+        else:
+            out.append(text[:marker], style)
+            out.append("◆", self._style("before"))
+            out.append(text[marker + 1:], style)

@@ -1,0 +1,88 @@
+"""StatusHeader: preset name, one-line model summary, step, steps/s, and running or paused.
+
+Two lines: the preset and the run state on the first, the model summary
+("mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip")
+and the latest session message on the second.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widget import Widget
+
+from gradtui.ui.widgets._format import model_summary
+
+STATUS_TEXT = {
+    "compiling": "⏳ compiling kernels, first run only",
+    "running": "▶ running",
+    "paused": "⏸ paused",
+    "finished": "■ finished",
+    "stopped": "■ stopped",
+    "error": "✗ error",
+}
+
+
+class StatusHeader(Widget, can_focus=False):
+    """The top two lines: what is running and how fast."""
+
+    COMPONENT_CLASSES = {"status-header--name", "status-header--state", "status-header--message",
+                         "status-header--paused", "status-header--error"}
+    """Preset name, run state (paused / error variants), and the session's last message."""
+
+    DEFAULT_CSS = """
+    StatusHeader {
+        height: 2;
+        background: $panel;
+        color: $text;
+        padding: 0 1;
+    }
+    StatusHeader > .status-header--name { text-style: bold; color: $accent; }
+    StatusHeader > .status-header--state { color: $success; text-style: bold; }
+    StatusHeader > .status-header--paused { color: $warning; text-style: bold; }
+    StatusHeader > .status-header--error { color: $error; text-style: bold; }
+    StatusHeader > .status-header--message { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._data: tuple = ("", "", "compiling", 0, 0.0, "")
+
+    def show(self, snapshot, name: str = "") -> None:
+        """Take name, summary, status, step and speed from a Snapshot."""
+        cfg = snapshot.config
+        data = (
+            name or (cfg.name if cfg is not None else ""),
+            model_summary(cfg),
+            snapshot.status,
+            int(snapshot.step),
+            float(snapshot.steps_per_second),
+            snapshot.message or "",
+        )
+        if data != self._data:
+            self._data = data
+            self.refresh()
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"status-header--{name}", partial=True)
+
+    def render(self) -> Group:
+        name, summary, status, step, speed, message = self._data
+        state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused"}.get(status, "state")
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(justify="right", no_wrap=True)
+        left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
+        right = Text.assemble(
+            (f"step {step:,}", None),
+            ("  ·  ", self._style("message")),
+            (f"{speed:,.0f} steps/s", None),
+            ("  ·  ", self._style("message")),
+            (STATUS_TEXT.get(status, status), self._style(state_style)),
+        )
+        grid.add_row(left, right)
+        second = Text(summary, no_wrap=True, overflow="ellipsis")
+        if message:
+            second.append("  ·  " + message, self._style("message"))
+        return Group(grid, second)

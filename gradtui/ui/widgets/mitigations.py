@@ -1,0 +1,87 @@
+"""MitigationsPanel: the current setting of every mitigation, its key, and which ones alerts suggest.
+
+One row per setting (activation, init, batch norm, residual, clipping, optimiser,
+learning rate, depth, and the cell type for recurrent models). A setting an active
+alert's remedy points at is highlighted and marked "◀ try", so the eye goes from the
+alert to the key.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from gradtui.ui.keys import suggested_settings
+from gradtui.ui.widgets._format import clip_text, fmt_short, init_text
+
+
+def rows_for(cfg) -> list[tuple[str, str, str, str]]:
+    """(label, value, key, dotted setting) rows for a config."""
+    m, t = cfg.model, cfg.train
+    rows = []
+    if m.kind != "mlp":
+        rows.append(("cell", m.kind, "g", "model.kind"))
+    if m.kind in ("mlp", "rnn"):
+        rows.append(("activation", m.activation, "a", "model.activation"))
+    if m.kind == "mlp":
+        rows.append(("init", init_text(cfg), "i", "model.init"))
+        rows.append(("batch norm", "on" if m.batchnorm else "off", "b", "model.batchnorm"))
+        rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
+    else:
+        rows.append(("rec. init", m.recurrent_init, "i", "model.recurrent_init"))
+    rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
+    rows.append(("optimiser", t.optimizer, "o", "train.optimizer"))
+    rows.append(("learn rate", fmt_short(t.lr), "+ -", "train.lr"))
+    rows.append(("depth", str(m.depth), "] [", "model.depth"))
+    return rows
+
+
+class MitigationsPanel(Widget, can_focus=False):
+    """Current mitigation settings with their keys; alert-suggested ones highlighted."""
+
+    COMPONENT_CLASSES = {"mitigations-panel--suggested", "mitigations-panel--key", "mitigations-panel--label"}
+    """A row an alert suggests, the key column, the setting names."""
+
+    DEFAULT_CSS = """
+    MitigationsPanel {
+        height: auto;
+        padding: 0 1;
+        border: round $primary;
+        border-title-color: $text;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    MitigationsPanel > .mitigations-panel--suggested { color: $warning; text-style: bold; }
+    MitigationsPanel > .mitigations-panel--key { color: $accent; text-style: bold; }
+    MitigationsPanel > .mitigations-panel--label { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.border_title = "mitigations (key)"
+        self._rows: tuple = ()
+        self._suggested: frozenset = frozenset()
+
+    def show(self, cfg, alerts=()) -> None:
+        """Show a config's settings; highlight those the alerts' remedies name."""
+        rows = tuple(rows_for(cfg)) if cfg is not None else ()
+        suggested = frozenset(suggested_settings(alerts))
+        if rows != self._rows or suggested != self._suggested:
+            self._rows, self._suggested = rows, suggested
+            self.refresh(layout=True)
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(f"mitigations-panel--{name}", partial=True)
+
+    def render(self) -> Text:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for i, (label, value, key, setting) in enumerate(self._rows):
+            if i:
+                out.append("\n")
+            hot = setting in self._suggested or any(k in self._suggested for k in key.split())
+            out.append(f" {key:^3} ", self._style("key"))
+            out.append(f" {label:<11}", self._style("label"))
+            out.append(value, self._style("suggested") if hot else None)
+            if hot:
+                out.append(" ◀ try", self._style("suggested"))
+        return out
