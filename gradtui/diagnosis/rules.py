@@ -249,8 +249,8 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
                 "not applied and the last finite weights are kept; apply a remedy and resume.")
     if f.kind == "exploding":
         if f.sign == "norm":
-            return (f"The gradient norm is {fmt(f.figure)} (alert above {fmt(cfg.alerts.exploding_norm)}): each layer "
-                    "multiplies the gradient by more than 1, so the next steps can blow the weights up to NaN.")
+            return (f"The gradient norm is {fmt(f.figure)} (alert above {fmt(cfg.alerts.exploding_norm)}): the "
+                    "steps it drives are huge, so the next few can blow the weights up to NaN.")
         if f.sign == "growth":
             return (f"The gradient norm grew {fmt(f.figure)}x within {cfg.alerts.window} steps "
                     f"({fmt(i['from'])} -> {fmt(i['to'])}): the updates feed on themselves and the weights are heading for NaN.")
