@@ -291,11 +291,11 @@ def test_before_marker_after_a_swap():
     async def go():
         app, _ = make_app()
         async with app.run_test(size=(120, 40)) as pilot:
-            assert "◆" not in app.query_one(GradientBars).render().plain
+            assert "◆ before" not in app.query_one(GradientBars).render().plain
             await press(pilot, "a")
             await pilot.pause(0.15)
             text = app.query_one(GradientBars).render().plain
-            assert "◆" in text and "activation=relu" in text
+            assert "◆ before" in text and "activation=relu" in text
     run(go())
 
 

@@ -112,8 +112,11 @@ class AlertsPanel(Widget, can_focus=False):
             out.append(alert.message)
             for remedy in alert.remedies:
                 out.append("\n ")
-                out.append(f" {remedy.key} ", self._style("key"))
-                out.append(" " + short_label(remedy.label))
+                if remedy.key:
+                    out.append(f" {remedy.key} ", self._style("key"))
+                    out.append(" " + short_label(remedy.label))
+                else:  # no key: a setting to change by hand (--set or a preset)
+                    out.append(" ·  " + short_label(remedy.label), self._style("note"))
         return out
 
 

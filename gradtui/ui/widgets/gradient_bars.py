@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 
 from rich.text import Text
 from textual.widget import Widget
@@ -37,6 +38,13 @@ MODES = {
     "delta": ("delta_norm", "back-propagated error ||dL/dz|| per layer"),
     "time": ("time_delta_norm", "error through time ||dL/dh_t|| per time step"),
 }
+
+
+HINT = (
+    "Each bar: how much gradient reaches that layer (log scale; input layer on top, output at the "
+    "bottom). Red ↓ rows get almost none, so they barely learn. Press a key the alerts panel suggests "
+    "and compare: ◆ keeps the profile from before the change."
+)
 
 
 class GradientBars(Widget, can_focus=False):
@@ -126,7 +134,7 @@ class GradientBars(Widget, can_focus=False):
         if not self._values:
             if self._status == "compiling":
                 return Text.assemble(
-                    ("⏳ compiling kernels, first run only…\n", "bold"),
+                    ("… compiling kernels, first run only\n", "bold"),
                     ("Numba is translating the training step to machine code.\n"
                      "Later runs load it from the cache and start at once.", self._style("note")),
                 )
@@ -177,6 +185,12 @@ class GradientBars(Widget, can_focus=False):
             out.append("\n")
             out.append("◆", self._style("before"))
             out.append(f" = {self._before_label}", self._style("note"))
+        spare = rows - len(spans) - (1 if grouped else 0)
+        hint = textwrap.wrap(HINT, width)
+        if not grouped and spare >= len(hint) + 1:
+            out.append("\n")
+            for line in hint:
+                out.append("\n" + line, self._style("note"))
         if grouped:
             note = f"{n} {self._unit}s in {len(spans)} rows; a range shows the geometric mean"
             if len(note) > width:

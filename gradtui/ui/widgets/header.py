@@ -15,9 +15,9 @@ from textual.widget import Widget
 from gradtui.ui.widgets._format import model_summary
 
 STATUS_TEXT = {
-    "compiling": "⏳ compiling kernels, first run only",
+    "compiling": "… compiling kernels, first run only",
     "running": "▶ running",
-    "paused": "⏸ paused",
+    "paused": "‖ paused",
     "finished": "■ finished",
     "stopped": "■ stopped",
     "error": "✗ error",

@@ -1,0 +1,52 @@
+"""End to end: the installed ``gradtui`` command in a real pseudo-terminal (pexpect).
+
+Starts the default preset, waits for the gradient bars, presses ``a``, sees the
+activation change in the model summary, presses ``q`` and expects a clean exit with
+the terminal restored (alternate screen left, cursor shown).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+
+def gradtui_command() -> str | None:
+    here = Path(sys.executable).parent / "gradtui"
+    if here.is_file():
+        return str(here)
+    return shutil.which("gradtui")
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
+
+
+@pytest.mark.skipif(gradtui_command() is None, reason="the gradtui command is not installed")
+def test_gradtui_in_a_real_terminal(tmp_path):
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(gradtui_command(), [], env=env, cwd=str(tmp_path), dimensions=(30, 100),
+                          encoding="utf-8", codec_errors="replace", timeout=90)
+    try:
+        child.expect("hidden\\.0", timeout=90)  # the bars are drawn
+        child.expect("sigmoid", timeout=30)
+        child.send("a")
+        # the alert's remedy (relu) or the next activation in the cycle (tanh)
+        child.expect(r"mlp 20x64 (relu|tanh|leaky_relu)", timeout=30)
+        child.send("q")
+        child.expect(pexpect.EOF, timeout=30)
+        tail = child.before or ""
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    child.close()
+    assert child.exitstatus == 0, tail[-2000:]
+    assert "Traceback" not in ANSI.sub("", tail)
+    assert "\x1b[?1049l" in tail  # left the alternate screen: the terminal is restored
