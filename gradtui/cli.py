@@ -1,2 +1,169 @@
-def main():
-    print("gradtui")
+"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`.
+
+Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
+record write, an internal error), 2 bad input (unknown preset or key, bad value,
+malformed TOML, unwritable record), 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gradtui.config import ConfigError
+
+SUBCOMMANDS = ("run", "presets", "check")
+
+EPILOG = """\
+commands:
+  gradtui [PRESET_OR_PATH]        the interactive interface (default preset: vanishing-sigmoid)
+  gradtui run PRESET_OR_PATH      train headless with a progress bar and a summary (see gradtui run -h)
+  gradtui presets                 list the shipped presets
+  gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+
+examples:
+  gradtui run vanishing-sigmoid --steps 500
+  gradtui run vanishing-sigmoid --set model.activation=relu --set model.init=he
+  gradtui run my.toml --record run.jsonl --every 10
+
+exit status: 0 done, 1 training stopped on a problem, 2 bad input, 130 interrupted (Ctrl-C)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with gradtui's one-line error format (exit 2, no traceback)."""
+
+    def error(self, message):  # pragma: no cover - exercised through subprocess tests
+        self.print_usage(sys.stderr)
+        self.exit(2, f"gradtui: error: {message}\n")
+
+
+def _add_config_args(p: argparse.ArgumentParser, positional_optional: bool = False) -> None:
+    kw = dict(nargs="?", default=None) if positional_optional else {}
+    p.add_argument("preset", metavar="PRESET_OR_PATH", help="a shipped preset name (see `gradtui presets`) or a path to a .toml file", **kw)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set model.depth=30 (repeatable; keys as in `gradtui check`)")
+
+
+def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    from gradtui import __version__
+
+    ui = _Parser(prog="gradtui", description="See vanishing and exploding gradients live in the terminal, and fix them with one key.",
+                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_args(ui, positional_optional=True)
+    ui.add_argument("--fps", type=int, default=10, metavar="N", help="screen refreshes per second (default 10)")
+    ui.add_argument("--version", action="version", version=f"gradtui {__version__}")
+
+    top = _Parser(prog="gradtui", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="train headless", description=(
+        "Train headless: a progress bar with steps/s, loss and the worst active alert, then a per-layer "
+        "summary and the alerts raised. Ctrl-C stops cleanly (the record is closed, exit status 130)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    _add_config_args(run)
+    run.add_argument("--steps", type=_positive_int, default=None, metavar="N", help="steps to train (default: the config's train.steps)")
+    run.add_argument("--seed", type=_nonneg_int, default=None, metavar="S", help="seed of initialisation and batch order (train.seed)")
+    run.add_argument("--record", default=None, metavar="FILE.jsonl", help="write a JSON Lines record: a header, every K-th step, and events")
+    run.add_argument("--force", action="store_true", help="overwrite an existing record file")
+    run.add_argument("--every", type=_positive_int, default=1, metavar="K", help="record every K-th step (default 1)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no table: one line at the end")
+    sub.add_parser("presets", help="list the shipped presets", description="List the shipped presets with their one-line descriptions.")
+    check = sub.add_parser("check", help="validate a config and print it", description=(
+        "Validate a preset or TOML file (with any --set overrides) and print the resolved config; "
+        "exit status 2 when it is not valid."))
+    _add_config_args(check)
+    return ui, top
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and {2**31 - 1}")
+    return value
+
+
+def resolve_config(preset, sets, seed=None):
+    """load_config + --set overrides (+ --seed); raises ConfigError."""
+    from gradtui.config import DEFAULT_PRESET, load_config, parse_assignments
+
+    cfg = load_config(preset or DEFAULT_PRESET)
+    overrides = parse_assignments(sets or [])
+    if seed is not None:
+        overrides["train.seed"] = seed
+    return cfg.with_overrides(overrides) if overrides else cfg
+
+
+def fail(message: str, status: int = 2) -> int:
+    print(f"gradtui: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("gradtui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `gradtui presets | head`
+        return 0
+
+
+def _main(argv: list[str]) -> int:
+    ui, top = build_parsers()
+    if argv and argv[0] in SUBCOMMANDS:
+        args = top.parse_args(argv)
+    else:
+        if argv and argv[0] == "help":
+            ui.print_help()
+            return 0
+        args = ui.parse_args(argv)
+        args.command = None
+    try:
+        if args.command == "presets":
+            from gradtui.cli_output import print_presets
+
+            return print_presets()
+        if args.command == "check":
+            cfg = resolve_config(args.preset, args.sets)
+            from gradtui.cli_output import print_check
+
+            return print_check(cfg)
+        if args.command == "run":
+            cfg = resolve_config(args.preset, args.sets, args.seed)
+            from gradtui.cli_run import run_headless
+
+            return run_headless(cfg, args)
+        cfg = resolve_config(args.preset, args.sets)
+    except ConfigError as err:
+        return fail(str(err))
+    return _run_ui(cfg, args.fps)
+
+
+def _run_ui(cfg, fps: int) -> int:
+    try:
+        from gradtui.ui import run_app
+    except ImportError as err:
+        if getattr(err, "name", "") and not str(getattr(err, "name", "")).startswith("gradtui.ui") and "run_app" not in str(err):
+            raise
+        print(f"gradtui: the interactive interface is not available in this build yet ({err}); "
+              f"train headless instead: gradtui run {cfg.source or cfg.name}")
+        return 0
+    return run_app(cfg, fps=fps) or 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

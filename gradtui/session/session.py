@@ -320,13 +320,13 @@ class Session:
             with threadpool_limits(1):
                 self._publish()
                 self._fresh(self._cfg)
-                self._evaluate()
                 if self._writer is not None:
                     try:
                         self._writer.header(self._cfg, self._layer_names, {"every": self.every})
                     except RecordError as err:
                         self._record_error = str(err)
                         self._message = f"recording stopped: {err}"
+                self._evaluate()
                 if not self._record_error:
                     self._message = "paused: press space to start" if self._paused else ""
                 self._status = "paused" if self._paused else "running"
@@ -339,6 +339,10 @@ class Session:
             reason = "error"
         finally:
             if reason == "stopped":
+                if self._status == "finished":
+                    reason = "finished"
+                elif self._pause_reason == "nonfinite":
+                    reason = "nonfinite"
                 self._status = "stopped"
             self._close_record(reason)
             self._publish()

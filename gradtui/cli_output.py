@@ -1,0 +1,213 @@
+"""What the command line prints: the preset list, a resolved config, and the end-of-run summary."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+MAX_ROWS = 40  # layers shown in full; deeper networks show both ends
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+# -- presets ---------------------------------------------------------------------------------
+def print_presets() -> int:
+    from gradtui.config import DEFAULT_PRESET, load_config, preset_names
+
+    console = _console()
+    table = Table(title="Shipped presets", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("preset", style="bold", no_wrap=True)
+    table.add_column("what it shows")
+    for name in preset_names():
+        try:
+            cfg = load_config(name)
+            text = cfg.title or _first_sentence(cfg.description)
+        except Exception as err:  # noqa: BLE001 - a broken preset must not hide the others
+            text = f"(does not load: {err})"
+        table.add_row(name + (" (default)" if name == DEFAULT_PRESET else ""), text)
+    console.print(table)
+    console.print("\nOpen one live: [bold]gradtui NAME[/]   headless: [bold]gradtui run NAME[/]   "
+                  "inspect: [bold]gradtui check NAME[/]")
+    return 0
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
+
+
+# -- check -----------------------------------------------------------------------------------
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def format_config(cfg) -> str:
+    """The resolved config as TOML (valid as a preset), defaults marked with a comment."""
+    from gradtui.config.schema import SECTIONS, key_specs
+
+    specs = key_specs()
+    lines = [f"name = {_toml_value(cfg.name)}"]
+    if cfg.title:
+        lines.append(f"title = {_toml_value(cfg.title)}")
+    data = cfg.to_dict()
+    for section in SECTIONS:
+        lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in data[section].items():
+            dotted = f"{section}.{key}"
+            spec = specs.get(dotted)
+            applies = spec is None or ((not spec.kinds or cfg.model.kind in spec.kinds) and (not spec.tasks or cfg.data.task in spec.tasks))
+            if not applies:
+                continue
+            note = "" if dotted in cfg.explicit else "  # default"
+            lines.append(f"{key} = {_toml_value(value)}{note}")
+    return "\n".join(lines)
+
+
+def print_check(cfg) -> int:
+    console = _console()
+    where = cfg.source or cfg.name
+    console.print(f"[bold]{where}[/]: valid. Resolved config (keys marked '# default' were not set by the preset "
+                  "or --set; keys that do not apply to this model and task are left out):\n")
+    console.print(format_config(cfg), markup=False)
+    try:
+        from gradtui.theory import predict
+    except ImportError:
+        predict = None
+    if predict is not None:
+        try:
+            summary = predict(cfg).summary()
+        except Exception as err:  # noqa: BLE001 - the check must not fail on the prediction
+            summary = f"theory: no prediction ({type(err).__name__}: {err})"
+        console.print("\nAt initialisation (mean-field " + "theory, before any training):", markup=False)
+        console.print("  " + summary, markup=False)
+    return 0
+
+
+# -- end-of-run summary ------------------------------------------------------------------------
+def _fmt(value, kind: str = "g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if kind == "%":
+        return f"{100 * value:.0f}%"
+    if value == 0:
+        return "0"
+    return f"{value:.2e}" if (abs(value) < 1e-2 or abs(value) >= 1e4) else f"{value:.3g}"
+
+
+def summary_table(snap) -> Table:
+    """Per-layer statistics of the latest step, input side first."""
+    latest = snap.latest
+    names = list(snap.layer_names)
+    table = Table(title=f"Per-layer statistics at step {snap.step} (input side first: {names[0]} is next to the input, "
+                        f"{names[-1]} produces the output)" if names else "Per-layer statistics",
+                  title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("gradient norm", justify="right")
+    table.add_column("vs output", justify="right")
+    table.add_column("delta norm", justify="right")
+    table.add_column("update ratio", justify="right")
+    table.add_column("dead", justify="right")
+    table.add_column("saturated", justify="right")
+    grad = latest.get("grad_norm") or []
+    last = grad[-1] if grad and isinstance(grad[-1], float) and grad[-1] > 0 else None
+    rows = list(range(len(names)))
+    if len(rows) > MAX_ROWS:
+        half = MAX_ROWS // 2
+        rows = rows[:half] + [None] + rows[-half:]
+    for i in rows:
+        if i is None:
+            table.add_row("...", *[""] * 6)
+            continue
+
+        def col(name, kind="g"):
+            values = latest.get(name) or []
+            return _fmt(values[i], kind) if i < len(values) else "-"
+
+        rel = "-"
+        if last is not None and i < len(grad) and isinstance(grad[i], float):
+            rel = _fmt(grad[i] / last)
+        style = ""
+        if last is not None and i < len(grad) and isinstance(grad[i], float) and grad[i] / last < snap.config.alerts.vanishing_ratio:
+            style = "red"
+        table.add_row(Text(names[i], style=style), col("grad_norm"), Text(rel, style=style), col("delta_norm"),
+                      col("update_ratio"), col("dead_fraction", "%"), col("saturation", "%"))
+    return table
+
+
+COLUMN_HELP = (
+    "gradient norm = |dL/dW| of the layer's weights; vs output = that divided by the output layer's "
+    "(red: below alerts.vanishing_ratio, i.e. the gradient vanished on the way back); delta norm = |dL/dz|, "
+    "the back-propagated error at the layer's pre-activations; update ratio = |dW|/|W|, how much the last step "
+    "moved the weights (tiny = the layer does not learn); dead = units whose derivative is zero on the whole batch; "
+    "saturated = activations in the flat tails of sigmoid/tanh."
+)
+
+
+def print_summary(snap, console: Console, interrupted: bool = False, record=None) -> None:
+    """The end-of-run report: per-layer table, evaluation, alerts raised, record."""
+    if snap.latest:
+        console.print(summary_table(snap))
+        console.print(Text(COLUMN_HELP, style="dim"))
+    else:
+        console.print("No step finished, so there are no statistics to show.")
+    loss = snap.latest.get("loss") if snap.latest else None
+    ev = snap.evaluation or {}
+    parts = [f"training loss {_fmt(loss)}" if loss is not None else ""]
+    if ev:
+        parts.append(f"held-out loss {_fmt(ev.get('loss'))}" + (f", accuracy {ev['accuracy']:.1%}" if "accuracy" in ev else ""))
+    console.print("\n" + "; ".join(p for p in parts if p))
+    console.print()
+    raised = list(snap.raised)
+    active = {a.kind for a in snap.alerts}
+    if not raised:
+        note = "" if _diagnosis_available() else " (the diagnosis module is not installed in this build)"
+        console.print(f"Alerts raised: none{note}.")
+    else:
+        console.print(f"Alerts raised ({len(raised)}):")
+        for step, alert in raised:
+            state = "still active" if alert.kind in active else "cleared"
+            line = Text(f"  step {step}  ", style="")
+            line.append(f"{alert.severity.upper()} {alert.kind}", style="red" if alert.severity == "critical" else "yellow")
+            line.append(f" ({state}): {alert.message}")
+            console.print(line)
+            fixes = ["--set " + " --set ".join(f"{k}={_cli_value(v)}" for k, v in r.change) for r in alert.remedies if r.change]
+            if fixes:
+                console.print(Text("      try: " + "   or   ".join(fixes), style="dim"))
+    if record:
+        console.print(f"\nRecord: {record}  (load it with gradtui.read_record)")
+
+
+def _cli_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _diagnosis_available() -> bool:
+    try:
+        from gradtui.diagnosis import Diagnoser  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def worst_alert(snap) -> str:
+    if not snap.alerts:
+        return "no alerts"
+    a = snap.alerts[0]
+    return f"{a.severity}: {a.kind}"
