@@ -8,6 +8,7 @@
 
 from gradtui.config import Config, ConfigError, load_config, preset_names
 from gradtui.engine import Experiment, StepRecord
+from gradtui.record import read_record
 
 __version__ = "0.1.0"
-__all__ = ["Config", "ConfigError", "Experiment", "StepRecord", "load_config", "preset_names", "__version__"]
+__all__ = ["Config", "ConfigError", "Experiment", "StepRecord", "load_config", "preset_names", "read_record", "__version__"]
