@@ -1,0 +1,155 @@
+"""Every preset's promise, tested: the alert its description promises rises within the
+steps it states, and the keys it names, applied through the interface's change path,
+remove that alert and let the loss fall.
+
+The keys go through the same functions the interface uses: ``gradtui.ui.keys.change_for``
+turns a key press (and the active alerts, whose remedies a key applies first) into
+config overrides, and :func:`apply_change` mirrors ``Session._apply_change``: the new
+config from ``Config.with_overrides``, then ``Experiment.reconfigure`` when
+``restart_keys`` is empty (weights carry over) or a fresh ``Experiment`` otherwise, and
+a fresh ``Diagnoser`` either way, as the session does. The last test drives a real
+:class:`~gradtui.session.Session` through ``Session.apply`` for the default preset.
+
+Step counts are the smallest that were robust when the presets were written; every run
+is float32 (the presets' default number type).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from gradtui.config import load_config
+from gradtui.config.changes import restart_keys
+from gradtui.diagnosis import Diagnoser
+from gradtui.engine import Experiment
+
+keys_mod = pytest.importorskip("gradtui.ui.keys")
+
+
+class Run:
+    """An Experiment with its Diagnoser, stepped like the session worker steps it."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.exp = Experiment(cfg)
+        self.diag = Diagnoser(cfg, self.exp.layer_names)
+        self.raised: list[tuple[int, str]] = []
+        self.losses: list[float] = []
+        self.nonfinite_steps = 0
+
+    def step(self):
+        rec = self.exp.step()
+        if rec.nonfinite:
+            self.nonfinite_steps += 1
+        else:
+            self.losses.append(float(rec.loss))
+        for what, alert in self.diag.observe(rec):
+            if what == "raised":
+                self.raised.append((rec.step, alert.kind))
+        return rec
+
+    def until_raised(self, kind: str, within: int) -> int:
+        """Step until an alert of ``kind`` rises; its step (fails after ``within`` steps)."""
+        for _ in range(within):
+            rec = self.step()
+            if any(k == kind for _, k in self.raised):
+                return rec.step
+            if rec.nonfinite and kind != "nonfinite":
+                break
+        pytest.fail(f"{self.cfg.name}: no {kind} alert within {within} steps (raised: {self.raised})")
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.step()
+
+    def press(self, key: str) -> dict:
+        """One key press, as the interface makes it: change_for + the session's change path."""
+        change = keys_mod.change_for(key, self.cfg, self.diag.active())
+        assert change, f"{self.cfg.name}: key {key!r} does nothing"
+        self.apply_change(change)
+        return change
+
+    def apply_change(self, overrides: dict) -> None:
+        """What Session._apply_change does with a change: carry over or restart."""
+        old = self.cfg
+        new = old.with_overrides(overrides)
+        if restart_keys(old, new):
+            self.exp = Experiment(new)
+        else:
+            self.exp.reconfigure(new)
+        self.cfg = new
+        self.diag = Diagnoser(new, self.exp.layer_names)
+        self.raised, self.losses, self.nonfinite_steps = [], [], 0
+
+    def active_kinds(self) -> set[str]:
+        return {a.kind for a in self.diag.active()}
+
+
+def loss_fell(losses: list[float], k: int = 30, factor: float = 0.99) -> bool:
+    """The mean of the last k losses is below ``factor`` times the mean of the first k."""
+    assert len(losses) >= 2 * k
+    first, last = float(np.mean(losses[:k])), float(np.mean(losses[-k:]))
+    return math.isfinite(last) and last < factor * first
+
+
+@dataclass(frozen=True)
+class Promise:
+    preset: str
+    alert: str  # the alert the description promises
+    within: int  # ... within this many steps
+    keys: tuple  # the keys the description names, pressed in order
+    after: int  # steps run after the last key
+    between: int = 0  # steps between two key presses (the user watching)
+    gone: tuple = ()  # further alert kinds that must not rise after the fix
+    slow: bool = False
+
+    def __str__(self):
+        return f"{self.preset}:{''.join(self.keys)}"
+
+
+PROMISES = [
+    Promise("vanishing-sigmoid", "vanishing", 40, ("b",), 300),
+    Promise("vanishing-sigmoid", "vanishing", 40, ("a", "i"), 300, between=30, gone=("dead",)),
+    Promise("vanishing-tanh-standard", "vanishing", 40, ("i",), 300),
+    Promise("relu-xavier-vs-he", "vanishing", 200, ("i",), 300, slow=True),
+    Promise("dying-relu", "dead", 40, ("a", "a"), 200, between=20),
+    Promise("exploding-init", "nonfinite", 5, ("i",), 200, gone=("exploding",)),
+    Promise("exploding-init", "nonfinite", 5, ("b",), 200),
+    Promise("residual-rescue", "vanishing", 40, ("r",), 300, slow=True),
+    Promise("shallow-vs-deep", "vanishing", 40, ("[", "["), 200, between=20),
+    Promise("orthogonal-deep-linear", "nonfinite", 10, ("i",), 200, gone=("exploding",), slow=True),
+]
+
+
+def _param(p: Promise):
+    return pytest.param(p, id=str(p), marks=[pytest.mark.slow] if p.slow else [])
+
+
+@pytest.mark.parametrize("promise", [_param(p) for p in PROMISES])
+def test_preset_promise(promise: Promise):
+    run = Run(load_config(promise.preset))
+    run.until_raised(promise.alert, promise.within)
+    for i, key in enumerate(promise.keys):
+        if i:
+            run.run(promise.between)
+        run.press(key)
+    run.run(promise.after)
+    banned = (promise.alert,) + promise.gone
+    late = [(s, k) for s, k in run.raised if k in banned]
+    assert not late, f"{promise}: {late} rose again after the fix"
+    assert not run.active_kinds() & set(banned)
+    assert run.nonfinite_steps == 0
+    assert loss_fell(run.losses), f"{promise}: the loss did not fall ({run.losses[:3]} ... {run.losses[-3:]})"
+
+
+def test_batchnorm_rescue_is_healthy_until_b_switches_it_off():
+    run = Run(load_config("batchnorm-rescue"))
+    run.run(200)
+    assert not [k for _, k in run.raised if k == "vanishing"]
+    assert loss_fell(run.losses)
+    assert run.press("b") == {"model.batchnorm": False}
+    run.until_raised("vanishing", 40)
