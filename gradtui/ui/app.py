@@ -23,6 +23,7 @@ from gradtui.ui.keys import BY_LABEL, KEYS, change_for, describe_change
 from gradtui.ui.screens import HelpScreen, PresetPicker
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
 
+SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
 PENDING_TIMEOUT = 3.0  # seconds to trust a sent change before falling back to the snapshot's config
 
 
@@ -57,7 +58,8 @@ class GradApp(App[int]):
         self._version = -1
         self._snapshot = None
         self._pending = None  # (config we sent, time) until the snapshot shows it
-        self._boost_until = 0.0
+        self._slow_at = 0.0
+        self._slow_key = None
         self.exit_code = 0
 
     # -- layout --------------------------------------------------------------------------
@@ -121,20 +123,33 @@ class GradApp(App[int]):
         self._snapshot = snap
         self.redraw(snap)
 
-    def redraw(self, snap) -> None:
-        """Push a snapshot's plain values down to the widgets."""
+    def redraw(self, snap, force: bool = False) -> None:
+        """Push a snapshot's plain values down to the widgets.
+
+        The header and the bars follow every frame; the weights, alerts, settings and plot
+        move slowly, so they redraw at most every SLOW_INTERVAL seconds (or at once when the
+        config, status or run changes). Rendering holds the GIL the training worker also
+        needs between its kernel calls, so fewer redraws mean faster training.
+        """
         cfg = self.current_config()
-        if cfg is not None and cfg.is_recurrent is False and self.mode == "time":
+        if cfg is not None and not cfg.is_recurrent and self.mode == "time":
             self.mode = "grad"
-        self.query_one(StatusHeader).show(snap, self.preset_name)
+        self.query_one(StatusHeader).show(snap, self.preset_name, cfg)
         self.query_one(GradientBars).show(snap, self.mode)
-        self.query_one(WeightPanel).show(snap)
+        now = time.monotonic()
+        key = (id(cfg), snap.status, getattr(snap, "run", 0), len(snap.alerts), id(snap.before))
+        if not (force or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
+            return
+        self._slow_key, self._slow_at = key, now
+        weights = self.query_one(WeightPanel)
+        if weights.display:
+            weights.show(snap)
         self.query_one(AlertsPanel).show(snap)
         self.query_one(MitigationsPanel).show(cfg, snap.alerts)
         self.query_one(KeyBar).show(cfg)
         loss = self.query_one(LossPlot)
         if loss.display:
-            loss.show(snap)
+            loss.show(snap, force=force)
 
     def _boost(self) -> None:
         """Poll quickly for a moment after a command so its effect shows within a frame."""
@@ -170,6 +185,8 @@ class GradApp(App[int]):
         self.session.apply(change)
         self._pending = (new_cfg, time.monotonic())
         self.query_one(MitigationsPanel).show(new_cfg, snap.alerts if snap is not None else ())
+        if snap is not None:  # the key shows at once; the session confirms within a few steps
+            self.query_one(StatusHeader).show(snap, self.preset_name, new_cfg, pending=True)
         note = describe_change(change)
         if spec.restarts or _restarts(cfg, new_cfg):
             note += " (restarts)"

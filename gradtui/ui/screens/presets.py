@@ -45,7 +45,7 @@ class PresetPicker(ModalScreen[str | None]):
         border-title-color: $text;
         background: $surface;
     }
-    PresetPicker OptionList { height: 1fr; border: none; }
+    PresetPicker OptionList { height: 1fr; min-height: 5; border: none; text-wrap: nowrap; text-overflow: ellipsis; }
     PresetPicker #preset-description {
         height: auto;
         max-height: 50%;
@@ -68,9 +68,10 @@ class PresetPicker(ModalScreen[str | None]):
         with box:
             options = []
             for name, title, _ in self._entries:
-                label = Text.assemble((name, "bold"), ("  " + title, "dim" if name != self._current else "italic"))
+                label = Text.assemble((name, "bold"), no_wrap=True, overflow="ellipsis")
                 if name == self._current:
-                    label.append("  (running)", "dim")
+                    label.append(" (running)", "italic")
+                label.append("  " + title, "dim")
                 options.append(Option(label, id=name))
             yield OptionList(*options, id="preset-list")
             yield Static("", id="preset-description")

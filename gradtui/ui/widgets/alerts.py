@@ -64,6 +64,7 @@ class AlertsPanel(Widget, can_focus=False):
         self._message = ""
         self._theory_cfg = None
         self._prediction = None
+        self._drawn = None
 
     def show(self, snapshot) -> None:
         """Take alerts, the message and the attenuation figures from a Snapshot."""
@@ -81,7 +82,11 @@ class AlertsPanel(Widget, can_focus=False):
                 self._prediction = None
         self._measured = measured_attenuation(snapshot)
         self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
-        self.refresh(layout=True)
+        key = (self._alerts, self._status, fmt(self._measured), id(self._prediction))
+        if key != self._drawn:
+            layout = key[0] != (self._drawn or ((),))[0]
+            self._drawn = key
+            self.refresh(layout=layout)
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)

@@ -49,16 +49,21 @@ class StatusHeader(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self._data: tuple = ("", "", "compiling", 0, 0.0, "")
 
-    def show(self, snapshot, name: str = "") -> None:
-        """Take name, summary, status, step and speed from a Snapshot."""
-        cfg = snapshot.config
+    def show(self, snapshot, name: str = "", cfg=None, pending: bool = False) -> None:
+        """Take name, summary, status, step and speed from a Snapshot.
+
+        ``cfg`` overrides the snapshot's config (a change just sent); ``pending`` says
+        the session has not confirmed it yet.
+        """
+        cfg = cfg if cfg is not None else snapshot.config
+        message = "applying…" if pending else (snapshot.message or "")
         data = (
             name or (cfg.name if cfg is not None else ""),
             model_summary(cfg),
             snapshot.status,
             int(snapshot.step),
             float(snapshot.steps_per_second),
-            snapshot.message or "",
+            message,
         )
         if data != self._data:
             self._data = data

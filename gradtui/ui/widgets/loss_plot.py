@@ -1,7 +1,7 @@
 """LossPlot: train and held-out loss over steps (plotext), log y axis.
 
 PlotextPlot rebuilds the whole plot on each render, so the series are decimated to
-about one point per column and redrawn at most ``max_hz`` times a second (4 by default).
+about one point per column and redrawn at most ``max_hz`` times a second (2 by default; at most 4).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LossPlot(PlotextPlot):
     }
     """
 
-    def __init__(self, *, max_hz: float = 4.0, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, max_hz: float = 2.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "loss, log scale: ⠒ train  ● eval"
         self._min_interval = 1.0 / max_hz
