@@ -60,8 +60,9 @@ def run_headless(cfg, args) -> int:
         out.print(f"{snap.step} steps in {elapsed:.1f} s, loss {_fmt(loss)}, alerts raised: {alerts}"
                   + (f", record {args.record}" if args.record else ""))
     else:
-        out.print(f"{'Interrupted after' if interrupted else 'Trained'} {snap.step} steps in {elapsed:.1f} s.")
-        print_summary(snap, out, interrupted=interrupted, record=args.record)
+        plural = "" if snap.step == 1 else "s"
+        out.print(f"{'Interrupted after' if interrupted else 'Trained'} {snap.step} step{plural} in {elapsed:.1f} s.")
+        print_summary(snap, out, interrupted=interrupted, record=None if snap.record_error else args.record)
     if problem:
         print(f"gradtui: {problem}", file=sys.stderr)
     return status
