@@ -114,6 +114,7 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift
 def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
     """BPTT through an LSTM layer: DA[t] = dL/da_t; time_norm[t] = ||dL/dh_{t+1}|| when asked."""
     T, B, H = TC.shape
+    W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
     dc[:] = 0.0
     for t in range(T - 1, -1, -1):
@@ -149,7 +150,7 @@ def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
         if time_on:
             time_norm[t] = np.sqrt(s)
         if t > 0:
-            np.dot(da, W_hh.T, dh_next)
+            np.dot(da, W_hhT, dh_next)
 
 
 @kernel
@@ -185,6 +186,7 @@ def gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, HN, XW, tmp, exact, shift, shi
 def gru_backward(W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on):
     """BPTT through a GRU layer: DA (input side), DR (recurrent side), db_hn."""
     T, B, H = HN.shape
+    W_hhT = np.ascontiguousarray(W_hh.T)
     dh_next[:] = 0.0
     db_hn[:] = 0.0
     for t in range(T - 1, -1, -1):
@@ -216,7 +218,7 @@ def gru_backward(W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, db_hn, time_n
         if time_on:
             time_norm[t] = np.sqrt(s)
         if t > 0:
-            np.dot(dr_t, W_hh.T, dh_next)  # dh_{t-1} = DR W_hh^T + dh u
+            np.dot(dr_t, W_hhT, dh_next)  # dh_{t-1} = DR W_hh^T + dh u
             dh_next += direct
 
 

@@ -133,7 +133,13 @@ def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
     T = DA.shape[0]
     DA2 = rows2d(DA)
     np.dot(rows2d(inp).T, DA2, dW_ih)
-    np.dot(rows2d(HS[:T]).T, rows2d(DR), dW_hh)
+    # dW_hh as a sum of per-step products: with a (H, T B) transposed operand one big
+    # product ran about 1.5x slower in OpenBLAS than T small ones.
+    part = np.empty_like(dW_hh)
+    np.dot(HS[0].T, DR[0], dW_hh)
+    for t in range(1, T):
+        np.dot(HS[t].T, DR[t], part)
+        dW_hh += part
     column_sums(DA2, db)
     if below:
         np.dot(DA2, W_ih.T, rows2d(DX))
@@ -161,6 +167,7 @@ def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
     """BPTT through a vanilla layer: DA[t] = dL/da_t given DH_IN[t], the gradient reaching h_t
     from outside the layer. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total)."""
     T, B, H = D.shape
+    W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
     for t in range(T - 1, -1, -1):
         din = DH_IN[t]
@@ -175,7 +182,7 @@ def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
         if time_on:
             time_norm[t] = np.sqrt(s)
         if t > 0:
-            np.dot(da, W_hh.T, dh_next)
+            np.dot(da, W_hhT, dh_next)
 
 
 @kernel
