@@ -202,7 +202,8 @@ class RecurrentNetwork:
         return total / n, (correct / (n * self.readout_steps) if self.classification else None)
 
     def extra_stats(self) -> dict[str, np.ndarray]:
-        """Fresh arrays for the time profile (one entry per step) and, for LSTMs, the forget gates."""
+        """Fresh arrays: ``time_delta_norm`` (one entry per input step t = 1..T_total, i.e. seq_len for
+        adding and sine, seq_len + 20 for copy) and, for LSTMs, ``forget_gate_mean`` (one per layer)."""
         out = {"time_delta_norm": np.zeros(self.seq_len)}
         if self.kind == "lstm":
             out["forget_gate_mean"] = np.zeros(self.depth)
