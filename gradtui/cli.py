@@ -51,12 +51,12 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     ui = _Parser(prog="gradtui", description="See vanishing and exploding gradients live in the terminal, and fix them with one key.",
                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(ui, positional_optional=True)
-    ui.add_argument("--fps", type=int, default=10, metavar="N", help="screen refreshes per second (default 10)")
+    ui.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
     ui.add_argument("--version", action="version", version=f"gradtui {__version__}")
 
     top = _Parser(prog="gradtui", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
-    run = sub.add_parser("run", help="train headless", description=(
+    run = sub.add_parser("run", help="train headless", description=_wrap(
         "Train headless: a progress bar with steps/s, loss and the worst active alert, then a per-layer "
         "summary and the alerts raised. Ctrl-C stops cleanly (the record is closed, exit status 130)."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -68,11 +68,18 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     run.add_argument("--every", type=_positive_int, default=1, metavar="K", help="record every K-th step (default 1)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table: one line at the end")
     sub.add_parser("presets", help="list the shipped presets", description="List the shipped presets with their one-line descriptions.")
-    check = sub.add_parser("check", help="validate a config and print it", description=(
+    check = sub.add_parser("check", help="validate a config and print it", description=_wrap(
         "Validate a preset or TOML file (with any --set overrides) and print the resolved config; "
-        "exit status 2 when it is not valid."))
+        "exit status 2 when it is not valid."), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(check)
     return ui, top
+
+
+def _wrap(text: str) -> str:
+    import shutil
+    import textwrap
+
+    return textwrap.fill(text, width=min(100, shutil.get_terminal_size((80, 24)).columns - 2))
 
 
 def _positive_int(text: str) -> int:
