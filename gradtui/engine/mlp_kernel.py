@@ -91,7 +91,7 @@ def _output_stats(A, out_mean, out_std, idx):
     ss = 0.0
     for i in range(n):
         for j in range(m):
-            v = A[i, j]
+            v = np.float64(A[i, j])
             s += v
             ss += v * v
     count = n * m
@@ -101,21 +101,32 @@ def _output_stats(A, out_mean, out_std, idx):
 
 
 @kernel
-def _derivative_stats(D, sat_limit, alive, dead, saturation, idx):
-    """dead: units with phi' == 0 on the whole batch; saturation: share of elements with phi' < limit."""
+def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
+    """One pass over a hidden layer's output H and its phi' D:
+    act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
+    saturation = share of elements with phi' < sat_limit."""
     n, m = D.shape
     alive[:m] = 0
+    s = 0.0
+    ss = 0.0
     n_sat = 0
     for i in range(n):
         for j in range(m):
+            v = np.float64(H[i, j])
             d = D[i, j]
+            s += v
+            ss += v * v
             alive[j] |= d != 0.0
             n_sat += d < sat_limit
+    count = n * m
+    mean = s / count
+    act_mean[idx] = mean
+    act_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
     n_dead = 0
     for j in range(m):
         n_dead += alive[j] == 0
     dead[idx] = n_dead / m
-    saturation[idx] = n_sat / (n * m)
+    saturation[idx] = n_sat / count
 
 
 @kernel
@@ -146,22 +157,32 @@ def _loss_and_dlogits(logits, y_class, y_value, classification, dlogits):
 
 
 @kernel
-def _column_sums(A, out):
-    """out[j] = sum_i A[i, j], row by row (contiguous, vectorised; no temporary)."""
-    out[:] = 0.0
-    for i in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            out[j] += A[i, j]
+def _bias_grad_and_norm(DZ, db):
+    """db[j] = sum_i DZ[i, j]; returns ||DZ||_F. One row-major pass, no temporary."""
+    db[:] = 0.0
+    ss = 0.0
+    for i in range(DZ.shape[0]):
+        for j in range(DZ.shape[1]):
+            v = DZ[i, j]
+            db[j] += v
+            w = np.float64(v)  # squared in float64 so tiny float32 errors do not underflow
+            ss += w * w
+    return np.sqrt(ss)
 
 
 @kernel
-def _norm(A):
-    n, m = A.shape
-    s = 0.0
-    for i in range(n):
-        for j in range(m):
-            s += A[i, j] * A[i, j]
-    return np.sqrt(s)
+def _delta(dH, D, DZ, db):
+    """DZ = dH * phi' (the back-propagated error at z), db = its column sums; returns ||DZ||_F."""
+    db[:] = 0.0
+    ss = 0.0
+    for i in range(DZ.shape[0]):
+        for j in range(DZ.shape[1]):
+            v = dH[i, j] * D[i, j]
+            DZ[i, j] = v
+            db[j] += v
+            w = np.float64(v)
+            ss += w * w
+    return np.sqrt(ss)
 
 
 @kernel
@@ -189,8 +210,7 @@ def mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         if table[l, COL_RESIDUAL]:
             H[l] += h
         if stats:
-            _output_stats(H[l], act_mean, act_std, l)
-            _derivative_stats(D[l], sat_limit, alive, dead, saturation, l)
+            _layer_stats(H[l], D[l], sat_limit, alive, act_mean, act_std, dead, saturation, l)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     W = _matrix(theta, table[depth, COL_W], fan_in, fan_out)
@@ -211,14 +231,15 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
     fan_out = table[depth, COL_FAN_OUT]
     W = _matrix(theta, table[depth, COL_W], fan_in, fan_out)
     np.dot(H[depth - 1].T, dlogits, _matrix(grad, table[depth, COL_W], fan_in, fan_out))
-    _column_sums(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
+    norm = _bias_grad_and_norm(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if stats:
-        delta_norm[depth] = _norm(dlogits)
+        delta_norm[depth] = norm
     np.dot(dlogits, W.T, dH)
     for l in range(depth - 1, -1, -1):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
         h = x if l == 0 else H[l - 1]
+        db = grad[table[l, COL_B] : table[l, COL_B] + fan_out]
         if act == PRELU:
             # a = alpha*y for y <= 0, so da/dalpha_j = min(y, 0)
             dalpha = grad[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out]
@@ -235,12 +256,12 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
             dgamma = grad[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
             _batchnorm_backward(DY, ZH[l], inv_std[l], gamma, dgamma, dbeta, DZ)
+            norm = _bias_grad_and_norm(DZ, db)
         else:
-            np.multiply(dH, D[l], DZ)
+            norm = _delta(dH, D[l], DZ, db)
         if stats:
-            delta_norm[l] = _norm(DZ)
+            delta_norm[l] = norm
         np.dot(h.T, DZ, _matrix(grad, table[l, COL_W], fan_in, fan_out))
-        _column_sums(DZ, grad[table[l, COL_B] : table[l, COL_B] + fan_out])
         if l > 0:
             W = _matrix(theta, table[l, COL_W], fan_in, fan_out)
             np.dot(DZ, W.T, dH_next)

@@ -37,7 +37,8 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
         g = grad[segments[s, 0] : segments[s, 1]]
         acc = 0.0
         for i in range(g.size):
-            acc += g[i] * g[i]
+            v = np.float64(g[i])  # square in float64: a float32 1e-30 squared would underflow to 0
+            acc += v * v
         total += acc
         if segments[s, 3]:
             layer_grad_norm[segments[s, 2]] += acc
@@ -66,40 +67,42 @@ def _clipped(g, scale, limit, decay, old):
 
 
 @kernel
+def _step_sums(old, new):
+    """Sums of old^2, new^2 and (new - old)^2 in float64, over the values as stored."""
+    o_acc = n_acc = d_acc = 0.0
+    for i in range(old.size):
+        a = np.float64(old[i])
+        b = np.float64(new[i])
+        o_acc += a * a
+        n_acc += b * b
+        d_acc += (b - a) * (b - a)
+    return o_acc, n_acc, d_acc
+
+
+@kernel
 def _sgd(theta, grad, out, lo, hi, scale, limit, decay, lr):
     theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
-    o_acc = n_acc = d_acc = 0.0
     for i in range(theta.size):
         old = theta[i]
         new = old - lr * _clipped(grad[i], scale, limit, decay, old)
         out[i] = new
-        o_acc += old * old
-        n_acc += new * new
-        d_acc += (new - old) * (new - old)
-    return o_acc, n_acc, d_acc
 
 
 @kernel
 def _momentum(theta, grad, out, v_in, v_out, lo, hi, scale, limit, decay, lr, mu):
     theta, grad, out, v_in, v_out = theta[lo:hi], grad[lo:hi], out[lo:hi], v_in[lo:hi], v_out[lo:hi]
-    o_acc = n_acc = d_acc = 0.0
     for i in range(theta.size):
         old = theta[i]
         v = mu * v_in[i] + _clipped(grad[i], scale, limit, decay, old)
         v_out[i] = v
         new = old - lr * v
         out[i] = new
-        o_acc += old * old
-        n_acc += new * new
-        d_acc += (new - old) * (new - old)
-    return o_acc, n_acc, d_acc
 
 
 @kernel
 def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, decay, lr, bias1, bias2):
     theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
     m_in, v_in, m_out, v_out = m_in[lo:hi], v_in[lo:hi], m_out[lo:hi], v_out[lo:hi]
-    o_acc = n_acc = d_acc = 0.0
     for i in range(theta.size):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
@@ -109,16 +112,11 @@ def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, deca
         v_out[i] = v
         new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + EPS)
         out[i] = new
-        o_acc += old * old
-        n_acc += new * new
-        d_acc += (new - old) * (new - old)
-    return o_acc, n_acc, d_acc
 
 
 @kernel
 def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
     theta, grad, out, s_in, s_out = theta[lo:hi], grad[lo:hi], out[lo:hi], s_in[lo:hi], s_out[lo:hi]
-    o_acc = n_acc = d_acc = 0.0
     for i in range(theta.size):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
@@ -126,10 +124,6 @@ def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
         s_out[i] = v
         new = old - lr * g / (np.sqrt(v) + EPS)
         out[i] = new
-        o_acc += old * old
-        n_acc += new * new
-        d_acc += (new - old) * (new - old)
-    return o_acc, n_acc, d_acc
 
 
 @kernel
@@ -162,14 +156,15 @@ def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out,
         lo, hi, layer, is_weight = segments[s, 0], segments[s, 1], segments[s, 2], segments[s, 3] == 1
         decay = weight_decay if is_weight else 0.0
         if optimizer == SGD:
-            o, n, d = _sgd(theta, grad, theta_out, lo, hi, scale, limit, decay, lr)
+            _sgd(theta, grad, theta_out, lo, hi, scale, limit, decay, lr)
         elif optimizer == MOMENTUM:
-            o, n, d = _momentum(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr, momentum)
+            _momentum(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr, momentum)
         elif optimizer == ADAM:
-            o, n, d = _adam(theta, grad, theta_out, state1, state2, state1_out, state2_out, lo, hi,
+            _adam(theta, grad, theta_out, state1, state2, state1_out, state2_out, lo, hi,
                             scale, limit, decay, lr, bias1, bias2)
         else:
-            o, n, d = _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
+            _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
+        o, n, d = _step_sums(theta[lo:hi], theta_out[lo:hi])
         layer_finite[layer] += n
         if is_weight:
             old_sq[layer] += o
