@@ -80,6 +80,8 @@ def test_sigint_mid_run_leaves_a_valid_record_and_exits_130(tmp_path):
     (["run", "vanishing-sigmoid", "--record", "{missing_dir}"], "does not exist"),
     (["run", "vanishing-sigmoid", "--steps", "0"], "must be at least 1"),
     (["check", "{tmp}/nope.toml"], "no preset file"),
+    (["no-such-preset"], "unknown preset"),  # the interactive form checks before opening the interface
+    (["--set", "model.depth=0"], "model.depth = 0 is not allowed"),
 ])
 def test_bad_input_is_one_clear_message(tmp_path, args, needle):
     bad = tmp_path / "bad.toml"
