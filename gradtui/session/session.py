@@ -527,7 +527,10 @@ class Session:
             self._keep_before(text)
             self._exp.reconfigure(new)
             self._cfg = new
-            self._diag = self._new_diagnoser(new, self._layer_names)
+            if hasattr(self._diag, "set_config"):  # keeps active alerts; they clear when the problem has gone
+                self._diag.set_config(new)
+            else:
+                self._diag = self._new_diagnoser(new, self._layer_names)
             self.history.add_marker(step, text)
             self._message = f"applied {text} at step {step}; the weights carried over"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
