@@ -48,7 +48,9 @@ def run_headless(cfg, args) -> int:
     elif snap.record_error:
         status, problem = 1, snap.record_error
     elif snap.pause_reason == "nonfinite":
-        status, problem = 1, "training stopped: " + snap.message
+        where = snap.latest.get("nonfinite_layer") or "the network"
+        status, problem = 1, (f"training stopped at step {snap.step}: non-finite values (NaN or Inf) appeared in {where}, "
+                              "so that update was not applied; try one of the fixes listed above")
     elif snap.status == "error":
         status, problem = 1, snap.message
         print(session.error_traceback, file=sys.stderr)  # an internal error: the traceback helps a bug report

@@ -106,6 +106,18 @@ def test_disk_full_is_reported():
     assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_nonfinite_run_stops_with_status_1(tmp_path):
+    path = tmp_path / "run.jsonl"
+    r = gradtui("run", "vanishing-sigmoid", *TINY, "--set", "data.task=teacher", "--set", "model.activation=relu",
+                "--set", "model.init=he", "--set", "model.init_gain=10", "--set", "train.lr=1000", "--steps", "100",
+                "--record", str(path))
+    assert r.returncode == 1, r.stderr
+    assert "non-finite values" in r.stderr and "Traceback" not in r.stderr
+    rec = read_record(path)
+    assert rec.steps[-1]["nonfinite"] is True
+    assert [e["event"] for e in rec.events][-1] == "end" and rec.events[-1]["reason"] == "nonfinite"
+
+
 def test_presets_and_check():
     r = gradtui("presets")
     assert r.returncode == 0 and "vanishing-sigmoid" in r.stdout
