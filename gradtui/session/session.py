@@ -278,7 +278,7 @@ class Session:
         w = self._writer
         if w is None or w.closed:
             return
-        if not w.failed:
+        if not w.failed and w.lines:  # no "end" line in a file that never got its header
             step = self._exp.step_count if self._exp is not None else 0
             try:
                 w.event("end", step, run=self._run, time=self._elapsed(), reason=reason, message=self._message)
@@ -328,7 +328,7 @@ class Session:
                         self._message = f"recording stopped: {err}"
                 self._evaluate()
                 if not self._record_error:
-                    self._message = "paused: press space to start" if self._paused else ""
+                    self._message = "paused before the first step" if self._paused else ""
                 self._status = "paused" if self._paused else "running"
                 self._publish()
                 reason = self._loop()
