@@ -213,3 +213,26 @@ def test_export_writes_a_readable_record(tmp_path):
         assert s.export(tmp_path) != path  # a second export does not overwrite the first
     finally:
         s.stop(1.0)
+
+
+def test_stop_returns_within_its_timeout_even_when_a_step_is_slow(tmp_path):
+    record = tmp_path / "run.jsonl"
+    s = Session(tiny(), record_path=record).start()
+    assert wait_for(lambda: s.snapshot().step > 3)
+    exp = s._exp
+    real_step = exp.step
+
+    def slow_step():
+        time.sleep(1.5)
+        return real_step()
+
+    exp.step = slow_step
+    time.sleep(0.1)  # the worker is now inside a slow step
+    t0 = time.monotonic()
+    ended = s.stop(0.5)
+    assert time.monotonic() - t0 < 1.0
+    assert not ended  # it told the truth: the step is still running ...
+    assert wait_for(lambda: not s.alive, 5)  # ... and the worker left right after it
+    assert s.snapshot().status == "stopped"
+    rec = read_record(record)
+    assert rec.problems == [] and rec.events[-1]["event"] == "end"
