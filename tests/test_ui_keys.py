@@ -281,9 +281,39 @@ def test_d_and_t_switch_the_bars_view():
         app, _ = make_app(rnn_cfg())
         async with app.run_test(size=(120, 40)) as pilot:
             bars = app.query_one(GradientBars)
-            await press(pilot, "t")
+            await pilot.pause(0.05)
+            # recurrent models open on the time view; t switches to layers and back
             assert app.mode == "time" and "||dL/dh_t||" in bars.border_title
             assert "t=1" in bars.render().plain and "t=20" in bars.render().plain
+            await press(pilot, "t")
+            assert app.mode == "grad" and "||dL/dW||" in bars.border_title
+            await press(pilot, "t")
+            assert app.mode == "time"
+    run(go())
+
+
+def test_compiling_status_is_shown():
+    async def go():
+        app, sessions = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            s = sessions[0]
+            s.version += 1
+            s._snap = Snapshot(status="compiling", config=s.cfg, version=s.version)
+            await pilot.pause(0.25)
+            assert "compiling kernels, first run only" in app.query_one(GradientBars).render().plain
+    run(go())
+
+
+def test_no_color_keeps_health_symbols(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def go():
+        app, _ = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.1)
+            assert app.no_color
+            text = app.query_one(GradientBars).render().plain
+            assert "hidden.0 ↓" in text and "output ✓" in text
     run(go())
 
 

@@ -90,7 +90,8 @@ class GradApp(App[int]):
         self.session.start()
         self._version = -1
         self._pending = None
-        self.mode = "grad"
+        # recurrent models show their problem through time: start there (t switches back)
+        self.mode = "time" if cfg.is_recurrent else "grad"
         self.poll()
 
     def _stop_session(self) -> None:

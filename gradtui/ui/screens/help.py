@@ -36,6 +36,14 @@ SIGNS = (
 )
 
 
+KEY_NOTE = (
+    "When an alert lists a fix under a key, that key applies exactly that fix (for example a → relu); "
+    "otherwise the key moves to the next choice. Changes to activation, batch norm, residual, clipping, "
+    "optimiser and learning rate keep the trained weights; init, depth and cell changes restart with "
+    "fresh weights."
+)
+
+
 class HelpScreen(ModalScreen[None]):
     """A scrollable help page over the main screen; Escape, ? or q closes it."""
 
@@ -54,6 +62,7 @@ class HelpScreen(ModalScreen[None]):
         padding: 0 1;
     }
     HelpScreen .help--heading { text-style: bold; color: $accent; margin-top: 1; }
+    HelpScreen Table { color: $text; }
     """
 
     BINDINGS = [
@@ -68,12 +77,13 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         scroll = VerticalScroll(id="help-body")
-        scroll.border_title = "gradtui help — Escape closes"
+        scroll.border_title = "gradtui help — ↑/↓ PgUp/PgDn scroll · Escape closes"
         with scroll:
             yield Static("What the bars mean", classes="help--heading")
             yield Static(INTRO)
             yield Static(self._signs())
             yield Static("Mitigations: the key, what it does, which problem it helps", classes="help--heading")
+            yield Static(KEY_NOTE)
             yield Static(self._table("mitigation"))
             yield Static("Running and viewing", classes="help--heading")
             yield Static(self._table(None))
@@ -87,8 +97,8 @@ class HelpScreen(ModalScreen[None]):
         return table
 
     def _table(self, group: str | None) -> Table:
-        table = Table.grid(padding=(0, 1))
-        table.add_column(no_wrap=True, style="bold reverse", justify="center", min_width=5)
+        table = Table.grid(padding=(0, 1, 1 if group == "mitigation" else 0, 0))
+        table.add_column(no_wrap=True, style="bold", justify="center", min_width=5)
         table.add_column(ratio=1)
         for spec in KEYS:
             if (group == "mitigation") != (spec.group == "mitigation"):

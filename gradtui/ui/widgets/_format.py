@@ -100,13 +100,13 @@ def geomean(values) -> float:
 
 
 def group_label(names, start: int, stop: int) -> str:
-    """'hidden.3' or 'hidden.3-5' (or 'hidden.19-output')."""
+    """'hidden.3', 'hidden.3-5', 't=1-4' (or 'hidden.19-output' when the prefixes differ)."""
     if stop - start == 1:
         return str(names[start])
     first, last = str(names[start]), str(names[stop - 1])
-    prefix = first.rsplit(".", 1)[0]
-    if last.startswith(prefix + ".") and "." in first:
-        return f"{first}-{last.rsplit('.', 1)[1]}"
+    head, tail = first.rstrip("0123456789"), last.rstrip("0123456789")
+    if head and head == tail and len(head) < len(last):
+        return f"{first}-{last[len(tail):]}"
     return f"{first}-{last}"
 
 

@@ -40,6 +40,11 @@ MODES = {
 }
 
 
+TIME_HINT = (
+    "Each bar: how much error reaches time step t (log scale; t=1 on top, the loss is read at the "
+    "last step). Red ↓ rows are steps the network cannot learn from: their error vanished on the "
+    "way back through time. t switches to layers."
+)
 HINT = (
     "Each bar: how much gradient reaches that layer (log scale; input layer on top, output at the "
     "bottom). Red ↓ rows get almost none, so they barely learn. Press a key the alerts panel suggests "
@@ -176,6 +181,10 @@ class GradientBars(Widget, can_focus=False):
             ("✓", self._style("healthy")), " healthy  ",
             ("↑", self._style("exploding")), " exploding",
         )
+        if any(not math.isfinite(v) for v in values):
+            legend.append("  ")
+            legend.append("✗", self._style("exploding"))
+            legend.append(" NaN/Inf")
         if self._before:
             legend.append("  ")
             legend.append("◆", self._style("before"))
@@ -186,7 +195,7 @@ class GradientBars(Widget, can_focus=False):
             out.append("◆", self._style("before"))
             out.append(f" = {self._before_label}", self._style("note"))
         spare = rows - len(spans) - (1 if grouped else 0)
-        hint = textwrap.wrap(HINT, width)
+        hint = textwrap.wrap(TIME_HINT if self._mode == "time" else HINT, width)
         if not grouped and spare >= len(hint) + 1:
             out.append("\n")
             for line in hint:

@@ -22,6 +22,17 @@ def decimate(xs, ys, points: int):
     return [p[0] for p in picked], [p[1] for p in picked]
 
 
+def log_ticks(values, most: int = 6) -> list[int]:
+    """Decade exponents for a log axis spanning more than a decade (else [] for plotext's own)."""
+    if not values:
+        return []
+    lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    if hi - lo < 2:
+        return []
+    step = max(1, math.ceil((hi - lo) / most))
+    return list(range(lo, hi + 1, step))
+
+
 class LossPlot(PlotextPlot):
     """Train (every recorded step) and eval loss against the step number."""
 
@@ -61,5 +72,8 @@ class LossPlot(PlotextPlot):
             plt.scatter(ex, ey, marker="●")
         if xs or ex:
             plt.yscale("log")
+            ticks = log_ticks(ys + ey)
+            if ticks:
+                plt.yticks([10.0**k for k in ticks], [f"1e{k:+d}" for k in ticks])
         plt.xlabel("step")
         self.refresh()
