@@ -92,6 +92,9 @@ def main() -> None:
         tiny = {"model.depth": 3, "model.width": 16}
         configs.append(("tiny (depth 3, width 16): Python overhead dominates",
                         load_config(args.preset).with_overrides(tiny)))
+    import os
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the box skews both sides)")
     for label, cfg in configs:
         bare(cfg, 0.5)  # compile / load the kernels once
         b, s = [], []
