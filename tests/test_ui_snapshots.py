@@ -36,8 +36,7 @@ async def settle(pilot, steps: int = STEPS, timeout: float = 60.0) -> None:
         await pilot.pause(0.05)
     assert app.session.snapshot().step == steps
     await pilot.pause(0.1)
-    app.poll()
-    app.query_one("#loss").show(app.session.snapshot(), force=True)
+    app.redraw_now()
     await pilot.pause(0.1)
 
 

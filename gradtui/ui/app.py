@@ -124,6 +124,14 @@ class GradApp(App[int]):
         self._snapshot = snap
         self.redraw(snap)
 
+    def redraw_now(self) -> None:
+        """Read the latest snapshot and redraw every panel at once (tests, export)."""
+        if self.session is None:
+            return
+        self._snapshot = self.session.snapshot()
+        self._version = self._snapshot.version
+        self.redraw(self._snapshot, force=True)
+
     def redraw(self, snap, force: bool = False) -> None:
         """Push a snapshot's plain values down to the widgets.
 
@@ -244,6 +252,7 @@ class GradApp(App[int]):
         """An SVG screenshot and the session's JSON Lines record, in a new folder; show the paths."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         directory = Path.cwd() / f"gradtui-export-{stamp}"
+        self.redraw_now()
         try:
             directory.mkdir(parents=True, exist_ok=True)
             svg = self.save_screenshot(filename="screen.svg", path=str(directory))
