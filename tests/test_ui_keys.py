@@ -321,11 +321,11 @@ def test_before_marker_after_a_swap():
     async def go():
         app, _ = make_app()
         async with app.run_test(size=(120, 40)) as pilot:
-            assert "◆ before" not in app.query_one(GradientBars).render().plain
+            assert "◆ = before" not in app.query_one(GradientBars).render().plain
             await press(pilot, "a")
             await pilot.pause(0.15)
             text = app.query_one(GradientBars).render().plain
-            assert "◆ before" in text and "activation=relu" in text
+            assert "◆ = before" in text and "activation=relu" in text
     run(go())
 
 
@@ -400,6 +400,10 @@ def test_compact_layout_keeps_bars_alerts_and_summary():
             assert app.query_one("#bars").display and app.query_one("#alerts").display
             assert not app.query_one("#loss").display
             assert "vanishing" in app.query_one(AlertsPanel).render().plain
+            assert not app.query_one("#mitigations").display  # alerts up: they get the room
+            await press(pilot, "b")  # batch norm: the fake's alert clears
+            await pilot.pause(0.6)
+            assert app.query_one("#mitigations").display
             bars = app.query_one(GradientBars).render().plain
             assert "rows" in bars  # aggregated, and it says so
         app, _ = make_app()

@@ -154,6 +154,7 @@ class GradApp(App[int]):
         if weights.display:
             weights.show(snap)
         self.query_one(AlertsPanel).show(snap)
+        self.query_one("#right").set_class(bool(snap.alerts), "-alerting")
         self.query_one(MitigationsPanel).show(cfg, snap.alerts)
         self.query_one(KeyBar).show(cfg)
         loss = self.query_one(LossPlot)

@@ -119,7 +119,7 @@ class GradientBars(Widget, can_focus=False):
         if before and before.get(field) and len(before.get(field)) == len(self._values):
             self._before = tuple(num(v) for v in before[field])
             change = re.sub(r"\b(model|train|data)\.", "", str(before.get("change", "")))
-            self._before_label = f"before {change} (step {before.get('step', '?')})".replace("  ", " ")
+            self._before_label = f"before {change}, at step {before.get('step', '?')}".replace("  ", " ")
         else:
             self._before, self._before_label = None, ""
         cfg = snapshot.config
@@ -185,10 +185,6 @@ class GradientBars(Widget, can_focus=False):
             legend.append("  ")
             legend.append("✗", self._style("exploding"))
             legend.append(" NaN/Inf")
-        if self._before:
-            legend.append("  ")
-            legend.append("◆", self._style("before"))
-            legend.append(" before", self._style("note"))
         out.append(legend)
         if self._before:
             out.append("\n")

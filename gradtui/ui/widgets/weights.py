@@ -68,7 +68,7 @@ class WeightPanel(Widget, can_focus=False):
         spans = groups(n, rows)
         spark_w = max(3, width - 12)
         out = Text(no_wrap=True, overflow="crop")
-        out.append("|W| history".ljust(spark_w) + "  update", self._style("note"))
+        out.append("|W| over time".ljust(spark_w) + "  update", self._style("note"))
         for a, b in spans:
             series = [geomean(point[a:b]) for point in self._series[-spark_w:] if len(point) >= b]
             ratio = geomean(self._ratio[a:b])
