@@ -50,3 +50,19 @@ def test_gradtui_in_a_real_terminal(tmp_path):
     assert child.exitstatus == 0, tail[-2000:]
     assert "Traceback" not in ANSI.sub("", tail)
     assert "\x1b[?1049l" in tail  # left the alternate screen: the terminal is restored
+
+
+@pytest.mark.skipif(gradtui_command() is None, reason="the gradtui command is not installed")
+@pytest.mark.parametrize("args", [["no-such-preset"], ["vanishing-sigmoid", "--set", "model.depth=-3"]])
+def test_bad_input_exits_2_with_a_message_and_no_screen(args, tmp_path):
+    """Never a traceback, never a half-drawn screen: the same message as `gradtui check`, exit 2."""
+    import subprocess
+
+    result = subprocess.run([gradtui_command(), *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out and "\x1b[?1049h" not in out
+    check = subprocess.run([gradtui_command(), "check", *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert check.returncode == 2
+    first = lambda text: next(line for line in text.splitlines() if line.strip())  # noqa: E731
+    assert first(result.stderr or result.stdout) == first(check.stderr or check.stdout)
