@@ -412,3 +412,17 @@ def test_compact_layout_keeps_bars_alerts_and_summary():
             assert app.query_one("#loss").display and app.query_one("#weights").display
             assert "hidden.0 " in app.query_one(GradientBars).render().plain
     run(go())
+
+
+def test_overlays_do_not_stop_the_main_screen_updating():
+    """With help or the picker on top, new snapshots still reach the main screen's widgets."""
+    async def go():
+        app, sessions = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            for key in ("question_mark", "p"):
+                await press(pilot, key)
+                sessions[0].step_once()
+                await pilot.pause(0.25)  # several polls with the overlay up
+                await press(pilot, "escape")
+            assert "step 2" in header_text(app)
+    run(go())

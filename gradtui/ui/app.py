@@ -10,6 +10,7 @@ changed. Keys become config overrides (:mod:`gradtui.ui.keys`) sent through
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,20 @@ from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, Miti
 
 SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
 PENDING_TIMEOUT = 3.0  # seconds to trust a sent change before falling back to the snapshot's config
+
+
+@dataclass
+class _Widgets:
+    """The main screen's widgets, found once."""
+
+    header: StatusHeader
+    bars: GradientBars
+    weights: WeightPanel
+    alerts: AlertsPanel
+    mitigations: MitigationsPanel
+    keys: KeyBar
+    loss: LossPlot
+    right: Vertical
 
 
 def default_session_factory(cfg):
@@ -53,6 +68,7 @@ class GradApp(App[int]):
         self.fps = max(1.0, float(fps))
         self._factory = session_factory or default_session_factory
         self.session = None
+        self.panels: _Widgets | None = None
         self.preset_name = name or getattr(cfg, "name", "")
         self.mode = "grad"  # grad | delta | time
         self._version = -1
@@ -80,6 +96,14 @@ class GradApp(App[int]):
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
+        # Keep the main screen's widgets: while the help or the picker is on top,
+        # app.query_one would search that screen instead.
+        self.panels = _Widgets(
+            header=self.query_one(StatusHeader), bars=self.query_one(GradientBars),
+            weights=self.query_one(WeightPanel), alerts=self.query_one(AlertsPanel),
+            mitigations=self.query_one(MitigationsPanel), keys=self.query_one(KeyBar),
+            loss=self.query_one(LossPlot), right=self.query_one("#right"),
+        )
         self._start_session(self.cfg)
         self.set_interval(1.0 / self.fps, self.poll, name="poll")
 
@@ -115,7 +139,7 @@ class GradApp(App[int]):
 
     def poll(self) -> None:
         """Read the latest snapshot and redraw what changed (called at the frame rate)."""
-        if self.session is None:
+        if self.session is None or self.panels is None:
             return
         snap = self.session.snapshot()
         if snap.version == self._version and snap is self._snapshot:
@@ -126,7 +150,7 @@ class GradApp(App[int]):
 
     def redraw_now(self) -> None:
         """Read the latest snapshot and redraw every panel at once (tests, export)."""
-        if self.session is None:
+        if self.session is None or self.panels is None:
             return
         self._snapshot = self.session.snapshot()
         self._version = self._snapshot.version
@@ -143,21 +167,21 @@ class GradApp(App[int]):
         cfg = self.current_config()
         if cfg is not None and not cfg.is_recurrent and self.mode == "time":
             self.mode = "grad"
-        self.query_one(StatusHeader).show(snap, self.preset_name, cfg)
-        self.query_one(GradientBars).show(snap, self.mode)
+        self.panels.header.show(snap, self.preset_name, cfg)
+        self.panels.bars.show(snap, self.mode)
         now = time.monotonic()
         key = (id(cfg), snap.status, getattr(snap, "run", 0), len(snap.alerts), id(snap.before))
         if not (force or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
             return
         self._slow_key, self._slow_at = key, now
-        weights = self.query_one(WeightPanel)
+        weights = self.panels.weights
         if weights.display:
             weights.show(snap)
-        self.query_one(AlertsPanel).show(snap)
-        self.query_one("#right").set_class(bool(snap.alerts), "-alerting")
-        self.query_one(MitigationsPanel).show(cfg, snap.alerts)
-        self.query_one(KeyBar).show(cfg)
-        loss = self.query_one(LossPlot)
+        self.panels.alerts.show(snap)
+        self.panels.right.set_class(bool(snap.alerts), "-alerting")
+        self.panels.mitigations.show(cfg, snap.alerts)
+        self.panels.keys.show(cfg)
+        loss = self.panels.loss
         if loss.display:
             loss.show(snap, force=force)
 
@@ -194,9 +218,9 @@ class GradApp(App[int]):
             return
         self.session.apply(change)
         self._pending = (new_cfg, time.monotonic())
-        self.query_one(MitigationsPanel).show(new_cfg, snap.alerts if snap is not None else ())
+        self.panels.mitigations.show(new_cfg, snap.alerts if snap is not None else ())
         if snap is not None:  # the key shows at once; the session confirms within a few steps
-            self.query_one(StatusHeader).show(snap, self.preset_name, new_cfg, pending=True)
+            self.panels.header.show(snap, self.preset_name, new_cfg, pending=True)
         note = describe_change(change)
         if spec.restarts or _restarts(cfg, new_cfg):
             note += " (restarts)"
@@ -219,7 +243,7 @@ class GradApp(App[int]):
     def action_toggle_delta(self) -> None:
         self.mode = "delta" if self.mode != "delta" else "grad"
         if self._snapshot is not None:
-            self.query_one(GradientBars).show(self._snapshot, self.mode)
+            self.panels.bars.show(self._snapshot, self.mode)
 
     def action_toggle_time(self) -> None:
         cfg = self.current_config()
@@ -228,7 +252,7 @@ class GradApp(App[int]):
             return
         self.mode = "time" if self.mode != "time" else "grad"
         if self._snapshot is not None:
-            self.query_one(GradientBars).show(self._snapshot, self.mode)
+            self.panels.bars.show(self._snapshot, self.mode)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.current_config()))
