@@ -67,7 +67,12 @@ class Run:
             self.step()
 
     def press(self, key: str) -> dict:
-        """One key press, as the interface makes it: change_for + the session's change path."""
+        """One key press, as the interface makes it: change_for + the session's change path.
+        ``n`` (new run) is Session.restart(next_seed=True): fresh weights from the next seed."""
+        if key == "n":
+            change = {"train.seed": self.cfg.train.seed + 1}
+            self.apply_change(change)
+            return change
         change = keys_mod.change_for(key, self.cfg, self.diag.active())
         assert change, f"{self.cfg.name}: key {key!r} does nothing"
         self.apply_change(change)
@@ -118,7 +123,7 @@ PROMISES = [
     Promise("relu-xavier-vs-he", "vanishing", 200, ("i",), 300, slow=True),
     Promise("dying-relu", "dead", 40, ("a", "a"), 200, between=20),
     Promise("exploding-init", "nonfinite", 5, ("i",), 200, gone=("exploding",)),
-    Promise("exploding-init", "nonfinite", 5, ("b",), 200),
+    Promise("exploding-init", "nonfinite", 5, ("b", "n"), 200),
     Promise("residual-rescue", "vanishing", 40, ("r",), 300, slow=True),
     Promise("shallow-vs-deep", "vanishing", 40, ("[", "["), 200, between=20),
     Promise("orthogonal-deep-linear", "nonfinite", 10, ("i",), 200, gone=("exploding",), slow=True),
@@ -153,3 +158,79 @@ def test_batchnorm_rescue_is_healthy_until_b_switches_it_off():
     assert loss_fell(run.losses)
     assert run.press("b") == {"model.batchnorm": False}
     run.until_raised("vanishing", 40)
+
+
+def test_rnn_vanishing_adding_gru_fills_in_the_time_profile():
+    """g g (rnn -> lstm -> gru): the GRU's update gate carries the gradient back to t = 1."""
+    run = Run(load_config("rnn-vanishing-adding"))
+    run.until_raised("vanishing_time", 40)
+    run.press("g")
+    assert run.cfg.model.kind == "lstm"
+    run.press("g")
+    assert run.cfg.model.kind == "gru"
+    run.run(400)
+    assert "vanishing_time" not in run.active_kinds()
+    assert float(np.mean(run.losses[-30:])) < 0.1  # well below the 1/6 of always answering 1
+    assert loss_fell(run.losses, factor=0.7)
+
+
+@pytest.mark.slow
+def test_rnn_vanishing_adding_lstm_learns_and_the_alert_clears():
+    """g (rnn -> lstm): the LSTM sits on the 1/6 plateau for a few hundred steps, then learns."""
+    run = Run(load_config("rnn-vanishing-adding"))
+    run.until_raised("vanishing_time", 40)
+    run.press("g")
+    assert run.cfg.model.kind == "lstm"
+    run.run(1000)
+    assert "vanishing_time" not in run.active_kinds()
+    assert float(np.mean(run.losses[-30:])) < 0.05
+
+
+def test_rnn_exploding_clipping_from_a_fresh_start():
+    run = Run(load_config("rnn-exploding"))
+    run.until_raised("nonfinite", 5)
+    run.press("c")
+    assert run.cfg.train.clip == "norm"
+    run.press("n")
+    run.run(400)
+    assert run.nonfinite_steps == 0
+    assert not run.active_kinds() & {"exploding", "nonfinite"}
+    assert loss_fell(run.losses, factor=0.95)
+
+
+def test_irnn_adding_learns_without_vanishing_through_time():
+    run = Run(load_config("irnn-adding"))
+    run.run(900)
+    assert "vanishing_time" not in {k for _, k in run.raised}
+    assert run.nonfinite_steps == 0
+    assert float(np.mean(run.losses[-30:])) < 0.05  # the 1/6 plateau is far behind
+
+
+def test_copy_memory_rnn_sits_at_the_baseline_until_g_g():
+    cfg = load_config("copy-memory")
+    baseline = 10 * math.log(8) / (cfg.data.seq_len + 20)
+    run = Run(cfg)
+    run.until_raised("vanishing_time", 40)
+    run.run(200)
+    assert abs(float(np.mean(run.losses[-30:])) - baseline) < 0.02 * baseline
+    run.press("g")
+    run.press("g")
+    assert run.cfg.model.kind == "gru"
+    run.run(400)
+    assert "vanishing_time" not in run.active_kinds()
+    assert float(np.mean(run.losses[-30:])) < 0.95 * baseline
+
+
+@pytest.mark.slow
+def test_lstm_adding_learns_within_1000_steps():
+    run = Run(load_config("lstm-adding"))
+    run.run(1000)
+    assert run.exp.evaluate()["loss"] < 0.01
+    assert "vanishing_time" not in run.active_kinds()
+
+
+def test_gru_adding_learns_within_500_steps():
+    run = Run(load_config("gru-adding"))
+    run.run(500)
+    assert run.exp.evaluate()["loss"] < 0.001
+    assert "vanishing_time" not in run.active_kinds()
