@@ -234,3 +234,41 @@ def test_gru_adding_learns_within_500_steps():
     run.run(500)
     assert run.exp.evaluate()["loss"] < 0.001
     assert "vanishing_time" not in run.active_kinds()
+
+
+@pytest.mark.slow
+def test_default_preset_through_a_real_session():
+    """The default preset end to end through Session.apply, the interface's one change path:
+    the vanishing alert rises, b (the key's change from change_for and the active alerts)
+    is applied in place, and the alert does not come back while the loss falls."""
+    from gradtui.session import Session
+
+    s = Session(load_config("vanishing-sigmoid"), max_steps=40, history_capacity=4000)
+    s.start()
+    try:
+        assert s.wait(120), "the session did not finish 40 steps"
+        snap = s.snapshot()
+        assert "vanishing" in {a.kind for a in snap.alerts}
+        change = keys_mod.change_for("b", snap.config, snap.alerts)
+        assert change == {"model.batchnorm": True}
+        s.max_steps = 340
+        s.apply(change)
+        assert s.wait_commands(60)
+        deadline_ok = False
+        for _ in range(600):
+            if s.wait(0.5) and s.snapshot().step >= 340:
+                deadline_ok = True
+                break
+        assert deadline_ok, f"the session stopped at step {s.snapshot().step} ({s.snapshot().message})"
+        snap = s.snapshot()
+        events = s.events()
+        change_step = next(e["step"] for e in events if e["event"] == "change")
+        assert [e for e in events if e["event"] == "change"][0]["mode"] == "in_place"
+        late = [e for e in events if e["event"] == "alert_raised" and e["step"] > change_step
+                and e["alert"]["kind"] == "vanishing"]
+        assert not late
+        assert "vanishing" not in {a.kind for a in snap.alerts}
+        losses = [l for st, l in zip(snap.history.steps, snap.history.loss) if st > change_step]
+        assert loss_fell(losses)
+    finally:
+        s.stop(5)
