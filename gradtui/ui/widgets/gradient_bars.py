@@ -99,6 +99,7 @@ class GradientBars(Widget, can_focus=False):
         self._vanishing_ratio = 1e-3
         self._exploding_norm = 1e3
         self._unit = "layer"
+        self._styles: dict = {}
 
     # -- data in -------------------------------------------------------------------------
     def show(self, snapshot, mode: str = "grad") -> None:
@@ -131,9 +132,14 @@ class GradientBars(Widget, can_focus=False):
 
     # -- drawing -------------------------------------------------------------------------
     def _style(self, name: str):
-        return self.get_component_rich_style(f"gradient-bars--{name}", partial=True)
+        """A component style, looked up once per frame (render clears the cache)."""
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(f"gradient-bars--{name}", partial=True)
+        return style
 
     def render(self) -> Text:
+        self._styles = {}
         width = max(10, self.content_region.width or self.size.width)
         height = max(3, self.content_region.height or self.size.height)
         if not self._values:
