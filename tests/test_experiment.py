@@ -145,3 +145,22 @@ def test_engine_does_not_import_textual():
            "assert 'textual' not in sys.modules, 'textual imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_saved_state_restores_training_exactly():
+    cfg = config(**{"train.optimizer": "adam", "train.lr": 0.01, "model.batchnorm": True})
+    exp = gradtui.Experiment(cfg)
+    for _ in range(3):
+        exp.step()
+    saved = exp.save_state()
+    x, y = exp.batch()
+    first = exp.step().to_dict()
+    exp.step()
+    exp.load_state(saved)
+    assert exp.step_count == 3
+    exp._cursor -= 2 * cfg.train.batch_size  # replay the same batch
+    assert np.array_equal(exp.batch()[0], x)
+    assert exp.step().to_dict() == first
+    with pytest.raises(ValueError, match="another config"):
+        exp.reconfigure(cfg.with_overrides({"train.lr": 0.02}))
+        exp.load_state(saved)

@@ -187,6 +187,31 @@ class Experiment:
             if name in old_buffers and old_buffers[name].shape == value.shape:
                 value[:] = old_buffers[name]
 
+    def save_state(self) -> dict:
+        """A copy of everything training changes: parameters, optimiser state, the network's
+        buffers (batch norm's running statistics), step and update counters. Restore it with
+        :meth:`load_state` on this Experiment as long as its config has not changed since."""
+        return {
+            "cfg": self.cfg,
+            "theta": self.theta.copy(),
+            "state": [s.copy() for s in self._state[:2]],
+            "buffers": {k: v.copy() for k, v in self.network.buffers().items()},
+            "step": self.step_count,
+            "updates": self._updates,
+        }
+
+    def load_state(self, saved: dict) -> None:
+        """Return to a state from :meth:`save_state` (the batch order keeps going forward)."""
+        if saved["cfg"] != self.cfg:
+            raise ValueError("this state was saved under another config")
+        self.theta[:] = saved["theta"]
+        for buf, value in zip(self._state[:2], saved["state"]):
+            buf[:] = value
+        for name, value in self.network.buffers().items():
+            value[:] = saved["buffers"][name]
+        self.step_count = saved["step"]
+        self._updates = saved["updates"]
+
     def _weight_norms(self) -> np.ndarray:
         norms = np.zeros(len(self.layer_names))
         for i, name in enumerate(self.layout.names):
