@@ -94,6 +94,7 @@ def ui_run(preset: str, seconds: float, presses: int) -> tuple[float, list[float
     env = dict(os.environ, TERM="xterm-256color")
     child = pexpect.spawn(gradtui_command(), [preset], env=env, dimensions=(40, 120),
                           encoding="utf-8", codec_errors="replace", timeout=60)
+    child.delaybeforesend = None  # pexpect sleeps 50 ms before every send by default
     try:
         child.expect("hidden\\.0", timeout=90)
         drain(child, 1.0)  # warm-up

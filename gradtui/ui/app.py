@@ -216,15 +216,21 @@ class GradApp(App[int]):
         except ConfigError as err:
             self.notify(str(err), severity="error", timeout=5)
             return
-        self.session.apply(change)
+        try:
+            self.session.apply(change)
+        except ConfigError as err:
+            self.notify(str(err), severity="error", timeout=5)
+            return
         self._pending = (new_cfg, time.monotonic())
-        self.panels.mitigations.show(new_cfg, snap.alerts if snap is not None else ())
-        if snap is not None:  # the key shows at once; the session confirms within a few steps
-            self.panels.header.show(snap, self.preset_name, new_cfg, pending=True)
         note = describe_change(change)
         if spec.restarts or _restarts(cfg, new_cfg):
             note += " (restarts)"
-        self.notify(note, timeout=3)
+        # The change shows at once in the header and the settings; the session's own message
+        # ("applied ... at step N") replaces "applying" within a few steps. No toast: a toast
+        # re-lays out the whole screen, which cost tens of milliseconds per key.
+        self.panels.mitigations.show(new_cfg, snap.alerts if snap is not None else ())
+        if snap is not None:
+            self.panels.header.show(snap, self.preset_name, new_cfg, pending=note)
         self._boost()
 
     def action_toggle_pause(self) -> None:

@@ -49,14 +49,14 @@ class StatusHeader(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self._data: tuple = ("", "", "compiling", 0, 0.0, "")
 
-    def show(self, snapshot, name: str = "", cfg=None, pending: bool = False) -> None:
+    def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step and speed from a Snapshot.
 
-        ``cfg`` overrides the snapshot's config (a change just sent); ``pending`` says
-        the session has not confirmed it yet.
+        ``cfg`` overrides the snapshot's config (a change just sent); ``pending`` describes
+        that change while the session has not confirmed it yet.
         """
         cfg = cfg if cfg is not None else snapshot.config
-        message = "applying…" if pending else (snapshot.message or "")
+        message = f"applying {pending}…" if pending else (snapshot.message or "")
         data = (
             name or (cfg.name if cfg is not None else ""),
             model_summary(cfg),
