@@ -8,56 +8,34 @@ The interface never waits for training and training never waits for the interfac
   publishes by swapping one reference (no lock) at a bounded rate;
 * the Numba kernels release the GIL, so a reader keeps its core while training runs.
 
+This module holds the worker loop and the publishing; the command queue is in
+:mod:`~gradtui.session.commands`, what commands do to the run in
+:mod:`~gradtui.session.changes`, and the events and the record in
+:mod:`~gradtui.session.journal`.
+
 >>> s = Session(load_config("vanishing-sigmoid"), max_steps=500)
 >>> s.start(); s.wait(); s.snapshot().latest["loss"]
 """
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 import traceback
-from datetime import datetime
-from pathlib import Path
 
-from gradtui.config import ConfigError
-from gradtui.config.changes import changed_keys, restart_keys
-from gradtui.record import RecordError, RecordWriter, plain
-from gradtui.session.history import LAYER_STATS, History
+from gradtui.record import plain
+from gradtui.session.changes import RunChanges, with_next_seed
+from gradtui.session.commands import CommandQueue
+from gradtui.session.diagnoser import Diagnoser as _Diagnoser  # also read by benchmarks/bench_session.py
+from gradtui.session.diagnoser import NoDiagnoser, new_diagnoser
+from gradtui.session.history import History
+from gradtui.session.journal import Journal
 from gradtui.session.snapshot import Snapshot
 
-try:  # the diagnosis lands in its own issue; the session works without it
-    from gradtui.diagnosis import Diagnoser as _Diagnoser
-except ImportError:  # pragma: no cover - depends on the tree
-    _Diagnoser = None
-
 PUBLISH_INTERVAL = 0.05  # seconds between snapshots while running
-MAX_EVENTS = 10_000
-MAX_RAISED = 500
 
 
-class _NoDiagnoser:
-    """Stands in when gradtui.diagnosis is not available: no alerts."""
-
-    def observe(self, rec):
-        return []
-
-    def active(self):
-        return ()
-
-
-def _layer_profile(rec, names, change: str, run: int) -> dict:
-    """The per-layer profile of one StepRecord, as plain values, for ``Snapshot.before``."""
-    out = {"step": int(rec.step), "run": run, "change": change, "layer_names": tuple(names), "loss": float(rec.loss)}
-    for name in ("grad_norm", "delta_norm") + tuple(s for s in LAYER_STATS if s not in ("grad_norm", "delta_norm")):
-        out[name] = tuple(getattr(rec, name).tolist())
-    tdn = rec.time_delta_norm
-    out["time_delta_norm"] = None if tdn is None else tuple(tdn.tolist())
-    return out
-
-
-class Session:
+class Session(RunChanges):
     """Runs one Experiment at a time in a background thread. See the module docstring.
 
     ``record_path`` opens a JSON Lines record at once (a RecordError is raised here,
@@ -71,20 +49,12 @@ class Session:
         if every < 1:
             raise ValueError(f"every must be at least 1, not {every}")
         self._cfg = cfg
-        self._pending_cfg = cfg  # the config after every queued change, to validate apply() at once
-        self._pending_lock = threading.Lock()
         self.every = int(every)
         self.max_steps = max_steps
-        self._writer = RecordWriter(record_path, force=force) if record_path is not None else None
-        self._record_error = ""
+        self._journal = Journal(record_path, force=force, on_error=self._recording_stopped)
         self.history = History(history_capacity)
-        self._commands: collections.deque = collections.deque()
-        self._submitted = 0
-        self._applied = 0
-        self._applied_cond = threading.Condition()
-        self._wake = threading.Event()
+        self._commands = CommandQueue(cfg)
         self._halted = threading.Event()  # finished, stopped, error, or paused on a non-finite step
-        self._stop_flag = False
         self._thread: threading.Thread | None = None
         self._paused = bool(start_paused)
         self._pause_reason = "user" if start_paused else ""
@@ -92,7 +62,7 @@ class Session:
         self._status = "compiling"
         self._message = "compiling the kernels (first start only; later starts load them from the cache)"
         self._exp = None
-        self._diag = _NoDiagnoser()
+        self._diag = NoDiagnoser()
         self._layer_names: tuple = ()
         self._run = 0
         self._last = None  # latest StepRecord
@@ -101,19 +71,14 @@ class Session:
         self._latest_for = None
         self._evaluation: dict = {}
         self._before = None
-        self._events: list = []
-        self._events_lock = threading.Lock()
-        self._raised: collections.deque = collections.deque(maxlen=MAX_RAISED)
-        self._raised_tuple: tuple = ()
         self._version = 0
-        self._t0 = time.perf_counter()
         self._rate = 0.0
         self._rate_steps = 0
-        self._rate_t = self._t0
+        self._rate_t = self._journal.t0
         self.error_traceback = ""
         self.diagnosis_available = _Diagnoser is not None
         self._snapshot = Snapshot(status="compiling", config=cfg, message=self._message,
-                                  record_path=str(self._writer.path) if self._writer else "")
+                                  record_path=self._journal.path)
 
     # -- reader side ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -128,12 +93,11 @@ class Session:
     @property
     def commands_applied(self) -> int:
         """How many commands the worker has taken off the queue and applied so far."""
-        return self._applied
+        return self._commands.applied
 
     def events(self) -> list:
         """A copy of the session's event list (changes, restarts, alerts, evaluations ...)."""
-        with self._events_lock:
-            return list(self._events)
+        return self._journal.events()
 
     # -- commands (any thread) --------------------------------------------------------------
     def start(self) -> "Session":
@@ -144,24 +108,18 @@ class Session:
         self._thread.start()
         return self
 
-    def _submit(self, name: str, arg=None) -> None:
-        with self._applied_cond:
-            self._submitted += 1
-        self._commands.append((name, arg))
-        self._wake.set()
-
     def pause(self) -> None:
-        self._submit("pause")
+        self._commands.submit("pause")
 
     def resume(self) -> None:
-        self._submit("resume")
+        self._commands.submit("resume")
 
     def toggle_pause(self) -> None:
-        self._submit("toggle")
+        self._commands.submit("toggle")
 
     def step_once(self) -> None:
         """While paused: take exactly one step. While running: pause."""
-        self._submit("step")
+        self._commands.submit("step")
 
     def apply(self, overrides: dict) -> None:
         """Apply a config change (dotted keys): in place when the weights can carry over
@@ -169,30 +127,15 @@ class Session:
         restart from a fresh initialisation. Raises ConfigError at once if the change is invalid.
         """
         overrides = dict(overrides)
-        with self._pending_lock:
-            self._pending_cfg = self._pending_cfg.with_overrides(overrides)
-            self._submit("apply", overrides)
+        self._commands.submit_change("apply", overrides, lambda cfg: cfg.with_overrides(overrides))
 
     def restart(self, next_seed: bool = False) -> None:
         """Start the run again from a fresh initialisation (same seed, or the next one)."""
-        with self._pending_lock:
-            if next_seed:
-                self._pending_cfg = self._pending_cfg.with_overrides({"train.seed": self._pending_cfg.train.seed + 1})
-            self._submit("restart", bool(next_seed))
+        self._commands.submit_change("restart", bool(next_seed), with_next_seed if next_seed else None)
 
     def wait_commands(self, timeout: float | None = None) -> bool:
         """Block until every command submitted so far has been applied; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._applied_cond:
-            target = self._submitted
-            while self._applied < target:
-                if self._thread is None or not self._thread.is_alive():
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._applied_cond.wait(0.1 if remaining is None else min(remaining, 0.1))
-        return True
+        return self._commands.wait_applied(lambda: self.alive, timeout)
 
     def stop(self, timeout: float = 1.0) -> bool:
         """Ask the worker to stop and wait up to ``timeout`` seconds; True when it has ended.
@@ -200,8 +143,7 @@ class Session:
         Returns promptly even when a step is slow: the worker checks the flag between steps
         and closes the record when it leaves.
         """
-        self._stop_flag = True
-        self._wake.set()
+        self._commands.request_stop()
         if self._thread is None:
             self._status = "stopped"
             self._halted.set()
@@ -223,73 +165,21 @@ class Session:
     def export(self, directory) -> str:
         """Write the run so far (header, the history's decimated points, the events) as a
         JSON Lines record in ``directory``; returns its path. Raises RecordError."""
-        snap = self._snapshot
-        directory = Path(directory).expanduser()
-        if not directory.is_dir():
-            raise RecordError(f"cannot export to {directory}: not a directory")
-        cfg = snap.config
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = f"gradtui-{getattr(cfg, 'name', 'run')}-{stamp}"
-        for i in range(1000):
-            path = directory / (f"{base}.jsonl" if i == 0 else f"{base}-{i}.jsonl")
-            if not path.exists():
-                break
-        writer = RecordWriter(path)
-        try:
-            h = snap.history
-            writer.header(cfg, snap.layer_names, {"export": True, "stride": h.stride, "run": snap.run,
-                                                  "note": "decimated history: one step line every `stride` steps"})
-            for i, step in enumerate(h.steps):
-                line = {"step": step, "loss": plain(h.loss[i]), "grad_norm_total": plain(h.grad_norm_total[i])}
-                for name, series in h.layers.items():
-                    line[name] = plain(list(series[i]))
-                writer.step(line, run=snap.run)
-            for ev in self.events():
-                writer.write(plain(ev))
-        finally:
-            writer.close()
-        return str(path)
+        return self._journal.export(self._snapshot, directory)
 
     # -- worker -----------------------------------------------------------------------------
-    def _elapsed(self) -> float:
-        return time.perf_counter() - self._t0
-
     def _event(self, event: str, step: int, **fields) -> None:
-        obj = {"type": "event", "event": event, "step": int(step), "run": self._run, "time": round(self._elapsed(), 6)}
-        obj.update(fields)
-        with self._events_lock:
-            self._events.append(obj)
-            if len(self._events) > MAX_EVENTS:
-                del self._events[: len(self._events) - MAX_EVENTS]
-        self._write(obj)
+        self._journal.event(event, step, self._run, **fields)
 
-    def _write(self, obj: dict) -> None:
-        w = self._writer
-        if w is None or w.failed:
-            return
-        try:
-            w.write(obj)
-        except RecordError as err:
-            self._record_error = str(err)
-            self._message = f"recording stopped: {err}"
+    def _recording_stopped(self, publish: bool = True) -> None:
+        """The record could not be written: training goes on, the message says why."""
+        self._message = f"recording stopped: {self._journal.record_error}"
+        if publish:
             self._publish()
 
     def _close_record(self, reason: str) -> None:
-        w = self._writer
-        if w is None or w.closed:
-            return
-        if not w.failed and w.lines:  # no "end" line in a file that never got its header
-            step = self._exp.step_count if self._exp is not None else 0
-            try:
-                w.event("end", step, run=self._run, time=self._elapsed(), reason=reason, message=self._message)
-            except RecordError as err:
-                self._record_error = str(err)
-        w.close()
-
-    def _new_diagnoser(self, cfg, names):
-        if _Diagnoser is None:
-            return _NoDiagnoser()
-        return _Diagnoser(cfg, list(names))
+        step = self._exp.step_count if self._exp is not None else 0
+        self._journal.close(reason, step, self._run, self._message)
 
     def _fresh(self, cfg) -> None:
         """Build a fresh Experiment for cfg (compiling kernels if needed) and make it current;
@@ -300,7 +190,7 @@ class Session:
         self._exp = exp
         self._cfg = cfg
         self._layer_names = tuple(exp.layer_names)
-        self._diag = self._new_diagnoser(cfg, self._layer_names)
+        self._diag = new_diagnoser(cfg, self._layer_names)
         self.history.clear()
         self._last = self._last_finite = None
         self._evaluation = {}
@@ -320,14 +210,10 @@ class Session:
             with threadpool_limits(1):
                 self._publish()
                 self._fresh(self._cfg)
-                if self._writer is not None:
-                    try:
-                        self._writer.header(self._cfg, self._layer_names, {"every": self.every})
-                    except RecordError as err:
-                        self._record_error = str(err)
-                        self._message = f"recording stopped: {err}"
+                if not self._journal.header(self._cfg, self._layer_names, {"every": self.every}):
+                    self._recording_stopped(publish=False)
                 self._evaluate()
-                if not self._record_error:
+                if not self._journal.record_error:
                     self._message = "paused before the first step" if self._paused else ""
                 self._status = "paused" if self._paused else "running"
                 self._publish()
@@ -347,18 +233,20 @@ class Session:
             self._close_record(reason)
             self._publish()
             self._halted.set()
-            with self._applied_cond:
-                self._applied_cond.notify_all()
+            self._commands.release_waiters()
 
     def _loop(self) -> str:
         commands = self._commands
+        queued = commands.pending
         history = self.history
+        journal = self._journal
+        writer = journal.writer
         interval = PUBLISH_INTERVAL
         last_pub = time.perf_counter()
         while True:
-            if commands:
+            if queued:
                 self._drain()
-            if self._stop_flag:
+            if commands.stop_requested:
                 return "stopped"
             exp = self._exp
             finished = self.max_steps is not None and exp.step_count >= self.max_steps
@@ -371,8 +259,7 @@ class Session:
                     self._publish()
                 if status == "finished" or self._pause_reason == "nonfinite":
                     self._halted.set()
-                self._wake.wait(0.2)
-                self._wake.clear()
+                commands.idle(0.2)
                 continue
             single = self._paused
             if single:
@@ -395,8 +282,8 @@ class Session:
             step = rec.step
             if step % self._cfg.train.eval_every == 0:
                 self._evaluate()
-            if self._writer is not None and step % self.every == 0 and not self._writer.failed:
-                self._write_step(rec)
+            if writer is not None and step % self.every == 0 and not writer.failed:
+                journal.step(rec, self._run)
             if self._status != "running" and not single:
                 self._status = "running"
             now = time.perf_counter()
@@ -406,182 +293,18 @@ class Session:
 
     def _diagnosis_failed(self, err) -> None:
         self.error_traceback = traceback.format_exc()
-        self._diag = _NoDiagnoser()
+        self._diag = NoDiagnoser()
         self.diagnosis_available = False
         self._message = f"diagnosis failed ({type(err).__name__}: {err}); training goes on without alerts"
 
-    def _write_step(self, rec) -> None:
-        obj = {"type": "step", "run": self._run, "time": round(self._elapsed(), 6)}
-        obj.update(rec.to_dict())
-        self._write(obj)
-
-    def _on_nonfinite(self, rec) -> None:
-        where = rec.nonfinite_layer or "?"
-        self._paused = True
-        self._pause_reason = "nonfinite"
-        self._single = 0
-        self._status = "paused"
-        self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
-                         f"the update was not applied, the weights are those after step {rec.step - 1}. "
-                         "Apply a remedy (clipping, a lower learning rate, another init) or restart.")
-        self.history.add_marker(rec.step, f"non-finite in {where}")
-        try:
-            events = self._diag.observe(rec)
-        except Exception:  # noqa: BLE001
-            events = []
-        if self._writer is not None:
-            self._write_step(rec)
-        self._event("nonfinite", rec.step, layer=where)
-        if events:
-            self._on_alerts(events)
-        self._publish()
-        self._halted.set()
-
     def _on_alerts(self, events) -> None:
-        step = self._exp.step_count
-        for what, alert in events:
-            if what == "raised":
-                self._raised.append((step, alert))
-                self._raised_tuple = tuple(self._raised)
-            self._event(f"alert_{what}", step, alert=plain(alert.to_dict()))
+        self._journal.alerts(events, self._exp.step_count, self._run)
 
-    # -- commands, in the worker --------------------------------------------------------------
+    # -- commands, in the worker (what each one does: gradtui.session.changes) ------------------
     def _drain(self) -> None:
-        commands = self._commands
-        while commands and not self._stop_flag:
-            name, arg = commands.popleft()
-            try:
-                self._apply_command(name, arg)
-            except Exception as err:  # noqa: BLE001 - a bad command must not kill the run
-                self.error_traceback = traceback.format_exc()
-                self._message = f"{name} failed: {type(err).__name__}: {err}"
-            finally:
-                with self._applied_cond:
-                    self._applied += 1
-                    self._applied_cond.notify_all()
-        with self._pending_lock:
-            if not commands:
-                self._pending_cfg = self._cfg  # drop changes the worker refused
+        self._commands.drain(self._handle)
+        self._commands.settle(self._cfg)
         self._publish()
-
-    def _apply_command(self, name: str, arg) -> None:
-        if name == "pause":
-            self._pause()
-        elif name == "resume":
-            self._resume()
-        elif name == "toggle":
-            if self._paused:
-                self._resume()
-            else:
-                self._pause()
-        elif name == "step":
-            if self._paused:
-                self._single += 1
-            else:
-                self._pause()
-        elif name == "apply":
-            self._apply_change(arg)
-        elif name == "restart":
-            self._restart(arg)
-        else:  # pragma: no cover
-            raise ValueError(f"unknown command {name!r}")
-
-    def _pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self._pause_reason = "user"
-            self._single = 0
-            self._status = "paused"
-            self._message = "paused"
-
-    def _resume(self) -> None:
-        if self._paused:
-            self._paused = False
-            self._pause_reason = ""
-            self._single = 0
-            self._message = ""
-            self._halted.clear()
-            if self._status == "paused":
-                self._status = "running"
-
-    def _keep_before(self, change: str) -> None:
-        rec = self._last_finite
-        if rec is not None:
-            self._before = _layer_profile(rec, self._layer_names, change, self._run)
-
-    def _apply_change(self, overrides: dict) -> None:
-        old = self._cfg
-        try:
-            new = old.with_overrides(overrides)
-        except ConfigError as err:
-            self._message = f"change refused: {err}"
-            return
-        changed = changed_keys(old, new)
-        if not changed:
-            self._message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
-            return
-        text = ", ".join(f"{k}={new.get(k)}" for k in changed)
-        blocked = restart_keys(old, new)
-        step = self._exp.step_count
-        if not blocked:
-            self._keep_before(text)
-            self._exp.reconfigure(new)
-            self._cfg = new
-            if hasattr(self._diag, "set_config"):  # keeps active alerts; they clear when the problem has gone
-                self._diag.set_config(new)
-            else:
-                self._diag = self._new_diagnoser(new, self._layer_names)
-            self.history.add_marker(step, text)
-            self._message = f"applied {text} at step {step}; the weights carried over"
-            self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
-                        config=new.to_dict())
-            self._after_change()
-            return
-        self._keep_before(text)
-        old_run, old_status = self._run, self._status
-        self._status = "compiling"
-        self._message = f"restarting with {text}: fresh weights"
-        self._publish()
-        try:
-            self._fresh(new)
-        except Exception:
-            self._status = old_status
-            raise
-        self._run = old_run + 1
-        self._event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
-                    needs_fresh_weights=blocked, config=new.to_dict(), layer_names=list(self._layer_names))
-        self._evaluate()
-        self.history.add_marker(0, f"{text} (fresh weights)")
-        self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
-        self._status = "paused" if self._paused else "running"
-        self._after_change()
-
-    def _after_change(self) -> None:
-        """A change or restart may leave a non-finite pause: resume is up to the user, but
-        the pause is now an ordinary one."""
-        if self._pause_reason == "nonfinite":
-            self._pause_reason = "user"
-            self._halted.clear()
-        if self.max_steps is None or self._exp.step_count < self.max_steps:
-            if self._status == "finished":
-                self._status = "paused" if self._paused else "running"
-            self._halted.clear()
-
-    def _restart(self, next_seed: bool) -> None:
-        cfg = self._cfg
-        if next_seed:
-            cfg = cfg.with_overrides({"train.seed": cfg.train.seed + 1})
-        step = self._exp.step_count
-        text = f"restart (seed {cfg.train.seed})"
-        self._keep_before(text)
-        self._fresh(cfg)
-        self._run += 1
-        self._event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
-        self._evaluate()
-        self.history.add_marker(0, text)
-        self._message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"
-        self._status = "paused" if self._paused else "running"
-        self._after_change()
 
     # -- publishing -------------------------------------------------------------------------
     def _publish(self) -> None:
@@ -617,8 +340,8 @@ class Session:
             version=self._version,
             pause_reason=self._pause_reason if self._paused else "",
             run=self._run,
-            record_path=str(self._writer.path) if self._writer else "",
-            record_error=self._record_error,
-            raised=self._raised_tuple,
+            record_path=self._journal.path,
+            record_error=self._journal.record_error,
+            raised=self._journal.raised_tuple,
         )
 

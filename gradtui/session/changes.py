@@ -1,0 +1,189 @@
+"""What changes the run between steps: the session's commands (pause and resume, single
+steps, config changes in place when the weights can carry over or else with fresh weights,
+restarts) and the pause on a non-finite step.
+
+:class:`RunChanges` is a mixin of :class:`~gradtui.session.Session`: its methods run in
+the worker thread, between steps, and change the worker's state (the Experiment, the
+config, the diagnoser, the history, the status and the message). Keeping them here
+leaves session.py with the worker loop and the publishing.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from gradtui.config import ConfigError
+from gradtui.config.changes import changed_keys, restart_keys
+from gradtui.record import plain
+from gradtui.session.diagnoser import new_diagnoser
+from gradtui.session.history import LAYER_STATS
+
+
+def with_next_seed(cfg):
+    """cfg with the next training seed (a new run that differs from the last)."""
+    return cfg.with_overrides({"train.seed": cfg.train.seed + 1})
+
+
+def layer_profile(rec, names, change: str, run: int) -> dict:
+    """The per-layer profile of one StepRecord, as plain values, for ``Snapshot.before``."""
+    out = {"step": int(rec.step), "run": run, "change": change, "layer_names": tuple(names), "loss": float(rec.loss)}
+    for name in ("grad_norm", "delta_norm") + tuple(s for s in LAYER_STATS if s not in ("grad_norm", "delta_norm")):
+        out[name] = tuple(getattr(rec, name).tolist())
+    tdn = rec.time_delta_norm
+    out["time_delta_norm"] = None if tdn is None else tuple(tdn.tolist())
+    return out
+
+
+class RunChanges:
+    """The worker's side of the commands. Mixed into Session, whose worker state it uses:
+    ``_cfg``, ``_exp``, ``_diag``, ``_layer_names``, ``_run``, ``_status``, ``_message``,
+    ``_paused``, ``_pause_reason``, ``_single``, ``_last_finite``, ``_before``, ``_halted``,
+    ``_journal``, ``history``, ``max_steps``, ``error_traceback`` and the methods ``_fresh``,
+    ``_evaluate``, ``_event``, ``_on_alerts`` and ``_publish``."""
+
+    def _handle(self, name: str, arg) -> None:
+        """Apply one command from the queue; a failure is reported, never fatal."""
+        try:
+            self._apply_command(name, arg)
+        except Exception as err:  # noqa: BLE001 - a bad command must not kill the run
+            self.error_traceback = traceback.format_exc()
+            self._message = f"{name} failed: {type(err).__name__}: {err}"
+
+    def _apply_command(self, name: str, arg) -> None:
+        if name == "pause":
+            self._pause()
+        elif name == "resume":
+            self._resume()
+        elif name == "toggle":
+            if self._paused:
+                self._resume()
+            else:
+                self._pause()
+        elif name == "step":
+            if self._paused:
+                self._single += 1
+            else:
+                self._pause()
+        elif name == "apply":
+            self._apply_change(arg)
+        elif name == "restart":
+            self._restart(arg)
+        else:  # pragma: no cover
+            raise ValueError(f"unknown command {name!r}")
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self._paused = True
+            self._pause_reason = "user"
+            self._single = 0
+            self._status = "paused"
+            self._message = "paused"
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._pause_reason = ""
+            self._single = 0
+            self._message = ""
+            self._halted.clear()
+            if self._status == "paused":
+                self._status = "running"
+
+    def _keep_before(self, change: str) -> None:
+        rec = self._last_finite
+        if rec is not None:
+            self._before = layer_profile(rec, self._layer_names, change, self._run)
+
+    def _apply_change(self, overrides: dict) -> None:
+        old = self._cfg
+        try:
+            new = old.with_overrides(overrides)
+        except ConfigError as err:
+            self._message = f"change refused: {err}"
+            return
+        changed = changed_keys(old, new)
+        if not changed:
+            self._message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
+            return
+        text = ", ".join(f"{k}={new.get(k)}" for k in changed)
+        blocked = restart_keys(old, new)
+        step = self._exp.step_count
+        if not blocked:
+            self._keep_before(text)
+            self._exp.reconfigure(new)
+            self._cfg = new
+            if hasattr(self._diag, "set_config"):  # keeps active alerts; they clear when the problem has gone
+                self._diag.set_config(new)
+            else:
+                self._diag = new_diagnoser(new, self._layer_names)
+            self.history.add_marker(step, text)
+            self._message = f"applied {text} at step {step}; the weights carried over"
+            self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
+                        config=new.to_dict())
+            self._after_change()
+            return
+        self._keep_before(text)
+        old_run, old_status = self._run, self._status
+        self._status = "compiling"
+        self._message = f"restarting with {text}: fresh weights"
+        self._publish()
+        try:
+            self._fresh(new)
+        except Exception:
+            self._status = old_status
+            raise
+        self._run = old_run + 1
+        self._event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
+                    needs_fresh_weights=blocked, config=new.to_dict(), layer_names=list(self._layer_names))
+        self._evaluate()
+        self.history.add_marker(0, f"{text} (fresh weights)")
+        self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
+        self._status = "paused" if self._paused else "running"
+        self._after_change()
+
+    def _after_change(self) -> None:
+        """A change or restart may leave a non-finite pause: resume is up to the user, but
+        the pause is now an ordinary one."""
+        if self._pause_reason == "nonfinite":
+            self._pause_reason = "user"
+            self._halted.clear()
+        if self.max_steps is None or self._exp.step_count < self.max_steps:
+            if self._status == "finished":
+                self._status = "paused" if self._paused else "running"
+            self._halted.clear()
+
+    def _restart(self, next_seed: bool) -> None:
+        cfg = with_next_seed(self._cfg) if next_seed else self._cfg
+        step = self._exp.step_count
+        text = f"restart (seed {cfg.train.seed})"
+        self._keep_before(text)
+        self._fresh(cfg)
+        self._run += 1
+        self._event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
+        self._evaluate()
+        self.history.add_marker(0, text)
+        self._message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"
+        self._status = "paused" if self._paused else "running"
+        self._after_change()
+
+    def _on_nonfinite(self, rec) -> None:
+        """A step produced NaN or Inf (its update was not applied): pause and say where."""
+        where = rec.nonfinite_layer or "?"
+        self._paused = True
+        self._pause_reason = "nonfinite"
+        self._single = 0
+        self._status = "paused"
+        self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
+                         f"the update was not applied, the weights are those after step {rec.step - 1}. "
+                         "Apply a remedy (clipping, a lower learning rate, another init) or restart.")
+        self.history.add_marker(rec.step, f"non-finite in {where}")
+        try:
+            events = self._diag.observe(rec)
+        except Exception:  # noqa: BLE001
+            events = []
+        self._journal.step(rec, self._run)
+        self._event("nonfinite", rec.step, layer=where)
+        if events:
+            self._on_alerts(events)
+        self._publish()
+        self._halted.set()
