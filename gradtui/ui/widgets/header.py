@@ -7,8 +7,6 @@ and the latest session message on the second.
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
@@ -34,6 +32,8 @@ class StatusHeader(Widget, can_focus=False):
     DEFAULT_CSS = """
     StatusHeader {
         height: 2;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         background: $panel;
         color: $text;
         padding: 0 1;
@@ -72,13 +72,11 @@ class StatusHeader(Widget, can_focus=False):
     def _style(self, name: str):
         return self.get_component_rich_style(f"status-header--{name}", partial=True)
 
-    def render(self) -> Group:
+    def render(self) -> Text:
+        """Two plain lines (no Rich table: this redraws every frame)."""
         name, summary, status, step, speed, message = self._data
+        width = max(20, self.content_region.width or self.size.width or 80)
         state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused"}.get(status, "state")
-        grid = Table.grid(expand=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(justify="right", no_wrap=True)
-        left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
         right = Text.assemble(
             (f"step {step:,}", None),
             ("  ·  ", self._style("message")),
@@ -86,8 +84,20 @@ class StatusHeader(Widget, can_focus=False):
             ("  ·  ", self._style("message")),
             (STATUS_TEXT.get(status, status), self._style(state_style)),
         )
-        grid.add_row(left, right)
-        second = Text(summary, no_wrap=True, overflow="ellipsis")
+        left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
+        room = width - right.cell_len - 1
+        if left.cell_len > room:
+            left.truncate(max(0, room), overflow="ellipsis")
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append_text(left)
+        out.append(" " * max(1, width - left.cell_len - right.cell_len))
+        out.append_text(right)
+        second = Text(summary)
         if message:
             second.append("  ·  " + message, self._style("message"))
-        return Group(grid, second)
+        if second.cell_len > width:
+            second.truncate(width - 1)
+            second.append("…")
+        out.append("\n")
+        out.append_text(second)
+        return out
