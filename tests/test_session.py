@@ -236,3 +236,33 @@ def test_stop_returns_within_its_timeout_even_when_a_step_is_slow(tmp_path):
     assert s.snapshot().status == "stopped"
     rec = read_record(record)
     assert rec.problems == [] and rec.events[-1]["event"] == "end"
+
+
+def test_remedy_after_an_explosion_starts_from_the_last_healthy_weights():
+    """exploding-init ruins its weights a step before they go non-finite; a remedy applied
+    at the non-finite pause rolls back to the healthy checkpoint and then trains."""
+    cfg = load_config("exploding-init")
+    s = Session(cfg).start()
+    try:
+        assert s.wait(120)
+        snap = s.snapshot()
+        assert snap.pause_reason == "nonfinite", snap.message
+        assert "last healthy weights (step 0)" in snap.message
+        initial = s._checkpoint["theta"].copy()
+        s.apply({"model.batchnorm": True})
+        assert s.wait_commands(10)
+        snap = s.snapshot()
+        assert "went back to the last healthy checkpoint (step 0)" in snap.message
+        # the carried-over weights are the checkpoint's, not the ruined ones
+        np.testing.assert_array_equal(s._exp.params()["hidden.0.W"].ravel(), initial[: 2 * 64])
+        before = s.snapshot().step
+        s.resume()
+        assert wait_for(lambda: s.snapshot().step >= before + 200, 120)
+        snap = s.snapshot()
+        assert snap.pause_reason != "nonfinite"
+        losses = snap.history.loss
+        assert all(np.isfinite(losses))
+        after = [loss for loss in losses[2:]]  # the two steps before the pause were the explosion
+        assert max(after) < 10.0 and after[-1] < after[0]
+    finally:
+        assert s.stop(1.0)

@@ -196,12 +196,15 @@ class Experiment:
             "theta": self.theta.copy(),
             "state": [s.copy() for s in self._state[:2]],
             "buffers": {k: v.copy() for k, v in self.network.buffers().items()},
-            "step": self.step_count,
+            "step": self.step_count,  # when it was saved, for messages
             "updates": self._updates,
         }
 
     def load_state(self, saved: dict) -> None:
-        """Return to a state from :meth:`save_state` (the batch order keeps going forward)."""
+        """Return the weights, optimiser and buffers to a state from :meth:`save_state`.
+
+        The step counter and the batch order keep going forward, so steps stay numbered
+        in the order they were taken."""
         if saved["cfg"] != self.cfg:
             raise ValueError("this state was saved under another config")
         self.theta[:] = saved["theta"]
@@ -209,7 +212,6 @@ class Experiment:
             buf[:] = value
         for name, value in self.network.buffers().items():
             value[:] = saved["buffers"][name]
-        self.step_count = saved["step"]
         self._updates = saved["updates"]
 
     def _weight_norms(self) -> np.ndarray:

@@ -19,6 +19,11 @@ from gradtui.session.diagnoser import new_diagnoser
 from gradtui.session.history import LAYER_STATS
 
 
+CHECKPOINT_EVERY = 50  # steps between healthy checkpoints
+HEALTHY_LOSS_FACTOR = 10.0  # a checkpoint needs the loss below this multiple of the run's first loss
+UNHEALTHY_ALERTS = ("exploding", "nonfinite")
+
+
 def with_next_seed(cfg):
     """cfg with the next training seed (a new run that differs from the last)."""
     return cfg.with_overrides({"train.seed": cfg.train.seed + 1})
@@ -89,6 +94,39 @@ class RunChanges:
             if self._status == "paused":
                 self._status = "running"
 
+    # -- the healthy checkpoint -------------------------------------------------------------
+    # A run that explodes is often ruined a step or two before anything is non-finite
+    # (a finite loss of 1e29), so "the last finite weights" are no place to resume from.
+    # The session keeps one copy of the weights from the last moment training looked
+    # healthy; a remedy applied after a non-finite pause starts from there.
+
+    def _checkpoint_now(self) -> None:
+        self._checkpoint = self._exp.save_state()
+        self._first_loss = None
+
+    def _maybe_checkpoint(self, rec) -> None:
+        """Every CHECKPOINT_EVERY steps, keep the weights if training looks healthy."""
+        if self._first_loss is None:
+            self._first_loss = abs(rec.loss)
+        if rec.step % CHECKPOINT_EVERY:
+            return
+        if rec.loss > HEALTHY_LOSS_FACTOR * max(self._first_loss, 1e-12):
+            return
+        if any(alert.kind in UNHEALTHY_ALERTS for alert in self._diag.active()):
+            return
+        first = self._first_loss
+        self._checkpoint = self._exp.save_state()
+        self._first_loss = first
+
+    def _roll_back_if_ruined(self) -> str:
+        """After a non-finite pause, return to the healthy checkpoint; says what it did."""
+        saved = self._checkpoint
+        if self._pause_reason != "nonfinite" or saved is None or saved["cfg"] != self._cfg:
+            return ""
+        self._exp.load_state(saved)
+        self.history.add_marker(self._exp.step_count, f"weights back to step {saved['step']}")
+        return f"; the weights went back to the last healthy checkpoint (step {saved['step']})"
+
     def _keep_before(self, change: str) -> None:
         rec = self._last_finite
         if rec is not None:
@@ -110,6 +148,7 @@ class RunChanges:
         step = self._exp.step_count
         if not blocked:
             self._keep_before(text)
+            rolled = self._roll_back_if_ruined()
             self._exp.reconfigure(new)
             self._cfg = new
             if hasattr(self._diag, "set_config"):  # keeps active alerts; they clear when the problem has gone
@@ -117,9 +156,10 @@ class RunChanges:
             else:
                 self._diag = new_diagnoser(new, self._layer_names)
             self.history.add_marker(step, text)
-            self._message = f"applied {text} at step {step}; the weights carried over"
+            self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
-                        config=new.to_dict())
+                        config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
+            self._checkpoint_now()
             self._after_change()
             return
         self._keep_before(text)
@@ -173,9 +213,10 @@ class RunChanges:
         self._pause_reason = "nonfinite"
         self._single = 0
         self._status = "paused"
+        back = self._checkpoint["step"] if self._checkpoint is not None else 0
         self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
-                         f"the update was not applied, the weights are those after step {rec.step - 1}. "
-                         "Apply a remedy (clipping, a lower learning rate, another init) or restart.")
+                         "the update was not applied. Apply a remedy (clipping, a lower learning rate, "
+                         f"another init): training continues from the last healthy weights (step {back}).")
         self.history.add_marker(rec.step, f"non-finite in {where}")
         try:
             events = self._diag.observe(rec)

@@ -62,6 +62,8 @@ class Session(RunChanges):
         self._status = "compiling"
         self._message = "compiling the kernels (first start only; later starts load them from the cache)"
         self._exp = None
+        self._checkpoint = None  # the last healthy Experiment.save_state(), see RunChanges
+        self._first_loss = None
         self._diag = NoDiagnoser()
         self._layer_names: tuple = ()
         self._run = 0
@@ -194,6 +196,7 @@ class Session(RunChanges):
         self.history.clear()
         self._last = self._last_finite = None
         self._evaluation = {}
+        self._checkpoint_now()
 
     def _evaluate(self) -> None:
         exp = self._exp
@@ -279,6 +282,7 @@ class Session(RunChanges):
                 events = None
             if events:
                 self._on_alerts(events)
+            self._maybe_checkpoint(rec)
             step = rec.step
             if step % self._cfg.train.eval_every == 0:
                 self._evaluate()
