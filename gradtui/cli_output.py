@@ -110,10 +110,13 @@ def _fmt(value, kind: str = "g") -> str:
 
 
 def summary_table(snap) -> Table:
-    """Per-layer statistics of the latest step, input side first."""
-    latest = snap.latest
+    """Per-layer statistics of the latest finite step, input side first."""
+    latest = snap.latest_finite
     names = list(snap.layer_names)
-    table = Table(title=f"Per-layer statistics at step {snap.step} (input side first: {names[0]} is next to the input, "
+    when = f"step {latest.get('step', snap.step)}"
+    if snap.latest.get("nonfinite"):
+        when += f", the last finite one (step {snap.latest['step']} went non-finite and was not applied)"
+    table = Table(title=f"Per-layer statistics at {when} (input side first: {names[0]} is next to the input, "
                         f"{names[-1]} produces the output)" if names else "Per-layer statistics",
                   title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("layer", no_wrap=True)
@@ -160,12 +163,12 @@ COLUMN_HELP = (
 
 def print_summary(snap, console: Console, interrupted: bool = False, record=None) -> None:
     """The end-of-run report: per-layer table, evaluation, alerts raised, record."""
-    if snap.latest:
+    if snap.latest_finite:
         console.print(summary_table(snap))
         console.print(Text(COLUMN_HELP, style="dim"))
     else:
         console.print("No step finished, so there are no statistics to show.")
-    loss = snap.latest.get("loss") if snap.latest else None
+    loss = snap.latest_finite.get("loss") if snap.latest_finite else None
     ev = snap.evaluation or {}
     parts = [f"training loss {_fmt(loss)}" if loss is not None else ""]
     if ev:

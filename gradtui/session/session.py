@@ -70,6 +70,7 @@ class Session(RunChanges):
         self._last = None  # latest StepRecord
         self._last_finite = None
         self._latest_dict: dict = {}
+        self._finite_dict: dict = {}
         self._latest_for = None
         self._evaluation: dict = {}
         self._before = None
@@ -325,8 +326,10 @@ class Session(RunChanges):
         if rec is not None and self._latest_for is not rec:
             self._latest_dict = rec.to_dict()
             self._latest_for = rec
+            finite = self._last_finite
+            self._finite_dict = self._latest_dict if not rec.nonfinite else ({} if finite is None else finite.to_dict())
         elif rec is None:
-            self._latest_dict = {}
+            self._latest_dict = self._finite_dict = {}
         exp = self._exp
         self._version += 1
         self._snapshot = Snapshot(
@@ -336,6 +339,7 @@ class Session(RunChanges):
             config=self._cfg,
             layer_names=self._layer_names,
             latest=self._latest_dict,
+            latest_finite=self._finite_dict,
             history=self.history.view(),
             before=self._before,
             alerts=tuple(self._diag.active()),

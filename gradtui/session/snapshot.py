@@ -49,6 +49,7 @@ class Snapshot:
     config: object = None  # the current gradtui.Config (immutable)
     layer_names: tuple = ()
     latest: dict = field(default_factory=dict)  # StepRecord.to_dict() of the latest step (plain values)
+    latest_finite: dict = field(default_factory=dict)  # the latest step whose values are finite (is `latest` unless that step went non-finite)
     history: HistoryView = HistoryView()
     before: dict | None = None  # per-layer profile just before the last change: {"step", "change", "grad_norm", "delta_norm", "time_delta_norm"}
     alerts: tuple = ()  # active gradtui.diagnosis.alert.Alert, worst first
