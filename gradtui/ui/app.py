@@ -231,7 +231,6 @@ class GradApp(App[int]):
         self.panels.mitigations.show(new_cfg, snap.alerts if snap is not None else ())
         if snap is not None:
             self.panels.header.show(snap, self.preset_name, new_cfg, pending=note)
-        self._boost()
 
     def action_toggle_pause(self) -> None:
         self.session.toggle_pause()
