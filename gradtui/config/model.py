@@ -56,6 +56,7 @@ class Config:
     name: str = "custom"
     title: str = ""
     description: str = ""
+    press: str = ""  # the keys to press in the interface, in a few words (the preset table's column)
     source: str = ""
     explicit: frozenset = frozenset()
 

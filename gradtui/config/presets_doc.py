@@ -2,34 +2,13 @@
 
     python -m gradtui.config.presets_doc > docs/presets.md
 
-Name, title and description come from each TOML file; the keys column comes from
-:data:`KEYS` below, which tests/test_presets.py checks covers exactly the shipped
-presets, and tests/test_preset_promises.py presses those keys and checks they work.
+Name, title, description and the keys to press all come from each TOML file;
+tests/test_preset_promises.py presses those keys and checks they work.
 """
 
 from __future__ import annotations
 
 from gradtui.config.loader import parse_toml, preset_names, preset_path
-
-# What to press from each preset (in the interface), in a few words.
-KEYS = {
-    "vanishing-sigmoid": "`b`; or `a` then `i`",
-    "vanishing-tanh-standard": "`i`",
-    "relu-xavier-vs-he": "`i`",
-    "dying-relu": "`a` `a`",
-    "exploding-init": "`i`; or `b` then `n`",
-    "batchnorm-rescue": "`b` (switches it off)",
-    "residual-rescue": "`r`",
-    "shallow-vs-deep": "`[` `[`",
-    "orthogonal-deep-linear": "`i`",
-    "rnn-vanishing-adding": "`g` (LSTM) or `g` `g` (GRU)",
-    "irnn-adding": "(none: compare with rnn-vanishing-adding); `c` shows what clipping holds back",
-    "rnn-exploding": "`c` then `n`",
-    "copy-memory": "`g` `g`",
-    "lstm-adding": "(none: compare with rnn-vanishing-adding)",
-    "gru-adding": "(none: compare with rnn-vanishing-adding)",
-}
-
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
@@ -51,7 +30,7 @@ def render_markdown() -> str:
     for name in preset_names():
         raw = parse_toml(preset_path(name).read_text(encoding="utf-8"), name)
         title = _one_line(raw.get("title", ""))
-        lines.append(f"| [`{name}`](#{name}) | {title} | {KEYS.get(name, '')} |")
+        lines.append(f"| [`{name}`](#{name}) | {title} | {_one_line(raw.get('press', ''))} |")
         details += [f"## {name}", "", f"**{raw.get('title', '').strip()}**", "", " ".join(raw.get("description", "").split()), ""]
     lines.append("")
     return "\n".join(lines + details)

@@ -158,7 +158,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "alerts": AlertsConfig,
 }
-TOP_LEVEL_TEXT = ("name", "title", "description")
+TOP_LEVEL_TEXT = ("name", "title", "description", "press")
 
 
 @dataclass(frozen=True)
