@@ -14,6 +14,19 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _raw(name: str) -> dict:
+    return parse_toml(preset_path(name).read_text(encoding="utf-8"), name)
+
+
+def preset_table(link: str = "#") -> str:
+    """The Markdown table of every shipped preset; ``link`` prefixes each name's anchor."""
+    lines = ["| preset | what you will see | press |", "|---|---|---|"]
+    for name in preset_names():
+        raw = _raw(name)
+        lines.append(f"| [`{name}`]({link}{name}) | {_one_line(raw.get('title', ''))} | {_one_line(raw.get('press', ''))} |")
+    return "\n".join(lines)
+
+
 def render_markdown() -> str:
     """The whole preset page as Markdown."""
     lines = [
@@ -23,17 +36,13 @@ def render_markdown() -> str:
         "Open one with `gradtui NAME` (live) or `gradtui run NAME` (headless); `gradtui presets` lists them.",
         "The format of a preset file and every key are in [config.md](config.md).",
         "",
-        "| preset | what you will see | press |",
-        "|---|---|---|",
+        preset_table(),
+        "",
     ]
-    details = []
     for name in preset_names():
-        raw = parse_toml(preset_path(name).read_text(encoding="utf-8"), name)
-        title = _one_line(raw.get("title", ""))
-        lines.append(f"| [`{name}`](#{name}) | {title} | {_one_line(raw.get('press', ''))} |")
-        details += [f"## {name}", "", f"**{raw.get('title', '').strip()}**", "", " ".join(raw.get("description", "").split()), ""]
-    lines.append("")
-    return "\n".join(lines + details)
+        raw = _raw(name)
+        lines += [f"## {name}", "", f"**{raw.get('title', '').strip()}**", "", " ".join(raw.get("description", "").split()), ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
