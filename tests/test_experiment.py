@@ -166,3 +166,31 @@ def test_saved_state_restores_training_exactly():
     with pytest.raises(ValueError, match="another config"):
         exp.reconfigure(cfg.with_overrides({"train.lr": 0.02}))
         exp.load_state(saved)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"train.optimizer": "adam", "train.lr": 0.01, "model.batchnorm": True},
+    {"data.task": "teacher", "train.optimizer": "momentum", "train.clip": "value", "train.clip_threshold": 0.01},
+])
+def test_run_k_steps_equals_k_single_steps(overrides):
+    """Several steps per kernel call give exactly the records of one step per call."""
+    cfg = config(**overrides)
+    one_by_one, chunked = gradtui.Experiment(cfg), gradtui.Experiment(cfg)
+    singles = [one_by_one.step().to_dict() for _ in range(23)]
+    chunks = [r.to_dict() for k in (1, 7, 15) for r in chunked.run(k)]
+    assert singles == chunks
+    for name, value in one_by_one.params().items():
+        np.testing.assert_array_equal(value, chunked.params()[name])
+    assert one_by_one.evaluate() == chunked.evaluate()
+
+
+def test_run_stops_at_a_nonfinite_step_and_keeps_the_batch_order():
+    cfg = config(**{"data.task": "teacher", "model.activation": "relu", "model.batchnorm": True, "train.lr": 1000.0})
+    chunked, single = gradtui.Experiment(cfg), gradtui.Experiment(cfg)
+    records = chunked.run(200)
+    assert records[-1].nonfinite and not any(r.nonfinite for r in records[:-1])
+    for _ in records:
+        single.step()
+    assert np.array_equal(chunked.batch()[0], single.batch()[0])  # the order continues right after it
+    assert np.all(np.isfinite(chunked.network.running_mean)) and np.all(np.isfinite(chunked.network.running_var))
+    np.testing.assert_array_equal(chunked.network.running_mean, single.network.running_mean)

@@ -220,13 +220,13 @@ def test_stop_returns_within_its_timeout_even_when_a_step_is_slow(tmp_path):
     s = Session(tiny(), record_path=record).start()
     assert wait_for(lambda: s.snapshot().step > 3)
     exp = s._exp
-    real_step = exp.step
+    real_run = exp.run
 
-    def slow_step():
+    def slow_run(k):
         time.sleep(1.5)
-        return real_step()
+        return real_run(k)
 
-    exp.step = slow_step
+    exp.run = slow_run
     time.sleep(0.1)  # the worker is now inside a slow step
     t0 = time.monotonic()
     ended = s.stop(0.5)

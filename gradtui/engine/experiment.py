@@ -38,7 +38,7 @@ class Experiment:
         self.dtype = np.dtype(cfg.train.dtype)
         self.data = data if data is not None else make_dataset(cfg)
         self._x_train = np.ascontiguousarray(self.data.x_train, dtype=self.dtype)
-        self._y_train = self.data.y_train if self.data.classification else self.data.y_train.astype(self.dtype)
+        self._y_train = np.ascontiguousarray(self.data.y_train if self.data.classification else self.data.y_train.astype(self.dtype))
         self.network = build_network(cfg, self.data, self.dtype)
         self.layout = self.network.layout
         self.theta = np.zeros(self.layout.size, dtype=self.dtype)
@@ -80,12 +80,30 @@ class Experiment:
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next training batch, without stepping."""
+        rows = self._peek_rows()
+        return self._x_train[rows], self._y_train[rows]
+
+    def _peek_rows(self) -> np.ndarray:
         b = self.cfg.train.batch_size
         if self._cursor + b > len(self._order):
             self._order = self._order_rng.permutation(len(self._x_train))
             self._cursor = 0
-        idx = self._order[self._cursor : self._cursor + b]
-        return self._x_train[idx], self._y_train[idx]
+        return self._order[self._cursor : self._cursor + b]
+
+    def _take_batches(self, k: int) -> tuple[np.ndarray, tuple]:
+        """Row indices of the next k batches (k, batch), and the order's state before them."""
+        saved = (self._order, self._cursor, self._order_rng.bit_generator.state)
+        rows = np.empty((k, self.cfg.train.batch_size), dtype=np.int64)
+        for i in range(k):
+            rows[i] = self._peek_rows()
+            self._cursor += self.cfg.train.batch_size
+        return rows, saved
+
+    def _rewind(self, saved: tuple, taken: int) -> None:
+        """Undo _take_batches but for the first ``taken`` batches (after an early stop)."""
+        self._order, self._cursor, state = saved
+        self._order_rng.bit_generator.state = state
+        self._take_batches(taken)
 
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients (same keys as params) on (x, y); no update, no side effects."""
@@ -110,41 +128,77 @@ class Experiment:
         back-propagated errors output to input, then gradients and new weights), where
         a non-finite value appeared.
         """
-        x, y = self.batch()
-        self._cursor += self.cfg.train.batch_size
-        self.step_count += 1
+        return self.run(1)[0]
+
+    def run(self, steps: int) -> list[StepRecord]:
+        """Up to ``steps`` optimiser steps, one record each; several steps per kernel call
+        where the network has a fused kernel (the MLP). Stops after a non-finite step,
+        whose record is the last; the batch order then continues right after it."""
+        if steps < 1:
+            return []
+        batches, saved = self._take_batches(steps)
         n_layers = len(self.layer_names)
-        # One matrix holds every per-layer statistic; the record's arrays are its rows.
-        table = np.zeros((len(STAT_ROWS), n_layers))
-        rows = dict(zip(STAT_ROWS, table))
-        extra = self.network.extra_stats()
-        loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, {**rows, **extra}))
-        total = gradient_norms(self.grad, self._segments, n_layers, rows["grad_norm"])
-        total = float(total)
-        clipped = False
-        bad = None
-        if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
-            bad = _first_nonfinite(self.layer_names, rows, loss, total)
-        if bad is None:
-            t = self._updates + 1
-            tr = self.cfg.train
-            s1, s2, s1_out, s2_out = self._state
-            clipped = bool(apply_update(
-                self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
-                OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
-                CLIP_CODES[tr.clip], tr.clip_threshold, total, t,
-                rows["weight_norm"], rows["update_ratio"], rows["layer_finite"],
-            ))
-            bad_new = np.flatnonzero(~np.isfinite(rows["layer_finite"]))
-            if bad_new.size:
-                bad = self.layer_names[bad_new[0]]
-            else:
+        table = np.zeros((steps, len(STAT_ROWS), n_layers))
+        if hasattr(self.network, "train_steps"):
+            losses, totals = np.zeros(steps), np.zeros(steps)
+            clipped = np.zeros(steps, dtype=np.bool_)
+            taken, flipped, status = self.network.train_steps(
+                self.theta, self._spare, self._state, self.grad, self._segments, self._x_train, self._y_train,
+                batches, self.cfg.train, self._updates + 1, table, losses, totals, clipped)
+            if flipped:
                 self.theta, self._spare = self._spare, self.theta
-                self._state = [s1_out, s2_out, s1, s2]
-                self._updates = t
-        if bad is not None:
+                s1, s2, s1_next, s2_next = self._state
+                self._state = [s1_next, s2_next, s1, s2]
+            self._updates += taken - (status != 0)
+            records = [self._record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
+                                    failed=(k == taken - 1 and status != 0)) for k in range(taken)]
+        else:
+            records = []
+            for k in range(steps):
+                records.append(self._generic_step(batches[k], table[k]))
+                if records[-1].nonfinite:
+                    break
+        if len(records) < steps:
+            self._rewind(saved, len(records))
+        return records
+
+    def _generic_step(self, rows: np.ndarray, table: np.ndarray) -> StepRecord:
+        """One step through the network's loss_and_grad and the shared update kernel."""
+        stats = dict(zip(STAT_ROWS, table))
+        extra = self.network.extra_stats()
+        x, y = self._x_train[rows], self._y_train[rows]
+        loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, {**stats, **extra} if extra else stats))
+        total = float(gradient_norms(self.grad, self._segments, len(self.layer_names), stats["grad_norm"]))
+        if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
+            return self._record(table, loss, total, False, failed=True, extra=extra)
+        tr = self.cfg.train
+        s1, s2, s1_out, s2_out = self._state
+        clipped = bool(apply_update(
+            self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
+            OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
+            CLIP_CODES[tr.clip], tr.clip_threshold, total, self._updates + 1,
+            stats["weight_norm"], stats["update_ratio"], stats["layer_finite"],
+        ))
+        if not np.isfinite(stats["layer_finite"].sum()):
+            return self._record(table, loss, total, clipped, failed=True, extra=extra)
+        self.theta, self._spare = self._spare, self.theta
+        self._state = [s1_out, s2_out, s1, s2]
+        self._updates += 1
+        return self._record(table, loss, total, clipped, extra=extra)
+
+    def _record(self, table: np.ndarray, loss: float, total: float, clipped: bool,
+                failed: bool = False, extra: dict | None = None) -> StepRecord:
+        """The StepRecord of the next step from its statistics table (rows STAT_ROWS)."""
+        self.step_count += 1
+        rows = dict(zip(STAT_ROWS, table))
+        bad = None
+        if failed:
+            bad = _first_nonfinite(self.layer_names, rows, loss, total)
+            if bad is None:  # finite until the update: the first layer whose new weights are not
+                bad = self.layer_names[int(np.flatnonzero(~np.isfinite(rows["layer_finite"]))[0])]
             rows["weight_norm"][:] = self._weight_norms()
             rows["update_ratio"][:] = 0.0
+        extra = extra or {}
         return StepRecord(
             step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
             grad_norm=rows["grad_norm"], delta_norm=rows["delta_norm"], weight_norm=rows["weight_norm"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine import mlp_kernel as K
+from gradtui.engine.mlp_train import mlp_train_steps
+from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 from gradtui.engine.activations import CODES, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
@@ -117,6 +119,29 @@ class MLPNetwork:
             dH, dH_next, DZ, train, on,
             s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
         )
+
+    def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
+                    stats, losses, totals, clipped) -> tuple[int, bool, int]:
+        """Several fused training steps in one kernel call (see gradtui.engine.mlp_train)."""
+        batch = batches.shape[1]
+        Z, ZH, D, H, inv_std, logits, dlogits, dH, dH_next, DZ = self._workspace(batch)
+        xb = np.zeros((batch, self.n_in), self.dtype)
+        if self.classification:
+            yc_all, yv_all = y_all, np.zeros((1, 1), self.dtype)
+            ycb, yvb = np.zeros(batch, np.int64), np.zeros((1, 1), self.dtype)
+        else:
+            yc_all, yv_all = np.zeros(1, np.int64), y_all
+            ycb, yvb = np.zeros(1, np.int64), np.zeros((batch, self.n_out), self.dtype)
+        m = self.cfg.model
+        s1, s2, s1_next, s2_next = states
+        taken, flipped, status = mlp_train_steps(
+            theta, spare, s1, s2, s1_next, s2_next, grad, segments, self.table,
+            x_all, yc_all, yv_all, batches, self.classification, self.act, m.leaky_slope, m.elu_alpha,
+            m.batchnorm, self.exact, self.sat_limit, Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
+            logits, dlogits, dH, dH_next, DZ, xb, ycb, yvb,
+            OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
+            CLIP_CODES[tr.clip], tr.clip_threshold, t0, stats, losses, totals, clipped)
+        return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:
         """Mean loss over the examples and the accuracy (None for regression)."""

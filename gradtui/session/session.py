@@ -24,7 +24,7 @@ import time
 import traceback
 
 from gradtui.record import plain
-from gradtui.session.changes import RunChanges, with_next_seed
+from gradtui.session.changes import CHECKPOINT_EVERY, RunChanges, with_next_seed
 from gradtui.session.commands import CommandQueue
 from gradtui.session.diagnoser import Diagnoser as _Diagnoser  # also read by benchmarks/bench_session.py
 from gradtui.session.diagnoser import NoDiagnoser, new_diagnoser
@@ -32,7 +32,11 @@ from gradtui.session.history import History
 from gradtui.session.journal import Journal
 from gradtui.session.snapshot import Snapshot
 
+CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
+MAX_CHUNK = 64
 PUBLISH_INTERVAL = 0.05  # seconds between snapshots while running
+CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
+MAX_CHUNK = 64
 
 
 class Session(RunChanges):
@@ -62,6 +66,7 @@ class Session(RunChanges):
         self._status = "compiling"
         self._message = "compiling the kernels (first start only; later starts load them from the cache)"
         self._exp = None
+        self._chunk = 1  # steps per kernel call, adapted to the step time
         self._checkpoint = None  # the last healthy Experiment.save_state(), see RunChanges
         self._first_loss = None
         self._diag = NoDiagnoser()
@@ -242,9 +247,7 @@ class Session(RunChanges):
     def _loop(self) -> str:
         commands = self._commands
         queued = commands.pending
-        history = self.history
-        journal = self._journal
-        writer = journal.writer
+        writer = self._journal.writer
         interval = PUBLISH_INTERVAL
         last_pub = time.perf_counter()
         while True:
@@ -268,33 +271,54 @@ class Session(RunChanges):
             single = self._paused
             if single:
                 self._single -= 1
-            rec = exp.step()
-            self._last = rec
-            self._rate_steps += 1
-            if rec.nonfinite:
-                self._on_nonfinite(rec)
+            k = 1 if single else self._chunk_size(exp.step_count)
+            started = time.perf_counter()
+            records = exp.run(k)
+            if k == self._chunk and len(records) == k:
+                # aim for CHUNK_SECONDS per call: few GIL hand-overs, commands still applied promptly
+                per_step = (time.perf_counter() - started) / k
+                self._chunk = max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(per_step, 1e-7))))
+            for rec in records:
+                self._after_step(rec, writer)
+            if records[-1].nonfinite:
                 continue
-            self._last_finite = rec
-            history.add_step(rec)
-            try:
-                events = self._diag.observe(rec)
-            except Exception as err:  # noqa: BLE001 - a diagnosis bug must not stop training
-                self._diagnosis_failed(err)
-                events = None
-            if events:
-                self._on_alerts(events)
-            self._maybe_checkpoint(rec)
-            step = rec.step
-            if step % self._cfg.train.eval_every == 0:
-                self._evaluate()
-            if writer is not None and step % self.every == 0 and not writer.failed:
-                journal.step(rec, self._run)
             if self._status != "running" and not single:
                 self._status = "running"
             now = time.perf_counter()
             if single or now - last_pub >= interval:
                 last_pub = now
                 self._publish()
+
+    def _chunk_size(self, step: int) -> int:
+        """Steps for the next kernel call: the adaptive chunk, cut at the next evaluation,
+        checkpoint and max_steps, so those happen exactly at their step."""
+        k = min(self._chunk, self._cfg.train.eval_every - step % self._cfg.train.eval_every,
+                CHECKPOINT_EVERY - step % CHECKPOINT_EVERY)
+        if self.max_steps is not None:
+            k = min(k, self.max_steps - step)
+        return max(k, 1)
+
+    def _after_step(self, rec, writer) -> None:
+        """Everything one finished step feeds: history, diagnosis, checkpoint, evaluation, record."""
+        self._last = rec
+        self._rate_steps += 1
+        if rec.nonfinite:
+            self._on_nonfinite(rec)
+            return
+        self._last_finite = rec
+        self.history.add_step(rec)
+        try:
+            events = self._diag.observe(rec)
+        except Exception as err:  # noqa: BLE001 - a diagnosis bug must not stop training
+            self._diagnosis_failed(err)
+            events = None
+        if events:
+            self._on_alerts(events)
+        self._maybe_checkpoint(rec)
+        if rec.step % self._cfg.train.eval_every == 0:
+            self._evaluate()
+        if writer is not None and rec.step % self.every == 0 and not writer.failed:
+            self._journal.step(rec, self._run)
 
     def _diagnosis_failed(self, err) -> None:
         self.error_traceback = traceback.format_exc()
