@@ -55,7 +55,7 @@ def test_sigint_mid_run_leaves_a_valid_record_and_exits_130(tmp_path):
         else:
             pytest.fail("the run never wrote 200 lines")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
