@@ -47,6 +47,13 @@ def init_matched(cfg) -> bool:
     return m.init in family and abs(m.init_gain - 1.0) < 1e-9
 
 
+def init_too_small(cfg) -> bool:
+    """Weights so small (sigma_w^2 below half the activation's matched value) that a new
+    activation alone cannot keep the gradient: each layer still multiplies it by ~sigma_w^2/2."""
+    m = cfg.model
+    return init_sigma_w2(m.init, m.width, m.init_std, m.init_gain) < 0.5 * _target_sigma_w2(m.activation)
+
+
 def init_too_large(cfg) -> bool:
     m = cfg.model
     return init_sigma_w2(m.init, m.width, m.init_std, m.init_gain) > 1.1 * _target_sigma_w2(m.activation)
@@ -110,11 +117,17 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
     mlp = m.kind == "mlp"
     out: list[Remedy | None] = []
     if kind == "vanishing":
+        tiny = mlp and init_too_small(cfg)
+        if mlp and not m.batchnorm and tiny:  # works whatever the weights' scale: offer it first
+            out.append(_batchnorm("re-scales every layer's inputs, so the tiny weights no longer matter"))
         if mlp and m.activation not in RELU_FAMILY:
-            out.append(_activation(cfg, "relu", "derivative 1 wherever a unit is active, no saturating tails (or leaky_relu/elu/prelu)"))
+            why = "derivative 1 wherever a unit is active, no saturating tails (or leaky_relu/elu/prelu)"
+            if tiny:
+                why += "; with weights this small it needs i (He init) too"
+            out.append(_activation(cfg, "relu", why))
         if not init_matched(cfg):
             out.append(_init(cfg, "keeps the gradient's size layer to layer"))
-        if mlp and not m.batchnorm:
+        if mlp and not m.batchnorm and not tiny:
             out.append(_batchnorm("keeps every layer's inputs in the range where the activation has slope"))
         if mlp and not m.residual and m.depth >= 2:
             out.append(_residual())

@@ -25,6 +25,7 @@ from gradtui.ui.screens import HelpScreen, PresetPicker
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
 
 SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
+BARS_INTERVAL = 0.2  # seconds between redraws of the gradient bars (rendering holds the GIL training needs)
 PENDING_TIMEOUT = 3.0  # seconds to trust a sent change before falling back to the snapshot's config
 
 
@@ -76,6 +77,8 @@ class GradApp(App[int]):
         self._pending = None  # (config we sent, time) until the snapshot shows it
         self._slow_at = 0.0
         self._slow_key = None
+        self._bars_at = 0.0
+        self._bars_key = None
         self.exit_code = 0
 
     # -- layout --------------------------------------------------------------------------
@@ -159,17 +162,21 @@ class GradApp(App[int]):
     def redraw(self, snap, force: bool = False) -> None:
         """Push a snapshot's plain values down to the widgets.
 
-        The header and the bars follow every frame; the weights, alerts, settings and plot
-        move slowly, so they redraw at most every SLOW_INTERVAL seconds (or at once when the
-        config, status or run changes). Rendering holds the GIL the training worker also
+        The header follows every frame; the bars redraw at most every BARS_INTERVAL seconds
+        and the slow panels (weights, alerts, settings, plot) every SLOW_INTERVAL seconds, each
+        at once when the config, status, run or view changes, so a key press shows immediately. Rendering holds the GIL the training worker also
         needs between its kernel calls, so fewer redraws mean faster training.
         """
         cfg = self.current_config()
         if cfg is not None and not cfg.is_recurrent and self.mode == "time":
             self.mode = "grad"
         self.panels.header.show(snap, self.preset_name, cfg)
-        self.panels.bars.show(snap, self.mode)
         now = time.monotonic()
+        bars_key = (id(cfg), snap.status, getattr(snap, "run", 0), self.mode, id(snap.before))
+        running = snap.status == "running"  # paused or single-stepping: every frame is cheap
+        if force or not running or bars_key != self._bars_key or now - self._bars_at >= BARS_INTERVAL:
+            self._bars_key, self._bars_at = bars_key, now
+            self.panels.bars.show(snap, self.mode)
         key = (id(cfg), snap.status, getattr(snap, "run", 0), len(snap.alerts), id(snap.before))
         if not (force or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
             return
