@@ -92,7 +92,9 @@ class Experiment:
 
     def _take_batches(self, k: int) -> tuple[np.ndarray, tuple]:
         """Row indices of the next k batches (k, batch), and the order's state before them."""
-        saved = (self._order, self._cursor, self._order_rng.bit_generator.state)
+        b = self.cfg.train.batch_size
+        reshuffles = self._cursor + k * b > len(self._order)
+        saved = (self._order, self._cursor, self._order_rng.bit_generator.state if reshuffles else None)
         rows = np.empty((k, self.cfg.train.batch_size), dtype=np.int64)
         for i in range(k):
             rows[i] = self._peek_rows()
@@ -102,7 +104,8 @@ class Experiment:
     def _rewind(self, saved: tuple, taken: int) -> None:
         """Undo _take_batches but for the first ``taken`` batches (after an early stop)."""
         self._order, self._cursor, state = saved
-        self._order_rng.bit_generator.state = state
+        if state is not None:
+            self._order_rng.bit_generator.state = state
         self._take_batches(taken)
 
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:

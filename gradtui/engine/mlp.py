@@ -51,6 +51,7 @@ class MLPNetwork:
         self.running_mean = np.zeros((m.depth, m.width), dtype=self.dtype)
         self.running_var = np.ones((m.depth, m.width), dtype=self.dtype)
         self._workspaces: dict[int, tuple] = {}
+        self._batches: dict[int, tuple] = {}
 
     @property
     def layer_names(self) -> list[str]:
@@ -120,18 +121,29 @@ class MLPNetwork:
             s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
         )
 
+    def _batch_buffers(self, batch: int) -> tuple:
+        """Inputs, class labels and regression targets of one batch, reused call to call."""
+        buffers = self._batches.get(batch)
+        if buffers is None:
+            xb = np.zeros((batch, self.n_in), self.dtype)
+            if self.classification:
+                buffers = (xb, np.zeros(batch, np.int64), np.zeros((1, 1), self.dtype))
+            else:
+                buffers = (xb, np.zeros(1, np.int64), np.zeros((batch, self.n_out), self.dtype))
+            self._batches = {batch: buffers}
+        return buffers
+
     def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
-                    stats, losses, totals, clipped) -> tuple[int, bool, int]:
-        """Several fused training steps in one kernel call (see gradtui.engine.mlp_train)."""
+                    stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:
+        """Several fused training steps in one kernel call (see gradtui.engine.mlp_train);
+        ``statistics=False`` skips the activation statistics (the benchmark measures their cost)."""
         batch = batches.shape[1]
         Z, ZH, D, H, inv_std, logits, dlogits, dH, dH_next, DZ = self._workspace(batch)
-        xb = np.zeros((batch, self.n_in), self.dtype)
+        xb, ycb, yvb = self._batch_buffers(batch)
         if self.classification:
-            yc_all, yv_all = y_all, np.zeros((1, 1), self.dtype)
-            ycb, yvb = np.zeros(batch, np.int64), np.zeros((1, 1), self.dtype)
+            yc_all, yv_all = y_all, yvb
         else:
-            yc_all, yv_all = np.zeros(1, np.int64), y_all
-            ycb, yvb = np.zeros(1, np.int64), np.zeros((batch, self.n_out), self.dtype)
+            yc_all, yv_all = ycb, y_all
         m = self.cfg.model
         s1, s2, s1_next, s2_next = states
         taken, flipped, status = mlp_train_steps(
@@ -140,7 +152,7 @@ class MLPNetwork:
             m.batchnorm, self.exact, self.sat_limit, Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
             logits, dlogits, dH, dH_next, DZ, xb, ycb, yvb,
             OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
-            CLIP_CODES[tr.clip], tr.clip_threshold, t0, stats, losses, totals, clipped)
+            CLIP_CODES[tr.clip], tr.clip_threshold, t0, statistics, stats, losses, totals, clipped)
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:

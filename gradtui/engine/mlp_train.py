@@ -45,7 +45,7 @@ def mlp_train_steps(theta, spare, s1, s2, s1_next, s2_next, grad, segments, tabl
                     x_all, yc_all, yv_all, batches, classification, act, slope, elu_alpha,
                     batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
                     logits, dlogits, dH, dH_next, DZ, xb, ycb, yvb,
-                    optimizer, lr, momentum, weight_decay, clip, clip_threshold, t0,
+                    optimizer, lr, momentum, weight_decay, clip, clip_threshold, t0, statistics,
                     stats, losses, totals, clipped):
     """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status)."""
     n_layers = stats.shape[2]
@@ -60,7 +60,7 @@ def mlp_train_steps(theta, spare, s1, s2, s1_next, s2_next, grad, segments, tabl
             var_before[:] = running_var
         loss = mlp_step(theta, grad, table, xb, ycb, yvb, classification, act, slope, elu_alpha,
                         batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-                        logits, dlogits, dH, dH_next, DZ, True, True,
+                        logits, dlogits, dH, dH_next, DZ, True, statistics,
                         S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA])
         total = gradient_norms(grad, segments, n_layers, S[GRAD])
         losses[k] = loss
