@@ -271,6 +271,7 @@ class Session(RunChanges):
             single = self._paused
             if single:
                 self._single -= 1
+                self._message = "paused: s takes one step, space resumes"
             k = 1 if single else self._chunk_size(exp.step_count)
             started = time.perf_counter()
             records = exp.run(k)
