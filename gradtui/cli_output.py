@@ -80,18 +80,19 @@ def print_check(cfg) -> int:
     console.print(f"[bold]{where}[/]: valid. Resolved config (keys marked '# default' were not set by the preset "
                   "or --set; keys that do not apply to this model and task are left out):\n")
     console.print(format_config(cfg), markup=False)
-    try:
-        from gradtui.theory import predict
-    except ImportError:
-        predict = None
-    if predict is not None:
-        try:
-            summary = predict(cfg).summary()
-        except Exception as err:  # noqa: BLE001 - the check must not fail on the prediction
-            summary = f"theory: no prediction ({type(err).__name__}: {err})"
-        console.print("\nAt initialisation (mean-field " + "theory, before any training):", markup=False)
-        console.print("  " + summary, markup=False)
+    console.print("\nAt initialisation (mean-field " + "theory, before any training):", markup=False)
+    console.print("  " + theory_line(cfg), markup=False)
     return 0
+
+
+def theory_line(cfg) -> str:
+    """Mean-field theory's one-sentence prediction at initialisation for this config."""
+    from gradtui.theory import predict
+
+    try:
+        return predict(cfg).summary()
+    except Exception as err:  # noqa: BLE001 - the prediction is an aside; it must not stop the command
+        return f"theory: no prediction ({type(err).__name__}: {err})"
 
 
 # -- end-of-run summary ------------------------------------------------------------------------

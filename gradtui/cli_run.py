@@ -8,7 +8,8 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from gradtui.cli_output import _fmt, print_summary, worst_alert
+from gradtui.cli_output import _fmt, print_summary, theory_line, worst_alert
+from gradtui.config.summary import model_summary
 from gradtui.record import RecordError
 
 POLL = 0.1  # seconds between progress updates
@@ -29,6 +30,7 @@ def run_headless(cfg, args) -> int:
     interrupted = False
     if not args.quiet:
         err_console.print(describe_run(cfg, steps, args))
+        err_console.print(theory_line(cfg), style="dim")
     try:
         session.start()
         if args.quiet:
@@ -71,16 +73,7 @@ def run_headless(cfg, args) -> int:
 
 
 def describe_run(cfg, steps: int, args) -> str:
-    m = cfg.model
-    if cfg.is_recurrent:
-        net = f"a {m.depth}-layer {m.kind.upper()} of width {m.width}"
-    else:
-        extras = [x for x, on in (("batch norm", m.batchnorm), ("residual", m.residual)) if on]
-        net = f"an MLP with {m.depth} hidden layers of {m.width} {m.activation} units, {m.init} init" + (
-            f", {' and '.join(extras)}" if extras else "")
-    tr = cfg.train
-    text = (f"gradtui run {cfg.name}: {net}, task {cfg.data.task}; {tr.optimizer} lr {tr.lr:g}"
-            + (f", clip {tr.clip} {tr.clip_threshold:g}" if tr.clip != "none" else "") + f", {steps} steps, seed {tr.seed}")
+    text = f"gradtui run {cfg.name}: {model_summary(cfg)}; task {cfg.data.task}, {steps} steps, seed {cfg.train.seed}"
     if args.record:
         text += f"; recording every {args.every} step{'s' if args.every > 1 else ''} to {args.record}"
     return text + ". Ctrl-C stops cleanly."

@@ -159,6 +159,7 @@ class RunChanges:
             self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
                         config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
+            self._record_prediction()
             self._checkpoint_now()
             self._after_change()
             return
@@ -175,6 +176,7 @@ class RunChanges:
         self._run = old_run + 1
         self._event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
                     needs_fresh_weights=blocked, config=new.to_dict(), layer_names=list(self._layer_names))
+        self._record_prediction()
         self._evaluate()
         self.history.add_marker(0, f"{text} (fresh weights)")
         self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
@@ -200,6 +202,7 @@ class RunChanges:
         self._fresh(cfg)
         self._run += 1
         self._event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
+        self._record_prediction()
         self._evaluate()
         self.history.add_marker(0, text)
         self._message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"

@@ -204,6 +204,20 @@ class Session(RunChanges):
         self._evaluation = {}
         self._checkpoint_now()
 
+    def _record_prediction(self) -> None:
+        """Mean-field theory's prediction for the current config, as an event line; it is
+        written at every start and change, because it changes with the config."""
+        from gradtui.theory import predict
+
+        step = self._exp.step_count if self._exp is not None else 0
+        try:
+            p = predict(self._cfg)
+        except Exception as err:  # noqa: BLE001 - the theory is an aside; it must not stop training
+            self._event("prediction", step, applies=False, reason=f"no prediction ({type(err).__name__}: {err})")
+            return
+        self._event("prediction", step, applies=p.applies, reason=p.reason, summary=p.summary(),
+                    **plain({"attenuation": p.attenuation, "depth_scale": p.depth_scale, "chi1_star": p.chi1_star}))
+
     def _evaluate(self) -> None:
         exp = self._exp
         result = exp.evaluate()
@@ -221,6 +235,7 @@ class Session(RunChanges):
                 self._fresh(self._cfg)
                 if not self._journal.header(self._cfg, self._layer_names, {"every": self.every}):
                     self._recording_stopped(publish=False)
+                self._record_prediction()
                 self._evaluate()
                 if not self._journal.record_error:
                     self._message = "paused before the first step" if self._paused else ""

@@ -37,10 +37,6 @@ def fmt(value, digits: int = 1) -> str:
     return f"{v:.{digits}e}"
 
 
-def fmt_short(value) -> str:
-    """Human number for settings: 0.1, 0.0025, 1e-05."""
-    v = num(value)
-    return f"{v:.3g}"
 
 
 def health(value: float, reference: float, vanishing_ratio: float, exploding_norm: float) -> str:
@@ -121,46 +117,3 @@ def sparkline(values, width: int) -> str:
         return SPARK[0] * len(vals)
     top = len(SPARK) - 1
     return "".join(SPARK[int(round((v - lo) / (hi - lo) * top))] for v in vals)
-
-
-def init_text(cfg) -> str:
-    m = cfg.model
-    if m.init == "normal":
-        text = f"normal({fmt_short(m.init_std)})"
-    else:
-        text = m.init
-    if m.init_gain != 1.0:
-        text += f"×{fmt_short(m.init_gain)}"
-    return text
-
-
-def clip_text(cfg) -> str:
-    t = cfg.train
-    return "no clip" if t.clip == "none" else f"clip {t.clip}({fmt_short(t.clip_threshold)})"
-
-
-def model_summary(cfg) -> str:
-    """'mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip'."""
-    if cfg is None:
-        return ""
-    m, t = cfg.model, cfg.train
-    opt = f"{t.optimizer} lr {fmt_short(t.lr)}"
-    if m.kind == "mlp":
-        parts = [
-            f"mlp {m.depth}x{m.width} {m.activation}",
-            f"init {init_text(cfg)}",
-            opt,
-            "BN" if m.batchnorm else "no BN",
-            "residual" if m.residual else "no residual",
-            clip_text(cfg),
-        ]
-    else:
-        act = f" {m.activation}" if m.kind == "rnn" else ""
-        gain = f"×{fmt_short(m.recurrent_gain)}" if m.recurrent_gain != 1.0 else ""
-        parts = [
-            f"{m.kind} {m.depth}x{m.width}{act} T={cfg.data.seq_len}",
-            f"recurrent init {m.recurrent_init}{gain}",
-            opt,
-            clip_text(cfg),
-        ]
-    return " · ".join(parts)

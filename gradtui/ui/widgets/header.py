@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.ui.widgets._format import model_summary
+from gradtui.config.summary import model_summary
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",

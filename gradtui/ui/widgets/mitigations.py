@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from gradtui.ui.keys import suggested_settings
-from gradtui.ui.widgets._format import clip_text, fmt_short, init_text
+from gradtui.config.summary import clip_text, fmt_short, init_text
 
 
 def rows_for(cfg) -> list[tuple[str, str, str, str]]:
