@@ -266,3 +266,19 @@ def test_remedy_after_an_explosion_starts_from_the_last_healthy_weights():
         assert max(after) < 10.0 and after[-1] < after[0]
     finally:
         assert s.stop(1.0)
+
+
+def test_record_carries_the_theory_prediction_at_start_and_after_a_change(tmp_path):
+    path = tmp_path / "run.jsonl"
+    s = Session(tiny(), record_path=path, start_paused=True).start()
+    try:
+        assert wait_for(lambda: s.snapshot().status == "paused")
+        s.apply({"model.activation": "relu"})
+        assert s.wait_commands(10)
+    finally:
+        assert s.stop(1.0)
+    predictions = [e for e in read_record(path).events if e["event"] == "prediction"]
+    assert [e["step"] for e in predictions] == [0, 0]
+    assert predictions[0]["applies"] is True and "sigmoid" not in predictions[1]["summary"]
+    assert predictions[0]["summary"] != predictions[1]["summary"]
+    assert predictions[0]["attenuation"] < 1e-3  # 3 sigmoid layers with normal(0.01) weights
