@@ -44,8 +44,11 @@ def test_quiet_prints_one_line(tmp_path):
 
 def test_sigint_mid_run_leaves_a_valid_record_and_exits_130(tmp_path):
     path = tmp_path / "run.jsonl"
+    # A shell that starts jobs in the background sets SIGINT to "ignored", and Python then
+    # installs no KeyboardInterrupt handler: give the child the default, as a terminal would.
     proc = subprocess.Popen(CMD + ["run", "vanishing-sigmoid", *TINY, "--steps", "100000000", "--record", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
