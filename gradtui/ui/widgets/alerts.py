@@ -99,7 +99,7 @@ class AlertsPanel(Widget, can_focus=False):
                 out.append("first/last layer error: theory ", self._style("note"))
                 out.append(fmt(pred.attenuation))
                 out.append(" · measured ", self._style("note"))
-                out.append(fmt(self._measured))
+                out.append(fmt(self._measured) if math.isfinite(self._measured) else "- (no step yet)")
             else:
                 why = pred.reason.split(":")[0].replace("the simple mean-field prediction does not apply ", "")
                 out.append(f"theory: no prediction {why}", self._style("note"))

@@ -144,10 +144,11 @@ class GradientBars(Widget, can_focus=False):
         height = max(3, self.content_region.height or self.size.height)
         if not self._values:
             if self._status == "compiling":
+                note = ("Numba is translating the training step to machine code. "
+                        "Later runs load it from the cache and start at once.")
                 return Text.assemble(
                     ("… compiling kernels, first run only\n", "bold"),
-                    ("Numba is translating the training step to machine code.\n"
-                     "Later runs load it from the cache and start at once.", self._style("note")),
+                    (textwrap.fill(note, width), self._style("note")),
                 )
             if self._mode == "time":
                 return Text("no time profile: t shows time steps for recurrent models only", self._style("note"))
