@@ -84,9 +84,8 @@ class AlertsPanel(Widget, can_focus=False):
         self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
         key = (self._alerts, self._status, fmt(self._measured), id(self._prediction))
         if key != self._drawn:
-            layout = key[0] != (self._drawn or ((),))[0]
             self._drawn = key
-            self.refresh(layout=layout)
+            self.refresh()  # a repaint only: the panel's height (1fr) does not follow its text
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)
