@@ -54,7 +54,7 @@ def session(cfg, seconds: float) -> float:
 def breakdown(cfg, n: int = 2000) -> str:
     """Per-step cost of what the session adds, measured on recorded steps."""
     from gradtui.session.history import History
-    from gradtui.session.session import _Diagnoser
+    from gradtui.diagnosis import Diagnoser
 
     with threadpool_limits(1):
         exp = Experiment(cfg)
@@ -62,12 +62,11 @@ def breakdown(cfg, n: int = 2000) -> str:
         recs = [exp.step() for _ in range(n)]
         step = (time.perf_counter() - t0) / n
         parts = [f"step {step * 1e6:.1f} us"]
-        if _Diagnoser is not None:
-            d = _Diagnoser(cfg, exp.layer_names)
-            t0 = time.perf_counter()
-            for r in recs:
-                d.observe(r)
-            parts.append(f"diagnosis {(time.perf_counter() - t0) / n * 1e6:.1f} us")
+        d = Diagnoser(cfg, exp.layer_names)
+        t0 = time.perf_counter()
+        for r in recs:
+            d.observe(r)
+        parts.append(f"diagnosis {(time.perf_counter() - t0) / n * 1e6:.1f} us")
         h = History(2000)
         t0 = time.perf_counter()
         for r in recs:

@@ -161,14 +161,8 @@ def _main(argv: list[str]) -> int:
 
 
 def _run_ui(cfg, fps: int) -> int:
-    try:
-        from gradtui.ui import run_app
-    except ImportError as err:
-        if getattr(err, "name", "") and not str(getattr(err, "name", "")).startswith("gradtui.ui") and "run_app" not in str(err):
-            raise
-        print(f"gradtui: the interactive interface is not available in this build yet ({err}); "
-              f"train headless instead: gradtui run {cfg.source or cfg.name}")
-        return 0
+    from gradtui.ui import run_app  # imported here: the headless commands never load Textual
+
     return run_app(cfg, fps=fps) or 0
 
 

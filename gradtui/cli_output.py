@@ -179,8 +179,7 @@ def print_summary(snap, console: Console, interrupted: bool = False, record=None
     raised = list(snap.raised)
     active = {a.kind for a in snap.alerts}
     if not raised:
-        note = "" if _diagnosis_available() else " (the diagnosis module is not installed in this build)"
-        console.print(f"Alerts raised: none{note}.")
+        console.print("Alerts raised: none.")
     else:
         console.print(f"Alerts raised ({len(raised)}):")
         for step, alert in raised:
@@ -200,14 +199,6 @@ def _cli_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _diagnosis_available() -> bool:
-    try:
-        from gradtui.diagnosis import Diagnoser  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def worst_alert(snap) -> str:

@@ -237,7 +237,7 @@ def read_record(path: str | os.PathLike) -> Record:
         elif kind == "step":
             record.steps.append({k: _numbers(v) for k, v in obj.items()})
         elif kind == "event":
-            record.events.append(obj)
+            record.events.append({k: _numbers(v) for k, v in obj.items()})
         else:
             record.problems.append(f"line {i + 1} has unknown type {kind!r} (skipped)")
     if not record.header:

@@ -15,6 +15,7 @@ def _write_sample(path, steps=5):
         for s in range(1, steps + 1):
             w.step({"step": s, "loss": 1.0 / s, "grad_norm": [0.1, "nan"], "grad_norm_total": "inf"})
         w.event("change", 3, overrides={"model.activation": "relu"})
+        w.event("eval", 5, loss="inf")
     return path
 
 
@@ -26,6 +27,7 @@ def test_roundtrip(tmp_path):
     assert [s["step"] for s in rec.steps] == [1, 2, 3, 4, 5]
     assert math.isnan(rec.steps[0]["grad_norm"][1]) and rec.steps[0]["grad_norm_total"] == math.inf
     assert rec.events[0]["event"] == "change" and rec.events[0]["step"] == 3
+    assert rec.events[1]["loss"] == math.inf  # NaN and Inf read back as numbers in events too
     assert rec.series("loss")[1] == 0.5
     assert rec.problems == []
     for line in path.read_text().splitlines():
@@ -37,7 +39,7 @@ def test_truncated_last_line_is_reported_and_skipped(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[:-25])  # a kill in the middle of the last line
     rec = read_record(path)
-    assert len(rec.steps) == 5 and rec.events == []
+    assert len(rec.steps) == 5 and [e["event"] for e in rec.events] == ["change"]  # the eval line was cut
     assert len(rec.problems) == 1 and "truncated" in rec.problems[0]
 
 

@@ -282,3 +282,28 @@ def test_record_carries_the_theory_prediction_at_start_and_after_a_change(tmp_pa
     assert predictions[0]["applies"] is True and "sigmoid" not in predictions[1]["summary"]
     assert predictions[0]["summary"] != predictions[1]["summary"]
     assert predictions[0]["attenuation"] < 1e-3  # 3 sigmoid layers with normal(0.01) weights
+
+
+def test_plain_resume_after_an_explosion_also_starts_from_the_healthy_weights():
+    s = Session(load_config("exploding-init")).start()
+    try:
+        assert s.wait(120) and s.snapshot().pause_reason == "nonfinite"
+        healthy = s._checkpoint["theta"].copy()
+        s.pause()  # hold it right after the rollback, before any step moves the weights
+        s.resume()
+        s.pause()
+        assert s.wait_commands(10)
+        assert any("weights back to step 0" in text for _, text in s.snapshot().history.markers)
+        assert any(e["event"] == "rollback" for e in s.events())
+        np.testing.assert_array_equal(s._exp.theta, healthy)
+    finally:
+        s.stop(1.0)
+
+
+def test_pending_config_holds_queued_changes_before_the_worker_applies_them():
+    s = Session(tiny(), start_paused=True)  # not started: nothing applies the queue yet
+    s.apply({"train.lr": 0.05})
+    s.apply({"model.activation": "relu"})
+    assert s.pending_config.train.lr == 0.05 and s.pending_config.model.activation == "relu"
+    assert s.config.train.lr == 0.1
+    s.stop(1.0)

@@ -80,6 +80,10 @@ class FakeSession:
     def snapshot(self):
         return self._snap
 
+    @property
+    def pending_config(self):
+        return self.cfg
+
     def toggle_pause(self):
         self.paused = not self.paused
         self._publish()

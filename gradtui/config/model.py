@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gradtui.config.schema import (
-    CLASSIFICATION_TASKS,
     GATED_ACTIVATIONS,
     MLP_TASKS,
     RECURRENT_KINDS,
@@ -100,10 +99,6 @@ class Config:
     @property
     def is_recurrent(self) -> bool:
         return self.model.kind in RECURRENT_KINDS
-
-    @property
-    def is_classification(self) -> bool:
-        return self.data.task in CLASSIFICATION_TASKS or self.data.task == "copy"
 
 
 def parse_value(spec: KeySpec, text: str) -> Any:

@@ -229,11 +229,9 @@ def _vanishing_cause(cfg, rec) -> str:
             parts.append("each tanh layer passes a bit less of the gradient")
     elif m.activation == "relu" and rec is not None and rec.dead_fraction.size and float(rec.dead_fraction[:-1].max()) > cfg.alerts.dead_fraction:
         parts.append("dead ReLUs pass no gradient at all")
-    from gradtui.diagnosis.remedies import init_sigma_w2
+    from gradtui.diagnosis.remedies import init_too_small
 
-    sw2 = init_sigma_w2(m.init, m.width, m.init_std, m.init_gain)
-    target = 2.0 if m.activation in ("relu", "leaky_relu", "prelu", "elu") else 1.0
-    if sw2 < 0.5 * target:
+    if init_too_small(cfg):
         what = f"std {m.init_std:g}" if m.init == "normal" else f"{m.init} init"
         parts.append(f"the small weights ({what}) shrink it further" if parts else f"the small weights ({what}) shrink it at every layer")
     if not parts:

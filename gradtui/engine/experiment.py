@@ -6,13 +6,12 @@ import numpy as np
 
 from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
+from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.record import StepRecord
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 from gradtui.tasks import make_dataset
 
-# Rows of the per-step statistics table: the kernel fills the first five, the update the rest.
-STAT_ROWS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm",
-             "grad_norm", "weight_norm", "update_ratio", "layer_finite")
+
 
 
 def build_network(cfg: Config, data, dtype):

@@ -24,8 +24,11 @@ from gradtui.engine.mlp_kernel import mlp_step
 from gradtui.engine.update import apply_update, gradient_norms
 
 OK, NONFINITE_BEFORE_UPDATE, NONFINITE_AFTER_UPDATE = 0, 1, 2
-# Rows of the per-step statistics table (see Experiment): the first five come from mlp_step.
-ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE = range(9)
+# Rows of the per-step statistics table (Experiment builds StepRecords from them): the kernel
+# fills the first five, the gradient norms and the update the rest.
+STAT_ROWS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm",
+             "grad_norm", "weight_norm", "update_ratio", "layer_finite")
+ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE = range(len(STAT_ROWS))
 
 
 @kernel

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class StepRecord:
     nonfinite_layer: str | None = None
     time_delta_norm: np.ndarray | None = None
     forget_gate_mean: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready dict (lists of floats; NaN and Inf as strings)."""

@@ -36,12 +36,6 @@ def tanh_(x, exact):
     return np.tanh(x) if exact else fast_tanh(x)
 
 
-@kernel(inline="always")
-def sigmoid_(x, exact):
-    """1/(1+e^-x) = (1 + tanh(x/2))/2, never overflows."""
-    return 0.5 + 0.5 * tanh_(0.5 * x, exact)
-
-
 @kernel
 def matrix(flat, offset, rows, cols):
     """A (rows, cols) view of the flat parameter (or gradient) vector."""
@@ -63,16 +57,6 @@ def norm3(a):
             for j in range(a.shape[2]):
                 v = np.float64(a[t, i, j])
                 s += v * v
-    return np.sqrt(s)
-
-
-@kernel
-def norm2(a):
-    s = 0.0
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            v = np.float64(a[i, j])
-            s += v * v
     return np.sqrt(s)
 
 

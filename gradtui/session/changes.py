@@ -15,7 +15,7 @@ import traceback
 from gradtui.config import ConfigError
 from gradtui.config.changes import changed_keys, restart_keys
 from gradtui.record import plain
-from gradtui.session.diagnoser import new_diagnoser
+from gradtui.session.diagnoser import NoDiagnoser
 from gradtui.session.history import LAYER_STATS
 
 
@@ -32,7 +32,7 @@ def with_next_seed(cfg):
 def layer_profile(rec, names, change: str, run: int) -> dict:
     """The per-layer profile of one StepRecord, as plain values, for ``Snapshot.before``."""
     out = {"step": int(rec.step), "run": run, "change": change, "layer_names": tuple(names), "loss": float(rec.loss)}
-    for name in ("grad_norm", "delta_norm") + tuple(s for s in LAYER_STATS if s not in ("grad_norm", "delta_norm")):
+    for name in LAYER_STATS:
         out[name] = tuple(getattr(rec, name).tolist())
     tdn = rec.time_delta_norm
     out["time_delta_norm"] = None if tdn is None else tuple(tdn.tolist())
@@ -85,6 +85,10 @@ class RunChanges:
             self._message = "paused"
 
     def _resume(self) -> None:
+        if self._paused and self._pause_reason == "nonfinite":
+            rolled = self._roll_back_if_ruined()
+            if rolled:
+                self._event("rollback", self._exp.step_count, to_step=self._checkpoint["step"])
         if self._paused:
             self._paused = False
             self._pause_reason = ""
@@ -151,10 +155,9 @@ class RunChanges:
             rolled = self._roll_back_if_ruined()
             self._exp.reconfigure(new)
             self._cfg = new
-            if hasattr(self._diag, "set_config"):  # keeps active alerts; they clear when the problem has gone
-                self._diag.set_config(new)
-            else:
-                self._diag = new_diagnoser(new, self._layer_names)
+            if not isinstance(self._diag, NoDiagnoser):  # after a diagnosis failure it stays off
+                self._diag.set_config(new)  # keeps active alerts; they clear when the problem has gone
+            self._chunk = 1  # the step time may have changed (batch norm, another activation)
             self.history.add_marker(step, text)
             self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
@@ -218,12 +221,14 @@ class RunChanges:
         self._status = "paused"
         back = self._checkpoint["step"] if self._checkpoint is not None else 0
         self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
-                         "the update was not applied. Apply a remedy (clipping, a lower learning rate, "
-                         f"another init): training continues from the last healthy weights (step {back}).")
+                         "the update was not applied. A remedy that keeps the weights (c clipping, - a lower "
+                         f"learning rate, b batch norm) or space goes back to the last healthy weights (step {back}); "
+                         "i (another init) or n starts afresh.")
         self.history.add_marker(rec.step, f"non-finite in {where}")
         try:
             events = self._diag.observe(rec)
-        except Exception:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - a diagnosis bug must not stop training
+            self._diagnosis_failed(err)
             events = []
         self._journal.step(rec, self._run)
         self._event("nonfinite", rec.step, layer=where)

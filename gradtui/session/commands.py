@@ -32,6 +32,12 @@ class CommandQueue:
         self._pending_cfg = cfg  # the config after every queued change, to validate apply() at once
         self._pending_lock = threading.Lock()
 
+    @property
+    def pending_config(self):
+        """The config after every queued change (validated when it was queued)."""
+        with self._pending_lock:
+            return self._pending_cfg
+
     # -- any thread ---------------------------------------------------------------------------
     def submit(self, name: str, arg=None) -> None:
         """Queue one command and wake the worker if it idles."""

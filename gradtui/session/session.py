@@ -26,7 +26,6 @@ import traceback
 from gradtui.record import plain
 from gradtui.session.changes import CHECKPOINT_EVERY, RunChanges, with_next_seed
 from gradtui.session.commands import CommandQueue
-from gradtui.session.diagnoser import Diagnoser as _Diagnoser  # also read by benchmarks/bench_session.py
 from gradtui.session.diagnoser import NoDiagnoser, new_diagnoser
 from gradtui.session.history import History
 from gradtui.session.journal import Journal
@@ -35,8 +34,6 @@ from gradtui.session.snapshot import Snapshot
 CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
 MAX_CHUNK = 64
 PUBLISH_INTERVAL = 0.05  # seconds between snapshots while running
-CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
-MAX_CHUNK = 64
 
 
 class Session(RunChanges):
@@ -55,8 +52,8 @@ class Session(RunChanges):
         self._cfg = cfg
         self.every = int(every)
         self.max_steps = max_steps
+        self.history = History(history_capacity)  # before the record: a bad capacity must not leave a file
         self._journal = Journal(record_path, force=force, on_error=self._recording_stopped)
-        self.history = History(history_capacity)
         self._commands = CommandQueue(cfg)
         self._halted = threading.Event()  # finished, stopped, error, or paused on a non-finite step
         self._thread: threading.Thread | None = None
@@ -84,7 +81,6 @@ class Session(RunChanges):
         self._rate_steps = 0
         self._rate_t = self._journal.t0
         self.error_traceback = ""
-        self.diagnosis_available = _Diagnoser is not None
         self._snapshot = Snapshot(status="compiling", config=cfg, message=self._message,
                                   record_path=self._journal.path)
 
@@ -97,6 +93,11 @@ class Session(RunChanges):
     def config(self):
         """The config of the current run (changes applied so far)."""
         return self._cfg
+
+    @property
+    def pending_config(self):
+        """The config once every queued change is applied: what the next change builds on."""
+        return self._commands.pending_config
 
     @property
     def commands_applied(self) -> int:
@@ -199,6 +200,7 @@ class Session(RunChanges):
         self._cfg = cfg
         self._layer_names = tuple(exp.layer_names)
         self._diag = new_diagnoser(cfg, self._layer_names)
+        self._chunk = 1  # a new network: measure its step time afresh
         self.history.clear()
         self._last = self._last_finite = None
         self._evaluation = {}
@@ -339,7 +341,6 @@ class Session(RunChanges):
     def _diagnosis_failed(self, err) -> None:
         self.error_traceback = traceback.format_exc()
         self._diag = NoDiagnoser()
-        self.diagnosis_available = False
         self._message = f"diagnosis failed ({type(err).__name__}: {err}); training goes on without alerts"
 
     def _on_alerts(self, events) -> None:

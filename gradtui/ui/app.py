@@ -26,7 +26,6 @@ from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, Miti
 
 SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
 BARS_INTERVAL = 0.2  # seconds between redraws of the gradient bars (rendering holds the GIL training needs)
-PENDING_TIMEOUT = 3.0  # seconds to trust a sent change before falling back to the snapshot's config
 
 
 @dataclass
@@ -74,7 +73,6 @@ class GradApp(App[int]):
         self.mode = "grad"  # grad | delta | time
         self._version = -1
         self._snapshot = None
-        self._pending = None  # (config we sent, time) until the snapshot shows it
         self._slow_at = 0.0
         self._slow_key = None
         self._bars_at = 0.0
@@ -116,7 +114,6 @@ class GradApp(App[int]):
         self.session = self._factory(cfg)
         self.session.start()
         self._version = -1
-        self._pending = None
         # recurrent models show their problem through time: start there (t switches back)
         self.mode = "time" if cfg.is_recurrent else "grad"
         self.poll()
@@ -129,16 +126,10 @@ class GradApp(App[int]):
                 pass
 
     def current_config(self):
-        """The config the next key builds on: the change just sent, else the snapshot's."""
-        snap = self._snapshot
-        cfg = snap.config if snap is not None and snap.config is not None else self.cfg
-        if self._pending is not None:
-            sent, when = self._pending
-            if cfg == sent or time.monotonic() - when > PENDING_TIMEOUT:
-                self._pending = None
-            else:
-                return sent
-        return cfg
+        """The config the next key builds on: the session's, with every queued change applied."""
+        if self.session is None:
+            return self.cfg
+        return self.session.pending_config
 
     def poll(self) -> None:
         """Read the latest snapshot and redraw what changed (called at the frame rate)."""
@@ -228,7 +219,6 @@ class GradApp(App[int]):
         except ConfigError as err:
             self.notify(str(err), severity="error", timeout=5)
             return
-        self._pending = (new_cfg, time.monotonic())
         note = describe_change(change)
         if spec.restarts or _restarts(cfg, new_cfg):
             note += " (restarts)"
