@@ -51,7 +51,7 @@ class Snapshot:
     latest: dict = field(default_factory=dict)  # StepRecord.to_dict() of the latest step (plain values)
     latest_finite: dict = field(default_factory=dict)  # the latest step whose values are finite (is `latest` unless that step went non-finite)
     history: HistoryView = HistoryView()
-    before: dict | None = None  # per-layer profile just before the last change: {"step", "change", "grad_norm", "delta_norm", "time_delta_norm"}
+    before: dict | None = None  # just before the last change: "step", "run", "change", "layer_names", "loss", every per-layer statistic, "time_delta_norm"
     alerts: tuple = ()  # active gradtui.diagnosis.alert.Alert, worst first
     evaluation: dict = field(default_factory=dict)  # latest {"loss", "accuracy"} on the held-out split
     message: str = ""  # last notice for the user (change applied, restart, error text)
