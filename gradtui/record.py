@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gradtui.engine.record import plain_number
+
 FORMAT_VERSION = 1
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -142,9 +144,9 @@ def _default(value):
         import numpy as np
 
         if isinstance(value, np.ndarray):
-            return [_plain(v) for v in value.tolist()]
+            return [plain_number(v) for v in value.tolist()]
         if isinstance(value, np.generic):
-            return _plain(value.item())
+            return plain_number(value.item())
     except ImportError:  # pragma: no cover
         pass
     if isinstance(value, (set, frozenset)):
@@ -152,16 +154,10 @@ def _default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _plain(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def plain(obj):
     """A copy of obj with non-finite floats as the strings "nan", "inf", "-inf" (for JSON)."""
     if isinstance(obj, float):
-        return _plain(obj)
+        return plain_number(obj)
     if isinstance(obj, dict):
         return {k: plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -109,13 +109,6 @@ class Diagnoser:
             if self._built.get(kind) != id(f):
                 self._alerts[kind] = self._build(kind, self._alerts[kind].step)
         return tuple(sorted(self._alerts.values(), key=lambda al: (-al.rank, _ORDER.get(al.kind, 99), al.step)))
-
-    def reset(self) -> None:
-        """Forget everything (a restart with fresh weights)."""
-        self._hyst.reset()
-        self._latest.clear()
-        self._alerts.clear()
-        self._built.clear()
         self._trends = Trends(self._a.window)
 
     # -- building alerts -----------------------------------------------------------------

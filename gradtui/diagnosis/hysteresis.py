@@ -62,14 +62,3 @@ class Hysteresis:
 
     def active(self) -> frozenset:
         return frozenset(self._active)
-
-    def reset(self, key: str | None = None) -> None:
-        """Forget one key's state (or every key's)."""
-        if key is None:
-            self._on.clear()
-            self._off.clear()
-            self._active.clear()
-            return
-        self._on.pop(key, None)
-        self._off.pop(key, None)
-        self._active.discard(key)

@@ -60,7 +60,7 @@ def init_too_large(cfg) -> bool:
 
 
 # -- single remedies -------------------------------------------------------------------------
-def _activation(cfg, to: str, why: str) -> Remedy:
+def _activation(to: str, why: str) -> Remedy:
     return Remedy("a", f"{to} activation: {why}", (("model.activation", to),))
 
 
@@ -124,7 +124,7 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
             why = "derivative 1 wherever a unit is active, no saturating tails (or leaky_relu/elu/prelu)"
             if tiny:
                 why += "; with weights this small it needs i (He init) too"
-            out.append(_activation(cfg, "relu", why))
+            out.append(_activation("relu", why))
         if not init_matched(cfg):
             out.append(_init(cfg, "keeps the gradient's size layer to layer"))
         if mlp and not m.batchnorm and not tiny:
@@ -161,7 +161,7 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
                               (("model.recurrent_gain", 1.0),)))
     elif kind == "dead":
         if m.activation == "relu":
-            out.append(_activation(cfg, "leaky_relu", "a small slope below zero, so no unit can die"))
+            out.append(_activation("leaky_relu", "a small slope below zero, so no unit can die"))
             out.append(Remedy("", "prelu activation: a learned slope below zero", (("model.activation", "prelu"),)))
             out.append(Remedy("", "elu activation: smooth and non-zero below zero", (("model.activation", "elu"),)))
         if mlp and m.bias_init < 0:
@@ -173,7 +173,7 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if mlp and not m.batchnorm:
             out.append(_batchnorm("keeps the pre-activations out of the flat tails (Ioffe & Szegedy 2015)"))
         if m.activation in SATURATING and (mlp or m.kind == "rnn"):
-            out.append(_activation(cfg, "relu", "no flat tail on the positive side"))
+            out.append(_activation("relu", "no flat tail on the positive side"))
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start with variance about 1, inside the slope"))
     return tuple(r for r in out if r is not None)

@@ -10,8 +10,11 @@ import numpy as np
 PER_LAYER = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "dead_fraction", "saturation")
 
 
-def _plain(value: float) -> float | str:
-    """JSON cannot hold NaN or Inf; write them as the strings "nan", "inf", "-inf"."""
+def plain_number(value):
+    """JSON cannot hold NaN or Inf: floats (NumPy's too) become Python floats, or the strings
+    "nan", "inf", "-inf"; anything else is returned as it is."""
+    if not isinstance(value, (float, np.floating)):
+        return value
     value = float(value)
     if math.isfinite(value):
         return value
@@ -48,15 +51,15 @@ class StepRecord:
         """A plain, JSON-ready dict (lists of floats; NaN and Inf as strings)."""
         out = {
             "step": int(self.step),
-            "loss": _plain(self.loss),
-            "grad_norm_total": _plain(self.grad_norm_total),
+            "loss": plain_number(self.loss),
+            "grad_norm_total": plain_number(self.grad_norm_total),
             "clipped": bool(self.clipped),
             "nonfinite": bool(self.nonfinite),
             "nonfinite_layer": self.nonfinite_layer,
         }
         for name in PER_LAYER:
-            out[name] = [_plain(v) for v in getattr(self, name)]
+            out[name] = [plain_number(v) for v in getattr(self, name)]
         for name in ("time_delta_norm", "forget_gate_mean"):
             value = getattr(self, name)
-            out[name] = None if value is None else [_plain(v) for v in value]
+            out[name] = None if value is None else [plain_number(v) for v in value]
         return out

@@ -79,22 +79,14 @@ class History:
     # -- writing ---------------------------------------------------------------------------
     def add_step(self, rec) -> bool:
         """Offer one StepRecord; returns True when it was stored (not decimated away)."""
-        self.seen += 1
-        if not self._steps_dec.take():
-            return False
-        self.steps.append(int(rec.step))
-        self.loss.append(float(rec.loss))
-        self.grad_norm_total.append(float(rec.grad_norm_total))
-        layers = self.layers
-        for name in self.stats:
-            layers[name].append(tuple(getattr(rec, name).tolist()))
-        if len(self.steps) >= self.capacity:
-            self._halve_steps()
-        self._view = None
-        return True
+        return self._add(rec.step, rec.loss, rec.grad_norm_total, lambda name: getattr(rec, name).tolist())
 
     def add_point(self, step: int, loss: float, grad_norm_total: float, layer_values: dict) -> bool:
         """Like :meth:`add_step` from plain values (``layer_values[stat]`` a tuple per layer)."""
+        return self._add(step, loss, grad_norm_total, layer_values.__getitem__)
+
+    def _add(self, step, loss, grad_norm_total, values_of) -> bool:
+        """Store one point unless decimation skips it; ``values_of(stat)`` is only asked then."""
         self.seen += 1
         if not self._steps_dec.take():
             return False
@@ -102,7 +94,7 @@ class History:
         self.loss.append(float(loss))
         self.grad_norm_total.append(float(grad_norm_total))
         for name in self.stats:
-            self.layers[name].append(tuple(layer_values[name]))
+            self.layers[name].append(tuple(values_of(name)))
         if len(self.steps) >= self.capacity:
             self._halve_steps()
         self._view = None
