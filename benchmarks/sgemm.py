@@ -79,7 +79,10 @@ def sgemm_gflops(m: int, k: int, n: int, dtype=np.float32, seconds: float = 0.5)
     return dict(m=m, k=k, n=n, dtype=np.dtype(dtype).name, **rates, best=rates[route], best_route=route)
 
 
-def peak_sgemm_gflops(size: int = 512, dtype=np.float32, seconds: float = 0.5) -> dict:
+PEAK_SIZE = 512
+
+
+def peak_sgemm_gflops(size: int = PEAK_SIZE, dtype=np.float32, seconds: float = 0.5) -> dict:
     """``sgemm_gflops`` on a large square size x size x size product: the single-thread peak."""
     return sgemm_gflops(size, size, size, dtype, seconds)
 

@@ -94,6 +94,30 @@ def test_statistics_match_plain_numpy(activation, batchnorm, task):
         np.testing.assert_allclose(value, ref.params[name], rtol=1e-10, atol=1e-14, err_msg=name)
 
 
+@pytest.mark.parametrize("weight_scale", [1e-6, 1e6])
+def test_float32_statistics_survive_tiny_and_huge_values(weight_scale):
+    """float32 kernels sum squares per row in float32 and redo a row in float64 when its sum
+    leaves [1e-20, 1e30]. With weights this small the deepest activations and the first
+    layers' errors are ~1e-20 and below (their float32 squares underflow); this large, the
+    activations reach ~1e19 and beyond (their squares overflow). The statistics must still
+    match a float64 NumPy computation on the same float32 weights (rtol 1e-5: float32 forward)."""
+    cfg = config(**{"train.dtype": "float32", "model.activation": "linear", "model.init": "lecun", "train.lr": 1e-30})
+    exp = gradtui.Experiment(cfg)
+    exp.set_params({k: v * np.float32(weight_scale) for k, v in exp.params().items() if k.endswith(".W")})
+    data = exp.data
+    ref = NumpyMLP(4, 16, data.n_in, data.n_out, "linear", classification=data.classification, dtype=np.float64)
+    for name, value in exp.params().items():
+        ref.params[name][...] = value
+    x, y = exp.batch()
+    expected = ref.step(x.astype(np.float64), y, 1e-30)
+    rec = exp.step()
+    assert not rec.nonfinite
+    extreme = np.concatenate([expected["act_std"], expected["delta_norm"]])
+    assert extreme.min() < 1e-19 or extreme.max() > 1e19  # the case the fallback exists for
+    for name in ("act_mean", "act_std", "delta_norm", "grad_norm"):
+        np.testing.assert_allclose(getattr(rec, name), expected[name], rtol=1e-5, err_msg=name)
+
+
 def test_dead_and_saturated_units_are_counted():
     dead = gradtui.Experiment(config(**{"model.activation": "relu", "model.bias_init": -50.0, "model.init": "he"}))
     assert np.all(dead.step().dead_fraction[:-1] == 1.0)

@@ -7,7 +7,7 @@ import numpy as np
 from gradtui.engine import mlp_kernel as K
 from gradtui.engine.mlp_train import mlp_train_steps
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
-from gradtui.engine.activations import CODES, SATURATION_LIMIT
+from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 
@@ -80,8 +80,8 @@ class MLPNetwork:
         if ws is None:
             d, w, dt = self.depth, self.width, self.dtype
             ws = (
-                np.zeros((d, batch, w), dt),  # Z: phi's input
-                np.zeros((d, batch, w), dt),  # ZH: normalised z (batch norm)
+                np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # Z: phi's input (prelu keeps every layer's)
+                np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # ZH: normalised z (batch norm)
                 np.zeros((d, batch, w), dt),  # D: phi'
                 np.zeros((d, batch, w), dt),  # H: layer outputs
                 np.zeros((d, w), dt),  # inv_std

@@ -19,16 +19,12 @@ import numpy as np
 from gradtui.engine.jit import kernel
 
 from gradtui.engine.activations import PRELU, activate
+from gradtui.engine.blocks import add_row, dot_transposed, matrix
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESIDUAL = range(8)
 
-
-
-@kernel
-def _matrix(flat, offset, rows, cols):
-    return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
 @kernel
@@ -100,33 +96,65 @@ def _output_stats(A, out_mean, out_std, idx):
     out_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
 
 
+# Row sums of squares are taken in the array's precision (float32 vectorises twice as wide)
+# and redone in float64 when they leave this range: a float32 square underflows below
+# about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
+# exactly where those values live. Inside it, what underflowed is below 1e-18 of the sum.
+SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
+
+
+@kernel(inline="always")
+def _row_squares(row, ss):
+    """The row's sum of squares ``ss`` as float64, recomputed in float64 when out of the safe range."""
+    if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
+        return np.float64(ss)
+    exact = 0.0
+    for j in range(row.shape[0]):
+        v = np.float64(row[j])
+        exact += v * v
+    return exact
+
+
 @kernel
 def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
     """One pass over a hidden layer's output H and its phi' D:
     act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
-    saturation = share of elements with phi' < sat_limit."""
+    saturation = share of elements with phi' < sat_limit. Per-row sums and counts are
+    kept in the array's precision (exact for counts below 2^24) and added up in float64."""
     n, m = D.shape
-    alive[:m] = 0
+    f = H.dtype.type
+    zero, one, limit = f(0.0), f(1.0), f(sat_limit)
     s = 0.0
     ss = 0.0
     n_sat = 0
+    n_zero = 0
     for i in range(n):
+        row_s = row_ss = row_sat = row_zero = zero
         for j in range(m):
-            v = np.float64(H[i, j])
+            v = H[i, j]
             d = D[i, j]
-            s += v
-            ss += v * v
-            alive[j] |= d != 0.0
-            n_sat += d < sat_limit
+            row_s += v
+            row_ss += v * v
+            row_sat += one if d < limit else zero
+            row_zero += one if d == zero else zero
+        s += np.float64(row_s)
+        ss += _row_squares(H[i], row_ss)
+        n_sat += int(row_sat)
+        n_zero += int(row_zero)
     count = n * m
     mean = s / count
     act_mean[idx] = mean
     act_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
-    n_dead = 0
-    for j in range(m):
-        n_dead += alive[j] == 0
-    dead[idx] = n_dead / m
     saturation[idx] = n_sat / count
+    n_dead = 0
+    if n_zero >= n:  # with fewer zeros no unit can have phi' = 0 on the whole batch
+        alive[:m] = 0
+        for i in range(n):
+            for j in range(m):
+                alive[j] |= D[i, j] != zero
+        for j in range(m):
+            n_dead += alive[j] == 0
+    dead[idx] = n_dead / m
 
 
 @kernel
@@ -175,13 +203,15 @@ def _delta(dH, D, DZ, db):
     """DZ = dH * phi' (the back-propagated error at z), db = its column sums; returns ||DZ||_F."""
     db[:] = 0.0
     ss = 0.0
+    zero = DZ.dtype.type(0.0)
     for i in range(DZ.shape[0]):
+        row_ss = zero
         for j in range(DZ.shape[1]):
             v = dH[i, j] * D[i, j]
             DZ[i, j] = v
             db[j] += v
-            w = np.float64(v)
-            ss += w * w
+            row_ss += v * v
+        ss += _row_squares(DZ[i], row_ss)
     return np.sqrt(ss)
 
 
@@ -197,25 +227,26 @@ def mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
         h = x if l == 0 else H[l - 1]
-        W = _matrix(theta, table[l, COL_W], fan_in, fan_out)
-        np.dot(h, W, Z[l])
-        b = theta[table[l, COL_B] : table[l, COL_B] + fan_out]
-        Z[l] += b
+        W = matrix(theta, table[l, COL_W], fan_in, fan_out)
+        # Only prelu's backward reads z again; other layers share Z[0], which stays in cache.
+        z = Z[l] if act == PRELU else Z[0]
+        np.dot(h, W, z)
+        add_row(z, theta[table[l, COL_B] : table[l, COL_B] + fan_out])
         if batchnorm:
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
-            _batchnorm_forward(Z[l], ZH[l], inv_std[l], gamma, beta, running_mean[l], running_var[l], train, use_running)
+            _batchnorm_forward(z, ZH[l], inv_std[l], gamma, beta, running_mean[l], running_var[l], train, use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
-        activate(act, Z[l], H[l], D[l], slope, alpha, elu_alpha, exact)
+        activate(act, z, H[l], D[l], slope, alpha, elu_alpha, exact)
         if table[l, COL_RESIDUAL]:
             H[l] += h
         if stats:
             _layer_stats(H[l], D[l], sat_limit, alive, act_mean, act_std, dead, saturation, l)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
-    W = _matrix(theta, table[depth, COL_W], fan_in, fan_out)
+    W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
     np.dot(H[depth - 1], W, logits)
-    logits += theta[table[depth, COL_B] : table[depth, COL_B] + fan_out]
+    add_row(logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if stats:
         _output_stats(logits, act_mean, act_std, depth)
         dead[depth] = 0.0
@@ -229,12 +260,13 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
     depth = H.shape[0]
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
-    W = _matrix(theta, table[depth, COL_W], fan_in, fan_out)
-    np.dot(H[depth - 1].T, dlogits, _matrix(grad, table[depth, COL_W], fan_in, fan_out))
+    scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
+    W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
+    np.dot(H[depth - 1].T, dlogits, matrix(grad, table[depth, COL_W], fan_in, fan_out))
     norm = _bias_grad_and_norm(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if stats:
         delta_norm[depth] = norm
-    np.dot(dlogits, W.T, dH)
+    dot_transposed(dlogits, W, dH, scratch)
     for l in range(depth - 1, -1, -1):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
@@ -261,10 +293,10 @@ def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
             norm = _delta(dH, D[l], DZ, db)
         if stats:
             delta_norm[l] = norm
-        np.dot(h.T, DZ, _matrix(grad, table[l, COL_W], fan_in, fan_out))
+        np.dot(h.T, DZ, matrix(grad, table[l, COL_W], fan_in, fan_out))
         if l > 0:
-            W = _matrix(theta, table[l, COL_W], fan_in, fan_out)
-            np.dot(DZ, W.T, dH_next)
+            W = matrix(theta, table[l, COL_W], fan_in, fan_out)
+            dot_transposed(DZ, W, dH_next, scratch)
             if table[l, COL_RESIDUAL]:
                 dH_next += dH
             dH, dH_next = dH_next, dH

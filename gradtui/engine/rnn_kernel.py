@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
+from gradtui.engine.blocks import matrix  # noqa: F401  (re-exported for seq_kernel)
 from gradtui.engine.jit import kernel
 
 # Layer table columns (int64, one row per recurrent layer, then the output row).
@@ -34,12 +35,6 @@ TANH_SAT = 0.05
 def tanh_(x, exact):
     """Exact tanh in float64 (gradient checks), the vectorisable rational one in float32."""
     return np.tanh(x) if exact else fast_tanh(x)
-
-
-@kernel
-def matrix(flat, offset, rows, cols):
-    """A (rows, cols) view of the flat parameter (or gradient) vector."""
-    return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
 @kernel

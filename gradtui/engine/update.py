@@ -34,10 +34,9 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
     total = 0.0
     layer_grad_norm[:] = 0.0
     for s in range(segments.shape[0]):
-        g = grad[segments[s, 0] : segments[s, 1]]
         acc = 0.0
-        for i in range(g.size):
-            v = np.float64(g[i])  # square in float64: a float32 1e-30 squared would underflow to 0
+        for i in range(np.uint64(segments[s, 0]), np.uint64(segments[s, 1])):
+            v = np.float64(grad[i])  # square in float64: a float32 1e-30 squared would underflow to 0
             acc += v * v
         total += acc
         if segments[s, 3]:
@@ -62,15 +61,19 @@ def _clipped(g, scale, limit, decay, old):
     return min(max(g * scale, -limit), limit) + decay * old
 
 
-# Each loop runs over slices indexed from 0: indexing with range(lo, hi) keeps Numba's
-# negative-index wraparound in the loop and stops LLVM vectorising it (4-5x slower).
+# The loops below run over a segment [lo, hi) with unsigned indices: a signed range(lo, hi)
+# keeps Numba's negative-index wraparound in the loop and stops LLVM vectorising it (4-5x
+# slower), and slicing per segment costs two atomic reference-count updates per array.
+# The optimisers work in the parameters' own precision: float32 vectorises twice as wide.
 
 
 @kernel
-def _step_sums(old, new):
-    """Sums of old^2, new^2 and (new - old)^2 in float64, over the values as stored."""
+def _step_sums(old, new, lo, hi):
+    """Sums of old^2, new^2 and (new - old)^2 over [lo, hi) in float64, over the values as
+    stored: a float32 difference of 1e-20 squared would underflow to 0. (A separate pass:
+    folding it into the optimiser loops measured slower.)"""
     o_acc = n_acc = d_acc = 0.0
-    for i in range(old.size):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         a = np.float64(old[i])
         b = np.float64(new[i])
         o_acc += a * a
@@ -81,8 +84,9 @@ def _step_sums(old, new):
 
 @kernel
 def _sgd(theta, grad, out, lo, hi, scale, limit, decay, lr):
-    theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
-    for i in range(theta.size):
+    f = theta.dtype.type
+    scale, limit, decay, lr = f(scale), f(limit), f(decay), f(lr)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         new = old - lr * _clipped(grad[i], scale, limit, decay, old)
         out[i] = new
@@ -90,8 +94,9 @@ def _sgd(theta, grad, out, lo, hi, scale, limit, decay, lr):
 
 @kernel
 def _momentum(theta, grad, out, v_in, v_out, lo, hi, scale, limit, decay, lr, mu):
-    theta, grad, out, v_in, v_out = theta[lo:hi], grad[lo:hi], out[lo:hi], v_in[lo:hi], v_out[lo:hi]
-    for i in range(theta.size):
+    f = theta.dtype.type
+    scale, limit, decay, lr, mu = f(scale), f(limit), f(decay), f(lr), f(mu)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         v = mu * v_in[i] + _clipped(grad[i], scale, limit, decay, old)
         v_out[i] = v
@@ -101,28 +106,32 @@ def _momentum(theta, grad, out, v_in, v_out, lo, hi, scale, limit, decay, lr, mu
 
 @kernel
 def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, decay, lr, bias1, bias2):
-    theta, grad, out = theta[lo:hi], grad[lo:hi], out[lo:hi]
-    m_in, v_in, m_out, v_out = m_in[lo:hi], v_in[lo:hi], m_out[lo:hi], v_out[lo:hi]
-    for i in range(theta.size):
+    f = theta.dtype.type
+    scale, limit, decay, lr, bias1, bias2 = f(scale), f(limit), f(decay), f(lr), f(bias1), f(bias2)
+    beta1, beta2, eps = f(ADAM_BETA1), f(ADAM_BETA2), f(EPS)
+    one = f(1.0)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
-        m = ADAM_BETA1 * m_in[i] + (1.0 - ADAM_BETA1) * g
-        v = ADAM_BETA2 * v_in[i] + (1.0 - ADAM_BETA2) * g * g
+        m = beta1 * m_in[i] + (one - beta1) * g
+        v = beta2 * v_in[i] + (one - beta2) * g * g
         m_out[i] = m
         v_out[i] = v
-        new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + EPS)
+        new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + eps)
         out[i] = new
 
 
 @kernel
 def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
-    theta, grad, out, s_in, s_out = theta[lo:hi], grad[lo:hi], out[lo:hi], s_in[lo:hi], s_out[lo:hi]
-    for i in range(theta.size):
+    f = theta.dtype.type
+    scale, limit, decay, lr = f(scale), f(limit), f(decay), f(lr)
+    rho, eps, one = f(RMSPROP_RHO), f(EPS), f(1.0)
+    for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
-        v = RMSPROP_RHO * s_in[i] + (1.0 - RMSPROP_RHO) * g * g
+        v = rho * s_in[i] + (one - rho) * g * g
         s_out[i] = v
-        new = old - lr * g / (np.sqrt(v) + EPS)
+        new = old - lr * g / (np.sqrt(v) + eps)
         out[i] = new
 
 
@@ -164,7 +173,7 @@ def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out,
                             scale, limit, decay, lr, bias1, bias2)
         else:
             _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
-        o, n, d = _step_sums(theta[lo:hi], theta_out[lo:hi])
+        o, n, d = _step_sums(theta, theta_out, lo, hi)
         layer_finite[layer] += n
         if is_weight:
             old_sq[layer] += o

@@ -1,0 +1,49 @@
+"""Small array kernels the MLP and recurrent kernels share: views into the flat
+parameter vector, the bias broadcast, and products with a transposed weight matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.jit import kernel
+
+# At or below this many weights, D W^T is faster as a transpose into scratch plus a plain
+# product than as BLAS's transposed-operand product; at 128 x 128 BLAS's own route is as fast
+# as a plain product (benchmarks/transpose.py measures both).
+TRANSPOSE_MAX_WEIGHTS = 96 * 96
+
+
+@kernel(inline="always")
+def matrix(flat, offset, rows, cols):
+    """A (rows, cols) view of the flat parameter (or gradient) vector."""
+    return flat[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@kernel(inline="always")
+def add_row(a2d, row):
+    """a2d[i, j] += row[j] (a bias over a batch); an explicit loop, which LLVM vectorises,
+    where Numba's broadcasting ``+=`` does not."""
+    for i in range(a2d.shape[0]):
+        for j in range(a2d.shape[1]):
+            a2d[i, j] += row[j]
+
+
+@kernel(inline="always")
+def transpose_into(a, scratch):
+    """a^T, written into the start of the flat ``scratch`` buffer; returns that view."""
+    n, m = a.shape
+    out = scratch[: n * m].reshape((m, n))
+    for j in range(m):
+        for i in range(n):
+            out[j, i] = a[i, j]
+    return out
+
+
+@kernel(inline="always")
+def dot_transposed(d, w, out, scratch):
+    """out = d w^T. For small w, a transpose into ``scratch`` and a plain product: BLAS's
+    transposed-operand kernel is about 1.5x slower than its plain one at 64 x 64."""
+    if w.size <= TRANSPOSE_MAX_WEIGHTS:
+        np.dot(d, transpose_into(w, scratch), out)
+    else:
+        np.dot(d, w.T, out)
