@@ -123,8 +123,8 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0.6, help="time per measurement (default 0.6)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="time per measurement (default 0.3)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     args = parser.parse_args(argv)
     results = {}
     with threadpool_limits(1):
