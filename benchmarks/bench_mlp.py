@@ -17,6 +17,9 @@ Efficiency against SGEMM:
     on the same operands, which stay in L1: a stricter ceiling that a step, whose working
     set is megabytes, cannot reach; printed alongside so both views are visible;
   - the cost of the statistics: 1 - (fused step with statistics) / (the same without them).
+Subnormal numbers, on the default preset vanishing-sigmoid, whose deepest errors are ~1e-35:
+  - run(16) steps/s with float32's flush of subnormals to zero (gradtui.engine.subnormals)
+    and without it, and their ratio.
 Every measurement runs once per round and rounds interleave all of them. Each ratio is taken
 within a round (its two sides ran seconds apart, on the machine in the same state) and the
 median over rounds is reported; steps/s and GFLOP/s are the best round's. Compare the
@@ -121,6 +124,17 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
     }
 
 
+def measure_flush(seconds: float, rounds: int) -> dict:
+    """run(16) on vanishing-sigmoid with the flush (Experiment.run) and without (its body)."""
+    exp = gradtui.Experiment(gradtui.load_config("vanishing-sigmoid"))
+    runs = {"flushed": [], "kept": []}
+    for _ in range(rounds):
+        runs["flushed"].append(FUSED_STEPS * rate(lambda: exp.run(FUSED_STEPS), seconds))
+        runs["kept"].append(FUSED_STEPS * rate(lambda: exp._run(FUSED_STEPS), seconds))
+    return {"flushed": max(runs["flushed"]), "kept": max(runs["kept"]),
+            "ratio": statistics.median(a / b for a, b in zip(runs["flushed"], runs["kept"]))}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.3, help="time per measurement (default 0.3)")
@@ -130,6 +144,7 @@ def main(argv=None) -> int:
     with threadpool_limits(1):
         for shape in SHAPES:
             results[shape] = measure(*shape, args.seconds, args.rounds)
+        flush = measure_flush(args.seconds, args.rounds)
     print(f"MLP step, tanh, float32, all statistics on, 1 BLAS thread; {args.rounds} interleaved rounds: "
           "rates from the best round, ratios the median of per-round ratios")
     print(f"{'depth x width, batch':>22} {'step()/s':>9} {f'run({FUSED_STEPS})/s':>10} {'numpy/s':>8} {'ratio':>6}")
@@ -141,6 +156,9 @@ def main(argv=None) -> int:
     for (d, w, b), r in results.items():
         print(f"{f'{d} x {w}, {b}':>22} {r['achieved']:>9.1f} {r['peak']:>10.1f} {r['of_peak']:>7.0%} "
               f"{r['sgemm']:>16.1f} {r['of_sgemm']:>5.0%} {r['stats_cost']:>9.1%}")
+    print()
+    print(f"vanishing-sigmoid (errors ~1e-35), run({FUSED_STEPS}) steps/s: subnormals flushed {flush['flushed']:.0f}, "
+          f"kept {flush['kept']:.0f}, ratio {flush['ratio']:.2f}x")
     failures = []
     for shape, r in results.items():
         if shape in TARGETS and r["ratio"] < TARGETS[shape]:

@@ -8,6 +8,7 @@ from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
 from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.record import StepRecord
+from gradtui.engine.subnormals import flushed
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 from gradtui.tasks import make_dataset
 
@@ -110,12 +111,14 @@ class Experiment:
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
         """Loss and gradients (same keys as params) on (x, y); no update, no side effects."""
         grad = np.zeros_like(self.theta)
-        loss = self.network.loss_and_grad(self.theta, grad, x, y, False, None)
+        with flushed(self.dtype):
+            loss = self.network.loss_and_grad(self.theta, grad, x, y, False, None)
         return float(loss), self.layout.to_dict(grad)
 
     def evaluate(self) -> dict[str, float]:
         """Mean loss (and accuracy, for classification) on the held-out split."""
-        loss, accuracy = self.network.evaluate(self.theta, self.data.x_test, self.data.y_test)
+        with flushed(self.dtype):
+            loss, accuracy = self.network.evaluate(self.theta, self.data.x_test, self.data.y_test)
         out = {"loss": float(loss)}
         if accuracy is not None:
             out["accuracy"] = float(accuracy)
@@ -135,9 +138,14 @@ class Experiment:
     def run(self, steps: int) -> list[StepRecord]:
         """Up to ``steps`` optimiser steps, one record each; several steps per kernel call
         where the network has a fused kernel (the MLP). Stops after a non-finite step,
-        whose record is the last; the batch order then continues right after it."""
+        whose record is the last; the batch order then continues right after it.
+        float32 steps treat subnormal numbers as zero (gradtui.engine.subnormals)."""
         if steps < 1:
             return []
+        with flushed(self.dtype):
+            return self._run(steps)
+
+    def _run(self, steps: int) -> list[StepRecord]:
         batches, saved = self._take_batches(steps)
         n_layers = len(self.layer_names)
         table = np.zeros((steps, len(STAT_ROWS), n_layers))

@@ -29,54 +29,68 @@ COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESID
 
 @kernel
 def _batchnorm_forward(Z, ZH, inv_std, gamma, beta, running_mean, running_var, train, use_running):
-    """Normalise Z per unit in place: ZH = (Z - mu)/sqrt(var + eps), Z = gamma*ZH + beta."""
+    """Normalise Z per unit in place: ZH = (Z - mu)/sqrt(var + eps), Z = gamma*ZH + beta.
+
+    Row-major passes with per-unit float64 accumulators: a unit's column is strided in
+    memory, so column-at-a-time loops do not vectorise."""
     n, m = Z.shape
-    for j in range(m):
-        if use_running:
-            mu = running_mean[j]
-            var = running_var[j]
-        else:
-            s = 0.0
-            for i in range(n):
-                s += Z[i, j]
-            mu = s / n
-            ss = 0.0
-            for i in range(n):
-                d = Z[i, j] - mu
-                ss += d * d
-            var = ss / n
-            if train:
-                unbiased = ss / (n - 1) if n > 1 else var
-                running_mean[j] = (1.0 - BN_MOMENTUM) * running_mean[j] + BN_MOMENTUM * mu
-                running_var[j] = (1.0 - BN_MOMENTUM) * running_var[j] + BN_MOMENTUM * unbiased
-        r = 1.0 / np.sqrt(var + BN_EPS)
-        inv_std[j] = r
+    mu = np.empty(m)
+    r = np.empty(m)
+    if use_running:
+        mu[:] = running_mean
+        r[:] = 1.0 / np.sqrt(running_var + BN_EPS)
+    else:
+        mu[:] = 0.0
         for i in range(n):
-            zh = (Z[i, j] - mu) * r
+            for j in range(m):
+                mu[j] += Z[i, j]
+        mu /= n
+        ss = np.zeros(m)
+        for i in range(n):
+            for j in range(m):
+                d = Z[i, j] - mu[j]
+                ss[j] += d * d
+        for j in range(m):
+            var = ss[j] / n
+            if train:
+                unbiased = ss[j] / (n - 1) if n > 1 else var
+                running_mean[j] = (1.0 - BN_MOMENTUM) * running_mean[j] + BN_MOMENTUM * mu[j]
+                running_var[j] = (1.0 - BN_MOMENTUM) * running_var[j] + BN_MOMENTUM * unbiased
+            r[j] = 1.0 / np.sqrt(var + BN_EPS)
+    inv_std[:] = r
+    for i in range(n):
+        for j in range(m):
+            zh = (Z[i, j] - mu[j]) * r[j]
             ZH[i, j] = zh
             Z[i, j] = gamma[j] * zh + beta[j]
 
 
 @kernel
 def _batchnorm_backward(DY, ZH, inv_std, gamma, dgamma, dbeta, DZ):
-    """dz = (inv_std/B) * (B*g - sum(g) - zh*sum(g*zh)) with g = gamma*dL/dy; also dgamma, dbeta."""
+    """dz = (inv_std/B) * (B*g - sum(g) - zh*sum(g*zh)) with g = gamma*dL/dy; also dgamma, dbeta.
+    Row-major passes with per-unit float64 sums, as in the forward pass."""
     n, m = DY.shape
-    for j in range(m):
-        sg = 0.0
-        sgz = 0.0
-        dgm = 0.0
-        dbt = 0.0
-        for i in range(n):
+    dgm = np.zeros(m)
+    dbt = np.zeros(m)
+    for i in range(n):
+        for j in range(m):
             dy = DY[i, j]
-            dgm += dy * ZH[i, j]
-            dbt += dy
-        dgamma[j] = dgm
-        dbeta[j] = dbt
-        sg = gamma[j] * dbt
-        sgz = gamma[j] * dgm
-        scale = inv_std[j] / n
-        for i in range(n):
-            DZ[i, j] = scale * (n * gamma[j] * DY[i, j] - sg - ZH[i, j] * sgz)
+            dgm[j] += dy * ZH[i, j]
+            dbt[j] += dy
+    dgamma[:] = dgm
+    dbeta[:] = dbt
+    scale = np.empty(m)
+    sg = np.empty(m)
+    sgz = np.empty(m)
+    ng = np.empty(m)
+    for j in range(m):
+        scale[j] = inv_std[j] / n
+        sg[j] = gamma[j] * dbt[j]
+        sgz[j] = gamma[j] * dgm[j]
+        ng[j] = n * gamma[j]
+    for i in range(n):
+        for j in range(m):
+            DZ[i, j] = scale[j] * (ng[j] * DY[i, j] - sg[j] - ZH[i, j] * sgz[j])
 
 
 @kernel
