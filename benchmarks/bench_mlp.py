@@ -17,6 +17,7 @@ Efficiency against SGEMM:
     on the same operands, which stay in L1: a stricter ceiling that a step, whose working
     set is megabytes, cannot reach; printed alongside so both views are visible;
   - the cost of the statistics: 1 - (fused step with statistics) / (the same without them).
+Batch norm: step() and NumpyMLP at 20 x 64, 64 with batch norm, and their ratio.
 Subnormal numbers, on the default preset vanishing-sigmoid, whose deepest errors are ~1e-35:
   - run(16) steps/s with float32's flush of subnormals to zero (gradtui.engine.subnormals)
     and without it, and their ratio.
@@ -47,10 +48,10 @@ STATS_TARGET = 0.15
 FUSED_STEPS = 16
 
 
-def experiment(depth: int, width: int, batch: int) -> gradtui.Experiment:
+def experiment(depth: int, width: int, batch: int, batchnorm: bool = False) -> gradtui.Experiment:
     cfg = gradtui.load_config("vanishing-sigmoid").with_overrides({
         "model.depth": depth, "model.width": width, "model.activation": "tanh", "model.init": "xavier",
-        "train.batch_size": batch, "data.samples": max(2048, 4 * batch),
+        "train.batch_size": batch, "data.samples": max(2048, 4 * batch), "model.batchnorm": batchnorm,
     })
     return gradtui.Experiment(cfg)
 
@@ -124,6 +125,21 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
     }
 
 
+def measure_batchnorm(depth: int, width: int, batch: int, seconds: float, rounds: int) -> dict:
+    """step() with batch norm against NumpyMLP with batch norm; the ratio per round, its median."""
+    exp = experiment(depth, width, batch, batchnorm=True)
+    data = exp.data
+    ref = NumpyMLP(depth, width, data.n_in, data.n_out, "tanh", batchnorm=True, dtype=np.float32, seed=0)
+    x, y = exp.batch()
+    x32 = x.astype(np.float32)
+    runs = {"step": [], "numpy": []}
+    for _ in range(rounds):
+        runs["step"].append(rate(exp.step, seconds))
+        runs["numpy"].append(rate(lambda: ref.step(x32, y, 0.01), seconds))
+    return {"step": max(runs["step"]), "numpy": max(runs["numpy"]),
+            "ratio": statistics.median(a / b for a, b in zip(runs["step"], runs["numpy"]))}
+
+
 def measure_flush(seconds: float, rounds: int) -> dict:
     """run(16) on vanishing-sigmoid with the flush (Experiment.run) and without (its body)."""
     exp = gradtui.Experiment(gradtui.load_config("vanishing-sigmoid"))
@@ -145,6 +161,7 @@ def main(argv=None) -> int:
         for shape in SHAPES:
             results[shape] = measure(*shape, args.seconds, args.rounds)
         flush = measure_flush(args.seconds, args.rounds)
+        bn = measure_batchnorm(*SHAPES[0], args.seconds, args.rounds)
     print(f"MLP step, tanh, float32, all statistics on, 1 BLAS thread; {args.rounds} interleaved rounds: "
           "rates from the best round, ratios the median of per-round ratios")
     print(f"{'depth x width, batch':>22} {'step()/s':>9} {f'run({FUSED_STEPS})/s':>10} {'numpy/s':>8} {'ratio':>6}")
@@ -157,6 +174,8 @@ def main(argv=None) -> int:
         print(f"{f'{d} x {w}, {b}':>22} {r['achieved']:>9.1f} {r['peak']:>10.1f} {r['of_peak']:>7.0%} "
               f"{r['sgemm']:>16.1f} {r['of_sgemm']:>5.0%} {r['stats_cost']:>9.1%}")
     print()
+    d, w, b = SHAPES[0]
+    print(f"{d} x {w}, {b} with batch norm: step()/s {bn['step']:.0f}, numpy/s {bn['numpy']:.0f}, ratio {bn['ratio']:.2f}x")
     print(f"vanishing-sigmoid (errors ~1e-35), run({FUSED_STEPS}) steps/s: subnormals flushed {flush['flushed']:.0f}, "
           f"kept {flush['kept']:.0f}, ratio {flush['ratio']:.2f}x")
     failures = []
