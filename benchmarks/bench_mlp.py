@@ -21,7 +21,8 @@ Batch norm: step() and NumpyMLP at 20 x 64, 64 with batch norm, and their ratio.
 Subnormal numbers, on the default preset vanishing-sigmoid, whose deepest errors are ~1e-35:
   - run(16) steps/s with float32's flush of subnormals to zero (gradtui.engine.subnormals)
     and without it, and their ratio.
-Every measurement runs once per round and rounds interleave all of them. Each ratio is taken
+Within one shape, every measurement runs once per round and the rounds interleave them
+(the shapes, batch norm and the flush below are measured one after another). Each ratio is taken
 within a round (its two sides ran seconds apart, on the machine in the same state) and the
 median over rounds is reported; steps/s and GFLOP/s are the best round's. Compare the
 ratios, not the absolute numbers: the machine is shared and its speed drifts.
@@ -58,7 +59,9 @@ def experiment(depth: int, width: int, batch: int, batchnorm: bool = False) -> g
 
 def fused_step(exp: gradtui.Experiment, statistics: bool):
     """One training step through the fused kernel, with or without the per-layer statistics
-    (the same call path either way, so the difference is the statistics' cost)."""
+    (the same call path either way, so the difference is the statistics' cost). It calls the
+    network directly, without Experiment.run's flush of subnormals, which these tanh/xavier
+    nets never produce."""
     table = np.zeros((1, 9, len(exp.layer_names)))
     losses, totals, clipped = np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.bool_)
 
@@ -84,6 +87,15 @@ def rate(fn, seconds: float) -> float:
     return count / elapsed
 
 
+def step_rate(run, seconds: float) -> float:
+    """Steps per second of ``run()``, which returns the records of the steps it took."""
+    run()
+    steps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        steps += len(run())
+    return steps / elapsed
+
+
 def matmul_flops(exp: gradtui.Experiment, batch: int) -> float:
     """FLOPs of one step's matrix products: forward h W, backward h^T delta and delta W^T (not for layer 0)."""
     table = exp.network.table
@@ -103,7 +115,7 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
     runs = {"step": [], "run": [], "numpy": [], "with": [], "without": [], "sgemm": [], "peak": []}
     for _ in range(rounds):
         runs["step"].append(rate(exp.step, seconds))
-        runs["run"].append(FUSED_STEPS * rate(lambda: fused.run(FUSED_STEPS), seconds))
+        runs["run"].append(step_rate(lambda: fused.run(FUSED_STEPS), seconds))
         runs["numpy"].append(rate(lambda: ref.step(x32, y, 0.01), seconds))
         runs["with"].append(rate(with_stats, seconds / 2))
         runs["without"].append(rate(without, seconds / 2))
@@ -145,8 +157,8 @@ def measure_flush(seconds: float, rounds: int) -> dict:
     exp = gradtui.Experiment(gradtui.load_config("vanishing-sigmoid"))
     runs = {"flushed": [], "kept": []}
     for _ in range(rounds):
-        runs["flushed"].append(FUSED_STEPS * rate(lambda: exp.run(FUSED_STEPS), seconds))
-        runs["kept"].append(FUSED_STEPS * rate(lambda: exp._run(FUSED_STEPS), seconds))
+        runs["flushed"].append(step_rate(lambda: exp.run(FUSED_STEPS), seconds))
+        runs["kept"].append(step_rate(lambda: exp._run(FUSED_STEPS), seconds))
     return {"flushed": max(runs["flushed"]), "kept": max(runs["kept"]),
             "ratio": statistics.median(a / b for a, b in zip(runs["flushed"], runs["kept"]))}
 

@@ -125,7 +125,7 @@ class TrainConfig:
     clip_threshold: float = key(1.0, "Clipping threshold theta.", low=0.0, low_open=True, high=1e6)
     batch_size: int = key(64, "Examples per optimiser step.", low=1, high=65536)
     seed: int = key(0, "Seed of initialisation and batch order.", low=0, high=2**31 - 1)
-    dtype: str = key("float32", "Number type: float32 (fast; values below 1.2e-38 count as zero) or float64 (exact, for gradient checks).", choices=DTYPES)
+    dtype: str = key("float32", "Number type: float32 (fast; on x86 values below 1.2e-38 count as zero) or float64 (exact, for gradient checks).", choices=DTYPES)
     steps: int = key(3000, "Steps `gradtui run` trains when --steps is not given.", low=1, high=10**9)
     eval_every: int = key(100, "Steps between evaluations on the held-out split.", low=1, high=10**9)
 

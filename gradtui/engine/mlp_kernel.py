@@ -113,20 +113,38 @@ def _output_stats(A, out_mean, out_std, idx):
 # Row sums of squares are taken in the array's precision (float32 vectorises twice as wide)
 # and redone in float64 when they leave this range: a float32 square underflows below
 # about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
-# exactly where those values live. Inside it, what underflowed is below 1e-18 of the sum.
+# exactly where those values live. Inside it, each square that underflowed is below 1e-18
+# of the sum, so all of a row's together below width x 1e-18 of it.
 SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
 
 
 @kernel(inline="always")
-def _row_squares(row, ss):
-    """The row's sum of squares ``ss`` as float64, recomputed in float64 when out of the safe range."""
+def _row_squares(A, i, ss):
+    """Row i of A: its sum of squares ``ss`` as float64, recomputed in float64 when out of the safe range."""
     if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
         return np.float64(ss)
     exact = 0.0
-    for j in range(row.shape[0]):
-        v = np.float64(row[j])
+    for j in range(A.shape[1]):
+        v = np.float64(A[i, j])
         exact += v * v
     return exact
+
+
+@kernel(inline="always")
+def _row_moments(A, i, shift, s, ss):
+    """Row i of A minus ``shift``: (sum, sum of squares) as float64. They are the row's sums
+    ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
+    cannot overflow either), else recomputed in float64."""
+    if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
+        return np.float64(s), np.float64(ss)
+    c = np.float64(shift)
+    exact_s = 0.0
+    exact_ss = 0.0
+    for j in range(A.shape[1]):
+        v = np.float64(A[i, j]) - c
+        exact_s += v
+        exact_ss += v * v
+    return exact_s, exact_ss
 
 
 @kernel
@@ -134,10 +152,15 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
     """One pass over a hidden layer's output H and its phi' D:
     act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
     saturation = share of elements with phi' < sat_limit. Per-row sums and counts are
-    kept in the array's precision (exact for counts below 2^24) and added up in float64."""
+    kept in the array's precision (exact for counts below 2^24) and added up in float64.
+
+    The moments are of x - c with c = H[0, 0], so mean = c + S1/N and var = S2/N - (S1/N)^2
+    with S1, S2 the sums of (x - c) and (x - c)^2: without the shift a saturated layer
+    (mean near 1, spread 1e-4) loses its spread to cancellation in float32."""
     n, m = D.shape
     f = H.dtype.type
     zero, one, limit = f(0.0), f(1.0), f(sat_limit)
+    c = H[0, 0]
     s = 0.0
     ss = 0.0
     n_sat = 0
@@ -145,20 +168,21 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
     for i in range(n):
         row_s = row_ss = row_sat = row_zero = zero
         for j in range(m):
-            v = H[i, j]
+            v = H[i, j] - c
             d = D[i, j]
             row_s += v
             row_ss += v * v
             row_sat += one if d < limit else zero
             row_zero += one if d == zero else zero
-        s += np.float64(row_s)
-        ss += _row_squares(H[i], row_ss)
+        exact_s, exact_ss = _row_moments(H, i, c, row_s, row_ss)
+        s += exact_s
+        ss += exact_ss
         n_sat += int(row_sat)
         n_zero += int(row_zero)
     count = n * m
-    mean = s / count
-    act_mean[idx] = mean
-    act_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
+    shifted_mean = s / count
+    act_mean[idx] = np.float64(c) + shifted_mean
+    act_std[idx] = np.sqrt(max(ss / count - shifted_mean * shifted_mean, 0.0))
     saturation[idx] = n_sat / count
     n_dead = 0
     if n_zero >= n:  # with fewer zeros no unit can have phi' = 0 on the whole batch
@@ -225,7 +249,7 @@ def _delta(dH, D, DZ, db):
             DZ[i, j] = v
             db[j] += v
             row_ss += v * v
-        ss += _row_squares(DZ[i], row_ss)
+        ss += _row_squares(DZ, i, row_ss)
     return np.sqrt(ss)
 
 

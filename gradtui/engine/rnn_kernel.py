@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
-from gradtui.engine.blocks import matrix  # noqa: F401  (re-exported for seq_kernel)
 from gradtui.engine.jit import kernel
 
 # Layer table columns (int64, one row per recurrent layer, then the output row).

@@ -18,7 +18,8 @@ import numpy as np
 from gradtui.engine import gated_kernel as G
 from gradtui.engine import rnn_kernel as R
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, matrix, rows2d
+from gradtui.engine.blocks import matrix
+from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, rows2d
 
 RNN, LSTM, GRU = range(3)
 N_GATES = (1, 4, 3)

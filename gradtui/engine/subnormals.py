@@ -2,14 +2,15 @@
 
 A float32 below 1.2e-38 is subnormal, and x86 processors take a slow microcode path for
 every operation that reads or produces one. Vanishing gradients live exactly there: on the
-default preset (a 20-layer sigmoid net whose deepest errors are ~1e-35) steps ran 1.4-2.4x
-slower with them than with the flush (benchmarks/bench_mlp.py prints the ratio). The
+default preset (a 20-layer sigmoid net whose deepest errors are ~1e-35) steps run about
+1.4-1.5x slower with them than with the flush (benchmarks/bench_mlp.py prints the ratio). The
 weights cannot move by such amounts in float32 anyway, and the per-layer norms agree with
 float64 to 1e-3 (tests/test_subnormals.py); GPUs flush the same way.
 
 ``flushed(dtype)`` sets the FTZ and DAZ bits of this thread's MXCSR register around a block
-of float32 kernel calls (BLAS inherits them) and restores the register afterwards, so
-nothing outside the block changes. float64 keeps subnormals: its gradient checks see exact
+of float32 kernel calls and restores the register afterwards, so nothing outside the block
+changes. BLAS follows when it runs in the calling thread, as with the single BLAS thread the
+session and the benchmarks set; a multi-threaded BLAS's own threads keep their setting. float64 keeps subnormals: its gradient checks see exact
 values. Processors other than x86 keep their default.
 """
 
