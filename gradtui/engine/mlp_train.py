@@ -33,14 +33,17 @@ ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE =
 
 @kernel
 def _gather(x_all, yc_all, yv_all, rows, classification, xb, ycb, yvb):
-    """Copy the batch's examples (row indices ``rows``) into the batch buffers."""
+    """Copy the batch's examples (row indices ``rows``) into the batch buffers, element by
+    element: a row slice per example would cost two reference-count updates each."""
     for b in range(rows.shape[0]):
         r = rows[b]
-        xb[b, :] = x_all[r, :]
+        for j in range(xb.shape[1]):
+            xb[b, j] = x_all[r, j]
         if classification:
             ycb[b] = yc_all[r]
         else:
-            yvb[b, :] = yv_all[r, :]
+            for j in range(yvb.shape[1]):
+                yvb[b, j] = yv_all[r, j]
 
 
 @kernel
