@@ -155,6 +155,10 @@ def test_exploding_norm_growth_weights_and_oscillation():
     f = rules.exploding(record(), tr, a)
     assert f.sign == "oscillation" and "swings between 1 and 3" in rules.message(f, cfg_with())
     tr = Trends(a.window)
+    for s in range(2 * a.window):  # the same swings 100x below the starting loss: mini-batch noise
+        tr.push(1.0 if s < 10 else (0.004 if (s // 10) % 2 else 0.008), 1.0, np.ones(6))
+    assert tr.loss_up >= 1.0 + a.loss_swing and rules.exploding(record(), tr, a) is None
+    tr = Trends(a.window)
     for s in range(a.window):  # a decreasing, noisy loss and a steady gradient are fine
         tr.push(2.0 - s / a.window + 0.05 * (s % 2), 1.0 + 0.5 * (s % 3), np.ones(6))
     assert rules.exploding(record(), tr, a) is None

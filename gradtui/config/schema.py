@@ -145,6 +145,7 @@ class AlertsConfig:
     exploding_rise_steps: int = key(2, "Steps the exploding condition must hold before its alert rises (short: explosions turn into NaN within a few steps).", low=1, high=100_000)
     weight_growth: float = key(2.0, "Exploding when the total weight norm grew by this factor within the window, rising in every block.", low=1.0, low_open=True)
     loss_swing: float = key(0.5, "Exploding when the loss's block averages jump both up and down by more than this fraction within the window.", low=0.0, low_open=True)
+    swing_level: float = key(0.1, "A loss swing counts only while the window's highest block average is at least this fraction of the first block average since the start or the last change: a loss far below where it started fluctuates with the mini-batches, not from overshooting.", low=0.0, high=1.0)
     dead_fraction: float = key(0.4, "Dead units when a layer's fraction of dead units is above this.", low=0.0, high=1.0, high_open=True)
     saturation: float = key(0.4, "Saturation when a layer's fraction of saturated activations is above this.", low=0.0, high=1.0, high_open=True)
     rise_steps: int = key(20, "Steps a condition must hold before its alert rises.", low=1, high=100_000)

@@ -52,6 +52,7 @@ class Trends:
         self.loss_from = self.loss_to = math.nan  # first and last block average of the loss (full window)
         self.weight_rising = False  # total weight norm rose from every block to the next
         self.loss_up = self.loss_down = 0.0  # largest block-to-block rise and fall factors of the loss
+        self.first_loss = math.nan  # the first block average of the loss (since the start or the last change)
 
     def push(self, loss: float, grad_total: float, weight_norm: np.ndarray) -> None:
         """Add one finite step."""
@@ -69,6 +70,8 @@ class Trends:
             self._n = 0
             self._sum_loss = self._sum_grad = self._sum_weight = 0.0
             self.blocks_done += 1
+            if self.blocks_done == 1:
+                self.first_loss = self.loss[-1]
             self._summarise()
 
     def _summarise(self) -> None:
@@ -110,7 +113,8 @@ def nonfinite(rec) -> Finding | None:
 
 def exploding(rec, tr: Trends, a) -> Finding | None:
     """Global gradient norm above a threshold, growing >= exploding_growth x within the window,
-    total weight norm growing steadily, or the loss swinging up and down without settling."""
+    total weight norm growing steadily, or the loss swinging up and down without settling at a
+    level that is not already far below where it started (swing_level)."""
     g = rec.grad_norm_total
     if g > a.exploding_norm:
         return Finding("exploding", "warning", (), g, "norm", {"norm": g})
@@ -124,7 +128,8 @@ def exploding(rec, tr: Trends, a) -> Finding | None:
         if tr.weight_rising and w[0] > 0 and w[-1] >= a.weight_growth * w[0]:
             return Finding("exploding", "warning", (), w[-1] / w[0], "weight_growth", {"from": w[0], "to": w[-1]})
         up, down = tr.loss_up, tr.loss_down
-        if up >= 1.0 + a.loss_swing and down >= 1.0 + a.loss_swing:
+        swinging = up >= 1.0 + a.loss_swing and down >= 1.0 + a.loss_swing
+        if swinging and max(tr.loss) >= a.swing_level * tr.first_loss:
             return Finding("exploding", "info", (), max(up, down), "oscillation",
                            {"low": min(tr.loss), "high": max(tr.loss), "up": up, "down": down})
     return None
