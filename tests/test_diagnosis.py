@@ -187,6 +187,11 @@ def test_vanishing_time_rule():
     f = rules.vanishing_time(record(tdn=np.geomspace(1e-6, 1.0, 50)), a)
     assert f.layers == ("t=1", "t=50") and f.figure == pytest.approx(1e-6)
     assert rules.vanishing_time(record(tdn=np.geomspace(0.1, 1.0, 50)), a) is None
+    assert "factor of about 0.75 per step" in rules.message(f, cfg_with())
+    underflowed = np.concatenate([np.zeros(30), np.geomspace(1e-19, 1.0, 20)])  # 0.1 per step, then 0
+    f = rules.vanishing_time(record(tdn=underflowed), a)
+    assert f.figure == 0.0 and f.info["reached"] == 31 and f.info["per_step"] == pytest.approx(0.1)
+    assert rules.message(f, cfg_with()).startswith("No gradient reaches t=1 to t=30: on the way back from t=50")
 
 
 def test_active_is_worst_first_and_alerts_serialise():

@@ -180,7 +180,10 @@ def vanishing_time(rec, a) -> Finding | None:
     r = first / last
     if r < a.time_ratio:
         T = len(tdn)
-        return Finding("vanishing_time", "warning", ("t=1", f"t={T}"), r, "time", {"T": T, "per_step": r ** (1.0 / (T - 1)) if r > 0 else 0.0})
+        reached = int(np.flatnonzero(np.asarray(tdn) > 0)[0])  # the earliest step the gradient reaches (0-based)
+        per_step = (float(tdn[reached]) / last) ** (1.0 / (T - 1 - reached)) if reached < T - 1 else 0.0
+        return Finding("vanishing_time", "warning", ("t=1", f"t={T}"), r, "time",
+                       {"T": T, "per_step": per_step, "reached": reached + 1})
     return None
 
 
@@ -278,8 +281,13 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
         return (f"{f.layers[0]}'s weights shrank to {_pct(f.figure)} of their starting size ({fmt(i['weight_from'])} -> {fmt(i['weight_to'])}) "
                 f"while the output layer's did not: the gradient near the input is too small to hold them against decay{tail}.")
     if f.kind == "vanishing_time":
-        return (f"The gradient reaching t=1 is {fmt(f.figure)} of the gradient at t={i['T']}: it shrinks by a factor of about "
-                f"{i['per_step']:.2g} per step back in time, so the net cannot learn what happened early in the sequence.")
+        if f.figure > 0:
+            head = f"The gradient reaching t=1 is {fmt(f.figure)} of the gradient at t={i['T']}: it shrinks"
+        else:
+            head = (f"No gradient reaches t=1 to t={i['reached'] - 1}: on the way back from t={i['T']} it underflowed "
+                    "to 0 after shrinking")
+        return (f"{head} by a factor of about {i['per_step']:.2g} per step back in time, so the net cannot learn "
+                "what happened early in the sequence.")
     if f.kind == "dead":
         more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(cfg.alerts.dead_fraction)})" if len(f.layers) > 1 else ""
         return (f"{_pct(f.figure)} of {f.layers[0]}'s units are dead{more}: their ReLUs output 0 for every example in the batch, "
