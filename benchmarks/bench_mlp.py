@@ -103,12 +103,19 @@ def matmul_flops(exp: gradtui.Experiment, batch: int) -> float:
     return 3.0 * sum(per_layer) - per_layer[0]
 
 
-def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> dict:
-    exp = experiment(depth, width, batch)
-    data = exp.data
-    ref = NumpyMLP(depth, width, data.n_in, data.n_out, "tanh", dtype=np.float32, seed=0)
+def numpy_twin(exp: gradtui.Experiment):
+    """One SGD step of benchmarks.numpy_reference.NumpyMLP shaped like ``exp``'s network, on its next batch."""
+    m, data = exp.cfg.model, exp.data
+    ref = NumpyMLP(m.depth, m.width, data.n_in, data.n_out, m.activation, batchnorm=m.batchnorm,
+                   dtype=np.float32, seed=0)
     x, y = exp.batch()
     x32 = x.astype(np.float32)
+    return lambda: ref.step(x32, y, 0.01)
+
+
+def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> dict:
+    exp = experiment(depth, width, batch)
+    numpy_step = numpy_twin(exp)
     fused = experiment(depth, width, batch)
     with_stats = fused_step(experiment(depth, width, batch), statistics=True)
     without = fused_step(experiment(depth, width, batch), statistics=False)
@@ -116,7 +123,7 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
     for _ in range(rounds):
         runs["step"].append(rate(exp.step, seconds))
         runs["run"].append(step_rate(lambda: fused.run(FUSED_STEPS), seconds))
-        runs["numpy"].append(rate(lambda: ref.step(x32, y, 0.01), seconds))
+        runs["numpy"].append(rate(numpy_step, seconds))
         runs["with"].append(rate(with_stats, seconds / 2))
         runs["without"].append(rate(without, seconds / 2))
         runs["sgemm"].append(sgemm_gflops(batch, width, width, seconds=seconds / 2)["best"])
@@ -140,14 +147,11 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
 def measure_batchnorm(depth: int, width: int, batch: int, seconds: float, rounds: int) -> dict:
     """step() with batch norm against NumpyMLP with batch norm; the ratio per round, its median."""
     exp = experiment(depth, width, batch, batchnorm=True)
-    data = exp.data
-    ref = NumpyMLP(depth, width, data.n_in, data.n_out, "tanh", batchnorm=True, dtype=np.float32, seed=0)
-    x, y = exp.batch()
-    x32 = x.astype(np.float32)
+    numpy_step = numpy_twin(exp)
     runs = {"step": [], "numpy": []}
     for _ in range(rounds):
         runs["step"].append(rate(exp.step, seconds))
-        runs["numpy"].append(rate(lambda: ref.step(x32, y, 0.01), seconds))
+        runs["numpy"].append(rate(numpy_step, seconds))
     return {"step": max(runs["step"]), "numpy": max(runs["numpy"]),
             "ratio": statistics.median(a / b for a, b in zip(runs["step"], runs["numpy"]))}
 
