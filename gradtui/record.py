@@ -1,39 +1,33 @@
-"""JSON Lines records: gradtui's memory of a run.
+"""JSON Lines records: gradtui's memory of a run, and the interface between producers and viewers.
 
-Line 1 is a header::
+docs/record-format.md is the specification (format 2). In short, line 1 is a header::
 
-    {"type": "header", "format": 1, "gradtui": "0.1.0", "config": {...}, "layer_names": [...],
-     "created": "2026-01-01T12:00:00+00:00"}
+    {"type": "header", "format": 2, "producer": "gradtui 0.1.0", "created": "2026-01-01T12:00:00+00:00",
+     "layers": [{"name": "hidden.0", "kind": "linear", "activation": "sigmoid", "fan_in": 2, "fan_out": 32}, ...],
+     "alerts": {...thresholds...}, "diagnosed": true, "every": 1, "config": {...gradtui's config...}}
 
-then one line per recorded step (every K-th step)::
-
-    {"type": "step", "run": 0, "time": 0.41, ...StepRecord.to_dict()...}
-
-and event lines, each with the step at which it happened::
-
-    {"type": "event", "event": "change" | "restart" | "alert_raised" | "alert_cleared" | "nonfinite"
-     | "eval" | "end", "step": 120, "run": 0, "time": 0.52, ...}
+then one line per recorded step, ``{"type": "step", "run": 0, "time": 0.41, ...StepRecord.to_dict()...}``,
+and event lines, ``{"type": "event", "event": "change" | "restart" | "alert_raised" | ... | "end",
+"step": 120, "run": 0, "time": 0.52, ...}``.
 
 Every line is written whole with one ``write`` call on an unbuffered file, so a
 Ctrl-C, a kill or a crash loses at most the line being written; if a write fails
 half-way (disk full) the partial line is cut off again, so the lines already in
-the file always parse. NaN and infinities are the strings "nan", "inf", "-inf";
-:func:`read_record` turns them back into floats.
+the file always parse. NaN and infinities are the strings "nan", "inf", "-inf".
+Reading: :mod:`gradtui.record_read` (:func:`read_record`, :class:`Record`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradtui.engine.record import plain_number
 
-FORMAT_VERSION = 1
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+FORMAT_VERSION = 2  # 2: the layer table ("layers"), "producer", "alerts", "diagnosed"; 1 had "layer_names"
+READABLE_FORMATS = (1, 2)
 
 
 class RecordError(OSError):
@@ -99,20 +93,10 @@ class RecordWriter:
         except OSError:
             pass
 
-    def header(self, config, layer_names, extra: dict | None = None) -> None:
-        from gradtui import __version__
-
-        obj = {
-            "type": "header",
-            "format": FORMAT_VERSION,
-            "gradtui": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
-            "layer_names": list(layer_names),
-        }
-        if extra:
-            obj.update(extra)
-        self.write(obj)
+    def header(self, config, layers, extra: dict | None = None) -> None:
+        """Write the header: ``config`` a gradtui Config (or a plain dict, or None), ``layers``
+        the layer table (Layer objects, dicts, or bare names)."""
+        self.write(header_line(config, layers, extra))
 
     def step(self, step_dict: dict, run: int = 0, time: float = 0.0) -> None:
         obj = {"type": "step", "run": run, "time": round(time, 6)}
@@ -136,6 +120,36 @@ class RecordWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def header_line(config, layers, extra: dict | None = None) -> dict:
+    """The header object of a record for a gradtui config (or None) and a layer table."""
+    from gradtui import __version__
+
+    obj = {
+        "type": "header",
+        "format": FORMAT_VERSION,
+        "producer": f"gradtui {__version__}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "layers": [_layer_entry(layer) for layer in layers],
+    }
+    if config is not None:
+        cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        obj["diagnosed"] = True
+        if isinstance(cfg.get("alerts"), dict):
+            obj["alerts"] = dict(cfg["alerts"])
+        obj["config"] = cfg
+    if extra:
+        obj.update(extra)
+    return obj
+
+
+def _layer_entry(layer) -> dict:
+    if isinstance(layer, str):
+        return {"name": layer}
+    if hasattr(layer, "to_dict"):
+        return layer.to_dict()
+    return dict(layer)
 
 
 def _default(value):
@@ -165,79 +179,5 @@ def plain(obj):
     return obj
 
 
-# -- reading ---------------------------------------------------------------------------------
-@dataclass
-class Record:
-    """A record loaded back: the header, the step lines and the event lines, in file order."""
-
-    header: dict
-    steps: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-    problems: list = field(default_factory=list)  # e.g. "line 812 is truncated (skipped)"
-    path: str = ""
-
-    @property
-    def layer_names(self) -> list:
-        return list(self.header.get("layer_names", []))
-
-    def series(self, name: str, run: int | None = None) -> list:
-        """One field of every step line (optionally of one run), e.g. ``series("loss")``."""
-        return [s[name] for s in self.steps if run is None or s.get("run", 0) == run]
-
-
-def _numbers(value):
-    """Turn the strings "nan", "inf", "-inf" back into floats, in lists too."""
-    if isinstance(value, str):
-        return _NONFINITE.get(value, value)
-    if isinstance(value, list):
-        return [_NONFINITE.get(v, v) if isinstance(v, str) else v for v in value]
-    return value
-
-
-def read_record(path: str | os.PathLike) -> Record:
-    """Load a JSON Lines record (header, steps, events) for analysis.
-
-    A truncated or unparsable *last* line (a run killed mid-write) is skipped and noted
-    in ``Record.problems``; a bad line anywhere else, a missing header or an unreadable
-    file raises :class:`RecordError`.
-    """
-    p = Path(path).expanduser()
-    try:
-        raw = p.read_bytes()
-    except OSError as err:
-        raise RecordError(f"cannot read the record {p}: {_describe(err)}") from None
-    lines = raw.split(b"\n")
-    last_index = len(lines) - 1
-    while last_index >= 0 and not lines[last_index].strip():
-        last_index -= 1
-    record = Record(header={}, path=str(p))
-    for i, line in enumerate(lines[: last_index + 1]):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as err:
-            truncated = i == last_index and not raw.endswith(b"\n")
-            if i == last_index:
-                what = "is truncated" if truncated else "does not parse"
-                record.problems.append(f"line {i + 1} {what} (skipped): the run probably ended while writing it")
-                continue
-            raise RecordError(f"{p}: line {i + 1} is not valid JSON ({err}); the record is damaged") from None
-        kind = obj.get("type")
-        if i == 0 or (not record.header and kind == "header"):
-            if kind != "header":
-                raise RecordError(f"{p}: line 1 is not a gradtui record header (no \"type\": \"header\")")
-            record.header = obj
-        elif kind == "step":
-            record.steps.append({k: _numbers(v) for k, v in obj.items()})
-        elif kind == "event":
-            record.events.append({k: _numbers(v) for k, v in obj.items()})
-        else:
-            record.problems.append(f"line {i + 1} has unknown type {kind!r} (skipped)")
-    if not record.header:
-        if last_index < 0:
-            raise RecordError(f"{p}: the record is empty (the run ended before its header was written)")
-        raise RecordError(f"{p}: no header line; is this a gradtui record?")
-    return record
+# the reader, re-exported: ``from gradtui.record import read_record`` keeps working
+from gradtui.record_read import Record, read_record  # noqa: E402

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradtui.session.history import LAYER_STATS, Decimator, History
+from gradtui.monitor.history import STORED, Decimator, History
 
 
 class FakeRecord:
@@ -13,8 +13,9 @@ class FakeRecord:
         self.step = step
         self.loss = 1.0 / step
         self.grad_norm_total = float(step)
+        self.clipped = False
         base = np.full(n_layers, float(step))
-        for name in LAYER_STATS:
+        for name in STORED:
             setattr(self, name, base)
 
 
@@ -39,8 +40,10 @@ def test_history_is_capped_over_100k_steps():
 
 def test_decimator_keeps_even_spacing_for_odd_capacity():
     h = History(capacity=7)
+    rec = FakeRecord(1, n_layers=1)
     for s in range(1, 1000):
-        h.add_point(s, 0.0, 0.0, {name: (0.0,) for name in LAYER_STATS})
+        rec.step = s
+        h.add_step(rec)
         assert len(h.steps) < 7
         assert (np.diff(h.steps) == h.stride).all()
 

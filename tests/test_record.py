@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gradtui.record import RecordError, RecordWriter, read_record
+from gradtui.record import FORMAT_VERSION, RecordError, RecordWriter, read_record
 
 
 def _write_sample(path, steps=5):
@@ -22,7 +22,7 @@ def _write_sample(path, steps=5):
 def test_roundtrip(tmp_path):
     path = _write_sample(tmp_path / "r.jsonl")
     rec = read_record(path)
-    assert rec.header["type"] == "header" and rec.header["format"] == 1
+    assert rec.header["type"] == "header" and rec.header["format"] == FORMAT_VERSION
     assert rec.layer_names == ["hidden.0", "output"]
     assert [s["step"] for s in rec.steps] == [1, 2, 3, 4, 5]
     assert math.isnan(rec.steps[0]["grad_norm"][1]) and rec.steps[0]["grad_norm_total"] == math.inf

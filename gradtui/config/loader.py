@@ -47,10 +47,51 @@ def parse_toml(text: str, source: str) -> dict:
         raise ConfigError(f"{source}: malformed TOML: {err}") from None
 
 
+def config_from_header(header: dict, source: str) -> Config:
+    """The gradtui config a record's header carries (the run's config at its start)."""
+    raw = header.get("config")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the record has no gradtui config in its header (it was written by "
+                          f"{header.get('producer', 'another program')}), so it cannot be run again; it can be replayed")
+    raw = {k: v for k, v in raw.items() if k != "source"}
+    return build_config(raw, source=source)
+
+
+def load_record_config(path: Path) -> Config:
+    """The config in the header of the JSON Lines record at ``path``."""
+    import json
+
+    from gradtui.record_read import check_header
+
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise ConfigError(f"{path}: line 1 is not a gradtui record header, so the file gives no config")
+    from gradtui.record import RecordError
+
+    try:
+        check_header(header, str(path))
+    except RecordError as err:
+        raise ConfigError(str(err)) from None
+    return config_from_header(header, str(path))
+
+
 def load_config(name_or_path: str | Path) -> Config:
-    """Load a shipped preset by name (``"vanishing-sigmoid"``) or a TOML file by path."""
+    """Load a shipped preset by name (``"vanishing-sigmoid"``), a TOML file by path, or the
+    config in the header of a JSON Lines record (``"run.jsonl"``: the run's config at its start)."""
     text_name = str(name_or_path)
     path = Path(text_name).expanduser()
+    if text_name.endswith(".jsonl"):
+        if not path.is_file():
+            raise ConfigError(f"no record file at {text_name}")
+        return load_record_config(path)
     looks_like_path = text_name.endswith(".toml") or "/" in text_name or path.is_file()
     if looks_like_path:
         if not path.is_file():

@@ -87,13 +87,16 @@ class Config:
         return build_config(raw, source=self.source, blame_source=False)
 
     def to_dict(self, explicit_only: bool = False) -> dict:
-        """Nested plain dict (JSON- and TOML-ready); optionally only the keys a user set."""
+        """Nested plain dict (JSON- and TOML-ready) of the keys that apply to this model kind
+        and task, so it loads back with :func:`build_config`; optionally only the keys a user set."""
+        specs = key_specs()
+        kind, task = self.model.kind, self.data.task
         out: dict = {k: getattr(self, k) for k in TOP_LEVEL_TEXT}
         for section in SECTIONS:
             values = dataclasses.asdict(getattr(self, section))
             if explicit_only:
                 values = {k: v for k, v in values.items() if f"{section}.{k}" in self.explicit}
-            out[section] = values
+            out[section] = {k: v for k, v in values.items() if specs[f"{section}.{k}"].applies_to(kind, task)}
         return out
 
     @property

@@ -11,6 +11,7 @@ it explicitly where it does not apply is a ConfigError rather than a silent no-o
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,10 @@ class KeySpec:
     kinds: tuple | None
     tasks: tuple | None
 
+    def applies_to(self, kind: str, task: str) -> bool:
+        """Whether the key means anything for this model kind and task."""
+        return (not self.kinds or kind in self.kinds) and (not self.tasks or task in self.tasks)
+
     def allowed(self) -> str:
         """Human-readable statement of the allowed values."""
         if self.type is bool:
@@ -202,8 +207,8 @@ def _fmt(x: float) -> str:
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def key_specs() -> dict[str, KeySpec]:
-    """Every key of the schema, by dotted name, in declaration order."""
+@functools.cache
+def _key_specs() -> dict[str, KeySpec]:
     specs = {}
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
@@ -222,3 +227,8 @@ def key_specs() -> dict[str, KeySpec]:
                 tasks=m["tasks"],
             )
     return specs
+
+
+def key_specs() -> dict[str, KeySpec]:
+    """Every key of the schema, by dotted name, in declaration order (a fresh dict each call)."""
+    return dict(_key_specs())

@@ -16,11 +16,12 @@ import math
 
 from gradtui.diagnosis import rules
 from gradtui.diagnosis.alert import KINDS, SEVERITIES, Alert, Remedy
+from gradtui.diagnosis.facts import ModelFacts, facts_of
 from gradtui.diagnosis.hysteresis import Hysteresis
 from gradtui.diagnosis.remedies import remedies_for
 from gradtui.diagnosis.rules import Finding, Trends
 
-__all__ = ["Alert", "Diagnoser", "Finding", "Hysteresis", "KINDS", "Remedy", "SEVERITIES", "Trends", "remedies_for", "rules"]
+__all__ = ["Alert", "Diagnoser", "Finding", "Hysteresis", "KINDS", "ModelFacts", "Remedy", "SEVERITIES", "Trends", "remedies_for", "rules"]
 
 _ORDER = {k: i for i, k in enumerate(KINDS)}
 
@@ -47,8 +48,10 @@ class Diagnoser:
     """
 
     def __init__(self, cfg, layer_names):
+        """``cfg`` a gradtui Config, or the ModelFacts of a model known only from its record."""
         self.names = tuple(layer_names)
-        self._hyst = Hysteresis(cfg.alerts.rise_steps, cfg.alerts.clear_steps)
+        a = facts_of(cfg).alerts
+        self._hyst = Hysteresis(a.rise_steps, a.clear_steps)
         self._latest: dict[str, tuple] = {}  # kind -> (Finding, record) last time the condition held
         self._alerts: dict[str, Alert] = {}  # kind -> Alert, while active
         self._built: dict[str, int] = {}  # kind -> id of the Finding the Alert was written from
@@ -59,14 +62,16 @@ class Diagnoser:
         """Use a new config (after a remedy applied mid-run): new thresholds and remedies; the
         trend window starts afresh; active alerts stay until their condition has gone for
         clear_steps steps, with their remedies recomputed for the new config."""
-        self.cfg = cfg
-        a = cfg.alerts
+        facts = facts_of(cfg)
+        self.facts = facts
+        self.cfg = facts.config
+        a = facts.alerts
         self._a = a
         self._hyst.rise_steps, self._hyst.clear_steps = a.rise_steps, a.clear_steps
         self._trends = Trends(a.window)
-        self._recurrent = bool(getattr(cfg, "is_recurrent", cfg.model.kind != "mlp"))
-        self._remedies = {kind: remedies_for(kind, cfg) for kind in KINDS}
-        self.predicted, self.prediction = _predicted_attenuation(cfg)
+        self._recurrent = facts.recurrent
+        self._remedies = {kind: remedies_for(kind, self.cfg) if self.cfg is not None else () for kind in KINDS}
+        self.predicted, self.prediction = _predicted_attenuation(self.cfg) if self.cfg is not None else (None, None)
         self._built.clear()  # rebuild active alerts (remedies may have changed)
 
     # -- the per-step path ---------------------------------------------------------------
@@ -119,7 +124,7 @@ class Diagnoser:
         return Alert(
             kind=kind,
             severity=f.severity,
-            message=rules.message(f, self.cfg, rec, predicted),
+            message=rules.message(f, self.facts, rec, predicted),
             layers=tuple(f.layers),
             remedies=self._remedies.get(kind, ()),
             step=int(step),

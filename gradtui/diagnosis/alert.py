@@ -23,6 +23,10 @@ class Remedy:
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "change": dict(self.change)}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Remedy":
+        return cls(key=str(data.get("key", "")), label=str(data.get("label", "")), change=tuple(dict(data.get("change") or {}).items()))
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -54,3 +58,16 @@ class Alert:
             "figure": self.figure,
             "predicted": self.predicted,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Alert":
+        """The inverse of :meth:`to_dict` (an ``alert`` field of a record's alert event)."""
+        def opt(name):
+            value = data.get(name)
+            return None if value is None else float(value)
+
+        severity = data.get("severity", "warning")
+        return cls(kind=str(data["kind"]), severity=severity if severity in SEVERITIES else "warning",
+                   message=str(data.get("message", "")), layers=tuple(data.get("layers") or ()),
+                   remedies=tuple(Remedy.from_dict(r) for r in data.get("remedies") or ()),
+                   step=int(data.get("step", 0)), figure=opt("figure"), predicted=opt("predicted"))

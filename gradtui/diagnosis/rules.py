@@ -225,22 +225,20 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _vanishing_cause(cfg, rec) -> str:
-    m = cfg.model
+def _vanishing_cause(facts, rec) -> str:
+    a, activation = facts.alerts, facts.activation
     parts = []
-    if m.activation == "sigmoid":
+    if activation == "sigmoid":
         parts.append("each sigmoid passes at most a quarter of the gradient")
-    elif m.activation == "tanh":
-        if rec is not None and rec.saturation.size and float(rec.saturation[:-1].max()) > cfg.alerts.saturation:
+    elif activation == "tanh":
+        if rec is not None and rec.saturation.size and float(rec.saturation[:-1].max()) > a.saturation:
             parts.append("the tanh units saturate and pass almost no gradient")
         else:
             parts.append("each tanh layer passes a bit less of the gradient")
-    elif m.activation == "relu" and rec is not None and rec.dead_fraction.size and float(rec.dead_fraction[:-1].max()) > cfg.alerts.dead_fraction:
+    elif activation == "relu" and rec is not None and rec.dead_fraction.size and float(rec.dead_fraction[:-1].max()) > a.dead_fraction:
         parts.append("dead ReLUs pass no gradient at all")
-    from gradtui.diagnosis.remedies import init_too_small
-
-    if init_too_small(cfg):
-        what = f"std {m.init_std:g}" if m.init == "normal" else f"{m.init} init"
+    if facts.small_weights:
+        what = facts.small_weights
         parts.append(f"the small weights ({what}) shrink it further" if parts else f"the small weights ({what}) shrink it at every layer")
     if not parts:
         parts.append("every layer multiplies it by a factor below 1")
@@ -248,22 +246,27 @@ def _vanishing_cause(cfg, rec) -> str:
 
 
 def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
-    """One plain sentence for a student, carrying the measured figure."""
+    """One plain sentence for a student, carrying the measured figure; ``cfg`` is a gradtui
+    Config or the :class:`~gradtui.diagnosis.facts.ModelFacts` of a model gradtui did not build."""
+    from gradtui.diagnosis.facts import facts_of
+
+    facts = facts_of(cfg)
+    a = facts.alerts
     i = f.info
     if f.kind == "nonfinite":
         return (f"The step produced NaN or Inf, first in {i['layer']}: the numbers overflowed, so the update was "
                 "not applied and the last finite weights are kept; apply a remedy and resume.")
     if f.kind == "exploding":
         if f.sign == "norm":
-            return (f"The gradient norm is {fmt(f.figure)} (alert above {fmt(cfg.alerts.exploding_norm)}): the "
+            return (f"The gradient norm is {fmt(f.figure)} (alert above {fmt(a.exploding_norm)}): the "
                     "steps it drives are huge, so the next few can blow the weights up to NaN.")
         if f.sign == "growth":
-            return (f"The gradient norm grew {fmt(f.figure)}x within {cfg.alerts.window} steps "
+            return (f"The gradient norm grew {fmt(f.figure)}x within {a.window} steps "
                     f"({fmt(i['from'])} -> {fmt(i['to'])}): the updates feed on themselves and the weights are heading for NaN.")
         if f.sign == "weight_growth":
-            return (f"The weights grew {fmt(f.figure)}x within {cfg.alerts.window} steps and still grow "
+            return (f"The weights grew {fmt(f.figure)}x within {a.window} steps and still grow "
                     f"({fmt(i['from'])} -> {fmt(i['to'])}): steps too large for the landscape keep overshooting outwards.")
-        return (f"The loss swings between {fmt(i['low'])} and {fmt(i['high'])} within {cfg.alerts.window} steps without settling: "
+        return (f"The loss swings between {fmt(i['low'])} and {fmt(i['high'])} within {a.window} steps without settling: "
                 "the steps overshoot the minimum back and forth.")
     if f.kind == "vanishing":
         tail = ""
@@ -274,10 +277,10 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
         if f.sign == "ratio":
             first, last = f.layers
             got = f"{fmt(f.figure)} of" if f.figure > 0 else "none of (it underflowed to 0)"
-            return f"{first} gets {got} the gradient reaching {last}: {_vanishing_cause(cfg, rec)}{tail}."
+            return f"{first} gets {got} the gradient reaching {last}: {_vanishing_cause(facts, rec)}{tail}."
         if f.sign == "update":
             return (f"{f.layers[0]}'s weights change by {fmt(i['update_early'])} of their size per step while {f.layers[1]}'s change by "
-                    f"{fmt(i['update_out'])}: the layers near the input barely learn because {_vanishing_cause(cfg, rec)}{tail}.")
+                    f"{fmt(i['update_out'])}: the layers near the input barely learn because {_vanishing_cause(facts, rec)}{tail}.")
         return (f"{f.layers[0]}'s weights shrank to {_pct(f.figure)} of their starting size ({fmt(i['weight_from'])} -> {fmt(i['weight_to'])}) "
                 f"while the output layer's did not: the gradient near the input is too small to hold them against decay{tail}.")
     if f.kind == "vanishing_time":
@@ -289,11 +292,11 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
         return (f"{head} by a factor of about {i['per_step']:.2g} per step back in time, so the net cannot learn "
                 "what happened early in the sequence.")
     if f.kind == "dead":
-        more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(cfg.alerts.dead_fraction)})" if len(f.layers) > 1 else ""
+        more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(a.dead_fraction)})" if len(f.layers) > 1 else ""
         return (f"{_pct(f.figure)} of {f.layers[0]}'s units are dead{more}: their ReLUs output 0 for every example in the batch, "
                 "so no gradient flows through them and they never recover.")
     if f.kind == "saturation":
-        more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(cfg.alerts.saturation)})" if len(f.layers) > 1 else ""
-        return (f"{_pct(f.figure)} of {f.layers[0]}'s {cfg.model.activation} units sit in the flat tails{more}: "
+        more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(a.saturation)})" if len(f.layers) > 1 else ""
+        return (f"{_pct(f.figure)} of {f.layers[0]}'s {facts.activation or 'saturating'} units sit in the flat tails{more}: "
                 "their derivative is nearly 0, so they pass almost no gradient back.")
     return f"{f.kind}: {fmt(f.figure)}"

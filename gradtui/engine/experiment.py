@@ -7,7 +7,7 @@ import numpy as np
 from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
 from gradtui.engine.mlp_train import STAT_ROWS
-from gradtui.engine.record import StepRecord
+from gradtui.engine.record import PER_LAYER, StepRecord
 from gradtui.engine.subnormals import flushed
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 from gradtui.tasks import make_dataset
@@ -62,6 +62,11 @@ class Experiment:
     def layer_names(self) -> list[str]:
         """Statistic layers, input to output: "hidden.0", ..., "output" (or "rnn.0", ...)."""
         return self.network.layer_names
+
+    @property
+    def layers(self) -> list:
+        """The layer table (gradtui.engine.record.Layer, input to output) a record's header carries."""
+        return self.network.layers
 
     def params(self) -> dict[str, np.ndarray]:
         """Copies of every parameter, by name."""
@@ -211,9 +216,7 @@ class Experiment:
         extra = extra or {}
         return StepRecord(
             step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
-            grad_norm=rows["grad_norm"], delta_norm=rows["delta_norm"], weight_norm=rows["weight_norm"],
-            update_ratio=rows["update_ratio"], act_mean=rows["act_mean"], act_std=rows["act_std"],
-            dead_fraction=rows["dead_fraction"], saturation=rows["saturation"],
+            **{name: rows[name] for name in PER_LAYER},
             nonfinite=bad is not None, nonfinite_layer=bad,
             time_delta_norm=extra.get("time_delta_norm"), forget_gate_mean=extra.get("forget_gate_mean"),
         )

@@ -10,6 +10,7 @@ from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
+from gradtui.engine.record import FORWARD_STATS, Layer
 
 EVAL_CHUNK = 1024  # held-out examples per forward pass, so evaluation memory stays bounded
 
@@ -56,6 +57,14 @@ class MLPNetwork:
     @property
     def layer_names(self) -> list[str]:
         return list(self.layout.layers)
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layer table: hidden layers are linear maps followed by the activation."""
+        act = self.cfg.model.activation
+        return [Layer(name, "linear" if name != "output" else "output", act if name != "output" else None,
+                      int(row[K.COL_FAN_IN]), int(row[K.COL_FAN_OUT]))
+                for name, row in zip(self.layout.layers, self.table)]
 
     def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
         """Weights from the init scheme; biases N(bias_init, bias_std^2); gamma 1, beta 0, alpha prelu_init."""
@@ -181,4 +190,4 @@ class MLPNetwork:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
 
-_EMPTY_STATS = {k: np.zeros(1) for k in ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")}
+_EMPTY_STATS = {k: np.zeros(1) for k in FORWARD_STATS}

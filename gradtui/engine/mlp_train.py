@@ -21,13 +21,13 @@ import numpy as np
 
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import mlp_step
+from gradtui.engine.record import FORWARD_STATS, UPDATE_STATS
 from gradtui.engine.update import apply_update, gradient_norms
 
 OK, NONFINITE_BEFORE_UPDATE, NONFINITE_AFTER_UPDATE = 0, 1, 2
 # Rows of the per-step statistics table (Experiment builds StepRecords from them): the kernel
 # fills the first five, the gradient norms and the update the rest.
-STAT_ROWS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm",
-             "grad_norm", "weight_norm", "update_ratio", "layer_finite")
+STAT_ROWS = FORWARD_STATS + UPDATE_STATS + ("layer_finite",)
 ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE = range(len(STAT_ROWS))
 
 

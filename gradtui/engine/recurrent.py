@@ -22,11 +22,12 @@ from gradtui.engine import seq_kernel as K
 from gradtui.engine.activations import CODES
 from gradtui.engine.init import init_weight, orthogonal
 from gradtui.engine.layout import ParamLayout
+from gradtui.engine.record import FORWARD_STATS, Layer
 from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, saturation_limit
 
 CELLS = {"rnn": K.RNN, "lstm": K.LSTM, "gru": K.GRU}
 EVAL_ROWS = 16384  # (examples x steps) per evaluation chunk, so evaluation memory stays bounded
-STATS = ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")
+STATS = FORWARD_STATS
 
 
 def recurrent_weight(scheme: str, rng: np.random.Generator, H: int, gain: float) -> np.ndarray:
@@ -92,6 +93,15 @@ class RecurrentNetwork:
     @property
     def layer_names(self) -> list[str]:
         return list(self.layout.layers)
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layer table: recurrent layers (their cell and state activation), then the read-out."""
+        act = self.cfg.model.activation if self.kind == "rnn" else "tanh"
+        names = self.layout.layers
+        out = [Layer(name, "recurrent", act, int(self.table[l, COL_FAN_IN]), self.width, cell=self.kind)
+               for l, name in enumerate(names[:-1])]
+        return out + [Layer(names[-1], "output", None, self.width, self.n_out)]
 
     def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
         """Input weights per model.init, recurrent weights per model.recurrent_init, each gate block on its own."""

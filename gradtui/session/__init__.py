@@ -1,7 +1,6 @@
-"""The live session: training in a worker thread, commands between steps, snapshots for readers."""
+"""The live session: gradtui's own trainer as a source of steps (training in a worker thread,
+commands between steps), feeding a :class:`~gradtui.monitor.Monitor`."""
 
-from gradtui.session.history import History
 from gradtui.session.session import Session
-from gradtui.session.snapshot import HistoryView, LayerSeries, Snapshot
 
-__all__ = ["History", "HistoryView", "LayerSeries", "Session", "Snapshot"]
+__all__ = ["Session"]

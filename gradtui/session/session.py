@@ -8,10 +8,11 @@ The interface never waits for training and training never waits for the interfac
   publishes by swapping one reference (no lock) at a bounded rate;
 * the Numba kernels release the GIL, so a reader keeps its core while training runs.
 
-This module holds the worker loop and the publishing; the command queue is in
-:mod:`~gradtui.session.commands`, what commands do to the run in
-:mod:`~gradtui.session.changes`, and the events and the record in
-:mod:`~gradtui.session.journal`.
+The Session is the live source of steps: it owns the Experiment and feeds a
+:class:`~gradtui.monitor.Monitor` (history, diagnosis, journal and record, snapshots),
+the same monitor a replayed or followed record feeds. This module holds the worker
+loop; the command queue is in :mod:`~gradtui.session.commands` and what commands do to
+the run in :mod:`~gradtui.session.control`.
 
 >>> s = Session(load_config("vanishing-sigmoid"), max_steps=500)
 >>> s.start(); s.wait(); s.snapshot().latest["loss"]
@@ -23,20 +24,19 @@ import threading
 import time
 import traceback
 
+from gradtui.monitor import Journal, Monitor, Snapshot
+from gradtui.monitor.diagnoser import new_diagnoser
 from gradtui.record import plain
-from gradtui.session.changes import CHECKPOINT_EVERY, RunChanges, with_next_seed
 from gradtui.session.commands import CommandQueue
-from gradtui.session.diagnoser import NoDiagnoser, new_diagnoser
-from gradtui.session.history import History
-from gradtui.session.journal import Journal
-from gradtui.session.snapshot import Snapshot
+from gradtui.session.control import CHECKPOINT_EVERY, RunControl, with_next_seed
+from gradtui.sources.protocol import LIVE
 
 CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
 MAX_CHUNK = 64
 PUBLISH_INTERVAL = 0.05  # seconds between snapshots while running
 
 
-class Session(RunChanges):
+class Session(RunControl):
     """Runs one Experiment at a time in a background thread. See the module docstring.
 
     ``record_path`` opens a JSON Lines record at once (a RecordError is raised here,
@@ -52,8 +52,8 @@ class Session(RunChanges):
         self._cfg = cfg
         self.every = int(every)
         self.max_steps = max_steps
-        self.history = History(history_capacity)  # before the record: a bad capacity must not leave a file
-        self._journal = Journal(record_path, force=force, on_error=self._recording_stopped)
+        self.monitor = Monitor(history_capacity)  # before the record: a bad capacity must not leave a file
+        self._journal = self.monitor.journal = Journal(record_path, force=force, on_error=self._recording_stopped)
         self._commands = CommandQueue(cfg)
         self._halted = threading.Event()  # finished, stopped, error, or paused on a non-finite step
         self._thread: threading.Thread | None = None
@@ -64,19 +64,9 @@ class Session(RunChanges):
         self._message = "compiling the kernels (first start only; later starts load them from the cache)"
         self._exp = None
         self._chunk = 1  # steps per kernel call, adapted to the step time
-        self._checkpoint = None  # the last healthy Experiment.save_state(), see RunChanges
+        self._checkpoint = None  # the last healthy Experiment.save_state(), see RunControl
         self._first_loss = None
-        self._diag = NoDiagnoser()
-        self._layer_names: tuple = ()
         self._run = 0
-        self._last = None  # latest StepRecord
-        self._last_finite = None
-        self._latest_dict: dict = {}
-        self._finite_dict: dict = {}
-        self._latest_for = None
-        self._evaluation: dict = {}
-        self._before = None
-        self._version = 0
         self._rate = 0.0
         self._rate_steps = 0
         self._rate_t = self._journal.t0
@@ -84,7 +74,14 @@ class Session(RunChanges):
         self._snapshot = Snapshot(status="compiling", config=cfg, message=self._message,
                                   record_path=self._journal.path)
 
+    capabilities = LIVE
+
     # -- reader side ------------------------------------------------------------------------
+    @property
+    def history(self):
+        """The bounded history of the current run (the monitor's)."""
+        return self.monitor.history
+
     def snapshot(self) -> Snapshot:
         """The latest published snapshot (lock-free: one reference read)."""
         return self._snapshot
@@ -198,12 +195,8 @@ class Session(RunChanges):
         exp = Experiment(cfg)
         self._exp = exp
         self._cfg = cfg
-        self._layer_names = tuple(exp.layer_names)
-        self._diag = new_diagnoser(cfg, self._layer_names)
+        self.monitor.new_run(exp.layers, new_diagnoser(cfg, exp.layer_names))
         self._chunk = 1  # a new network: measure its step time afresh
-        self.history.clear()
-        self._last = self._last_finite = None
-        self._evaluation = {}
         self._checkpoint_now()
 
     def _record_prediction(self) -> None:
@@ -223,8 +216,7 @@ class Session(RunChanges):
     def _evaluate(self) -> None:
         exp = self._exp
         result = exp.evaluate()
-        self._evaluation = result
-        self.history.add_eval(exp.step_count, result)
+        self.monitor.add_eval(exp.step_count, result)
         self._event("eval", exp.step_count, **plain(result))
 
     def _run_worker(self) -> None:
@@ -235,7 +227,7 @@ class Session(RunChanges):
             with threadpool_limits(1):
                 self._publish()
                 self._fresh(self._cfg)
-                if not self._journal.header(self._cfg, self._layer_names, {"every": self.every}):
+                if not self._journal.header(self._cfg, self._exp.layers, {"every": self.every}):
                     self._recording_stopped(publish=False)
                 self._record_prediction()
                 self._evaluate()
@@ -318,35 +310,26 @@ class Session(RunChanges):
 
     def _after_step(self, rec, writer) -> None:
         """Everything one finished step feeds: history, diagnosis, checkpoint, evaluation, record."""
-        self._last = rec
         self._rate_steps += 1
         if rec.nonfinite:
             self._on_nonfinite(rec)
             return
-        self._last_finite = rec
-        self.history.add_step(rec)
-        try:
-            events = self._diag.observe(rec)
-        except Exception as err:  # noqa: BLE001 - a diagnosis bug must not stop training
-            self._diagnosis_failed(err)
-            events = None
-        if events:
-            self._on_alerts(events)
+        self._observe(rec)
         self._maybe_checkpoint(rec)
         if rec.step % self._cfg.train.eval_every == 0:
             self._evaluate()
         if writer is not None and rec.step % self.every == 0 and not writer.failed:
             self._journal.step(rec, self._run)
 
-    def _diagnosis_failed(self, err) -> None:
-        self.error_traceback = traceback.format_exc()
-        self._diag = NoDiagnoser()
-        self._message = f"diagnosis failed ({type(err).__name__}: {err}); training goes on without alerts"
+    def _observe(self, rec) -> None:
+        """Feed one step to the monitor; a diagnosis failure becomes the message."""
+        monitor = self.monitor
+        monitor.observe(rec, self._run)
+        if monitor.notice:
+            self.error_traceback = monitor.error_traceback
+            self._message, monitor.notice = monitor.notice, ""
 
-    def _on_alerts(self, events) -> None:
-        self._journal.alerts(events, self._exp.step_count, self._run)
-
-    # -- commands, in the worker (what each one does: gradtui.session.changes) ------------------
+    # -- commands, in the worker (what each one does: gradtui.session.control) ------------------
     def _drain(self) -> None:
         self._commands.drain(self._handle)
         self._commands.settle(self._cfg)
@@ -363,34 +346,14 @@ class Session(RunChanges):
             inst = self._rate_steps / dt
             self._rate = inst if self._rate == 0.0 else 0.5 * self._rate + 0.5 * inst
             self._rate_steps, self._rate_t = 0, now
-        rec = self._last
-        if rec is not None and self._latest_for is not rec:
-            self._latest_dict = rec.to_dict()
-            self._latest_for = rec
-            finite = self._last_finite
-            self._finite_dict = self._latest_dict if not rec.nonfinite else ({} if finite is None else finite.to_dict())
-        elif rec is None:
-            self._latest_dict = self._finite_dict = {}
         exp = self._exp
-        self._version += 1
-        self._snapshot = Snapshot(
+        self._snapshot = self.monitor.publish(
             status=self._status,
             step=exp.step_count if exp is not None else 0,
             steps_per_second=self._rate,
             config=self._cfg,
-            layer_names=self._layer_names,
-            latest=self._latest_dict,
-            latest_finite=self._finite_dict,
-            history=self.history.view(),
-            before=self._before,
-            alerts=tuple(self._diag.active()),
-            evaluation=dict(self._evaluation),
             message=self._message,
-            version=self._version,
             pause_reason=self._pause_reason if self._paused else "",
             run=self._run,
-            record_path=self._journal.path,
-            record_error=self._journal.record_error,
-            raised=self._journal.raised_tuple,
         )
 

@@ -6,15 +6,16 @@ doubles (1, 2, 4, 8 ...), so the whole run stays visible at an even spacing whil
 the number of points never exceeds the capacity.
 
 Values are stored as Python floats and per-point tuples (never NumPy arrays), so
-building a :class:`~gradtui.session.snapshot.HistoryView` only copies references;
+building a :class:`~gradtui.monitor.snapshot.HistoryView` only copies references;
 the view is cached and rebuilt only after something changed.
 """
 
 from __future__ import annotations
 
-from gradtui.session.snapshot import HistoryView
+from gradtui.engine.record import OPTIONAL, PER_LAYER
+from gradtui.monitor.snapshot import HistoryView
 
-LAYER_STATS = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "dead_fraction", "saturation")
+STORED = PER_LAYER + OPTIONAL  # every statistic of the step schema (optional ones as () when absent)
 
 
 class Decimator:
@@ -54,7 +55,7 @@ class History:
     and readers only ever see the immutable views it publishes.
     """
 
-    def __init__(self, capacity: int = 2000, stats: tuple = LAYER_STATS):
+    def __init__(self, capacity: int = 2000, stats: tuple = STORED):
         self.capacity = int(capacity)
         self.stats = tuple(stats)
         self._steps_dec = Decimator(self.capacity)
@@ -68,6 +69,7 @@ class History:
         self.steps: list = []
         self.loss: list = []
         self.grad_norm_total: list = []
+        self.clipped: list = []
         self.layers: dict[str, list] = {name: [] for name in self.stats}
         self.eval_steps: list = []
         self.eval_loss: list = []
@@ -79,13 +81,9 @@ class History:
     # -- writing ---------------------------------------------------------------------------
     def add_step(self, rec) -> bool:
         """Offer one StepRecord; returns True when it was stored (not decimated away)."""
-        return self._add(rec.step, rec.loss, rec.grad_norm_total, lambda name: getattr(rec, name).tolist())
+        return self._add(rec.step, rec.loss, rec.grad_norm_total, rec.clipped, lambda name: _values(getattr(rec, name)))
 
-    def add_point(self, step: int, loss: float, grad_norm_total: float, layer_values: dict) -> bool:
-        """Like :meth:`add_step` from plain values (``layer_values[stat]`` a tuple per layer)."""
-        return self._add(step, loss, grad_norm_total, layer_values.__getitem__)
-
-    def _add(self, step, loss, grad_norm_total, values_of) -> bool:
+    def _add(self, step, loss, grad_norm_total, clipped, values_of) -> bool:
         """Store one point unless decimation skips it; ``values_of(stat)`` is only asked then."""
         self.seen += 1
         if not self._steps_dec.take():
@@ -93,6 +91,7 @@ class History:
         self.steps.append(int(step))
         self.loss.append(float(loss))
         self.grad_norm_total.append(float(grad_norm_total))
+        self.clipped.append(bool(clipped))
         for name in self.stats:
             self.layers[name].append(tuple(values_of(name)))
         if len(self.steps) >= self.capacity:
@@ -105,6 +104,7 @@ class History:
         self.steps[:] = self.steps[::2]
         self.loss[:] = self.loss[::2]
         self.grad_norm_total[:] = self.grad_norm_total[::2]
+        self.clipped[:] = self.clipped[::2]
         for series in self.layers.values():
             series[:] = series[::2]
         self._steps_dec.halve(kept_last)
@@ -147,6 +147,7 @@ class History:
                 steps=tuple(self.steps),
                 loss=tuple(self.loss),
                 grad_norm_total=tuple(self.grad_norm_total),
+                clipped=tuple(self.clipped),
                 eval_steps=tuple(self.eval_steps),
                 eval_loss=tuple(self.eval_loss),
                 eval_accuracy=tuple(self.eval_accuracy),
@@ -155,3 +156,8 @@ class History:
                 stride=self.stride,
             )
         return self._view
+
+
+def _values(array) -> tuple:
+    """A statistic's values as a tuple of floats (() for an optional statistic the model lacks)."""
+    return () if array is None else tuple(array.tolist())

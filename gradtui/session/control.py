@@ -1,11 +1,12 @@
-"""What changes the run between steps: the session's commands (pause and resume, single
-steps, config changes in place when the weights can carry over or else with fresh weights,
-restarts) and the pause on a non-finite step.
+"""The live session's control of its run: the commands (pause and resume, single steps,
+config changes in place when the weights can carry over or else with fresh weights,
+restarts), the healthy checkpoint and rollback, and the pause on a non-finite step.
 
-:class:`RunChanges` is a mixin of :class:`~gradtui.session.Session`: its methods run in
-the worker thread, between steps, and change the worker's state (the Experiment, the
-config, the diagnoser, the history, the status and the message). Keeping them here
-leaves session.py with the worker loop and the publishing.
+:class:`RunControl` is the part of :class:`~gradtui.session.Session` that runs these
+commands in the worker thread, between steps. It changes the run's control state (the
+Experiment, the config, the status, the pause, the message) and tells the session's
+:class:`~gradtui.monitor.Monitor` what happened (markers, the profile before a change,
+events); everything viewers see goes through the monitor.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import traceback
 from gradtui.config import ConfigError
 from gradtui.config.changes import changed_keys, restart_keys
 from gradtui.record import plain
-from gradtui.session.diagnoser import NoDiagnoser
-from gradtui.session.history import LAYER_STATS
+from gradtui.monitor.diagnoser import NoDiagnoser
 
 
 CHECKPOINT_EVERY = 50  # steps between healthy checkpoints
@@ -29,22 +29,11 @@ def with_next_seed(cfg):
     return cfg.with_overrides({"train.seed": cfg.train.seed + 1})
 
 
-def layer_profile(rec, names, change: str, run: int) -> dict:
-    """The per-layer profile of one StepRecord, as plain values, for ``Snapshot.before``."""
-    out = {"step": int(rec.step), "run": run, "change": change, "layer_names": tuple(names), "loss": float(rec.loss)}
-    for name in LAYER_STATS:
-        out[name] = tuple(getattr(rec, name).tolist())
-    tdn = rec.time_delta_norm
-    out["time_delta_norm"] = None if tdn is None else tuple(tdn.tolist())
-    return out
-
-
-class RunChanges:
-    """The worker's side of the commands. Mixed into Session, whose worker state it uses:
-    ``_cfg``, ``_exp``, ``_diag``, ``_layer_names``, ``_run``, ``_status``, ``_message``,
-    ``_paused``, ``_pause_reason``, ``_single``, ``_last_finite``, ``_before``, ``_halted``,
-    ``_journal``, ``history``, ``max_steps``, ``error_traceback`` and the methods ``_fresh``,
-    ``_evaluate``, ``_event``, ``_on_alerts`` and ``_publish``."""
+class RunControl:
+    """The worker's side of the commands, a base of Session. It uses the session's control
+    state (``_cfg``, ``_exp``, ``_run``, ``_status``, ``_message``, ``_paused``,
+    ``_pause_reason``, ``_single``, ``_halted``, ``max_steps``), its ``monitor``, and the
+    methods ``_fresh``, ``_evaluate``, ``_event``, ``_observe`` and ``_publish``."""
 
     def _handle(self, name: str, arg) -> None:
         """Apply one command from the queue; a failure is reported, never fatal."""
@@ -116,7 +105,7 @@ class RunChanges:
             return
         if rec.loss > HEALTHY_LOSS_FACTOR * max(self._first_loss, 1e-12):
             return
-        if any(alert.kind in UNHEALTHY_ALERTS for alert in self._diag.active()):
+        if any(alert.kind in UNHEALTHY_ALERTS for alert in self.monitor.diagnosis.active()):
             return
         first = self._first_loss
         self._checkpoint = self._exp.save_state()
@@ -128,13 +117,11 @@ class RunChanges:
         if self._pause_reason != "nonfinite" or saved is None or saved["cfg"] != self._cfg:
             return ""
         self._exp.load_state(saved)
-        self.history.add_marker(self._exp.step_count, f"weights back to step {saved['step']}")
+        self.monitor.history.add_marker(self._exp.step_count, f"weights back to step {saved['step']}")
         return f"; the weights went back to the last healthy checkpoint (step {saved['step']})"
 
     def _keep_before(self, change: str) -> None:
-        rec = self._last_finite
-        if rec is not None:
-            self._before = layer_profile(rec, self._layer_names, change, self._run)
+        self.monitor.keep_before(change, self._run)
 
     def _apply_change(self, overrides: dict) -> None:
         old = self._cfg
@@ -155,10 +142,11 @@ class RunChanges:
             rolled = self._roll_back_if_ruined()
             self._exp.reconfigure(new)
             self._cfg = new
-            if not isinstance(self._diag, NoDiagnoser):  # after a diagnosis failure it stays off
-                self._diag.set_config(new)  # keeps active alerts; they clear when the problem has gone
+            diagnosis = self.monitor.diagnosis
+            if not isinstance(diagnosis, NoDiagnoser):  # after a diagnosis failure it stays off
+                diagnosis.set_config(new)  # keeps active alerts; they clear when the problem has gone
             self._chunk = 1  # the step time may have changed (batch norm, another activation)
-            self.history.add_marker(step, text)
+            self.monitor.history.add_marker(step, text)
             self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
                         config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
@@ -178,10 +166,10 @@ class RunChanges:
             raise
         self._run = old_run + 1
         self._event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
-                    needs_fresh_weights=blocked, config=new.to_dict(), layer_names=list(self._layer_names))
+                    needs_fresh_weights=blocked, config=new.to_dict(), layers=[layer.to_dict() for layer in self._exp.layers])
         self._record_prediction()
         self._evaluate()
-        self.history.add_marker(0, f"{text} (fresh weights)")
+        self.monitor.history.add_marker(0, f"{text} (fresh weights)")
         self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
         self._status = "paused" if self._paused else "running"
         self._after_change()
@@ -207,7 +195,7 @@ class RunChanges:
         self._event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
         self._record_prediction()
         self._evaluate()
-        self.history.add_marker(0, text)
+        self.monitor.history.add_marker(0, text)
         self._message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"
         self._status = "paused" if self._paused else "running"
         self._after_change()
@@ -224,15 +212,8 @@ class RunChanges:
                          "the update was not applied. A remedy that keeps the weights (c clipping, - a lower "
                          f"learning rate, b batch norm) or space goes back to the last healthy weights (step {back}); "
                          "i (another init) or n starts afresh.")
-        self.history.add_marker(rec.step, f"non-finite in {where}")
-        try:
-            events = self._diag.observe(rec)
-        except Exception as err:  # noqa: BLE001 - a diagnosis bug must not stop training
-            self._diagnosis_failed(err)
-            events = []
-        self._journal.step(rec, self._run)
+        self.monitor.journal.step(rec, self._run)
         self._event("nonfinite", rec.step, layer=where)
-        if events:
-            self._on_alerts(events)
+        self._observe(rec)  # the marker, the diagnosis and its alert events
         self._publish()
         self._halted.set()

@@ -1,4 +1,4 @@
-"""The journal of a session: what happened, kept in memory and written to the record.
+"""The journal of a run: what happened, kept in memory and written to the record.
 
 A :class:`Journal` owns the session's JSON Lines :class:`~gradtui.record.RecordWriter`
 (if any), the bounded list of events (changes, restarts, evaluations, alerts,
@@ -70,11 +70,20 @@ class Journal:
         """Keep one event (the list is bounded to MAX_EVENTS) and write it to the record."""
         obj = {"type": "event", "event": event, "step": int(step), "run": run, "time": round(self.elapsed(), 6)}
         obj.update(fields)
+        self.keep(obj)
+        self._write(obj)
+
+    def keep(self, obj: dict) -> None:
+        """Keep one event line as it is (a record being replayed), without writing it."""
         with self._events_lock:
             self._events.append(obj)
             if len(self._events) > MAX_EVENTS:
                 del self._events[: len(self._events) - MAX_EVENTS]
-        self._write(obj)
+
+    def note_raised(self, step: int, alert) -> None:
+        """Count one raised alert in ``raised_tuple`` (bounded to MAX_RAISED)."""
+        self._raised.append((step, alert))
+        self.raised_tuple = tuple(self._raised)
 
     def step(self, rec, run: int) -> None:
         """Write one StepRecord as a step line (the caller decides which steps)."""
@@ -88,8 +97,7 @@ class Journal:
         """Journal the diagnoser's ("raised" | "cleared", Alert) pairs of one step."""
         for what, alert in events:
             if what == "raised":
-                self._raised.append((step, alert))
-                self.raised_tuple = tuple(self._raised)
+                self.note_raised(step, alert)
             self.event(f"alert_{what}", step, run, alert=plain(alert.to_dict()))
 
     def _write(self, obj: dict) -> None:
@@ -132,13 +140,15 @@ class Journal:
         writer = RecordWriter(path)
         try:
             h = snap.history
-            writer.header(cfg, snap.layer_names, {"export": True, "stride": h.stride, "run": snap.run,
-                                                  "note": "decimated history: one step line every `stride` steps"})
+            writer.header(cfg, snap.layers or snap.layer_names, {
+                "export": True, "stride": h.stride, "run": snap.run, "every": h.stride,
+                "note": "decimated history: one step line every `stride` steps (finite steps only)"})
             for i, step in enumerate(h.steps):
-                line = {"step": step, "loss": plain(h.loss[i]), "grad_norm_total": plain(h.grad_norm_total[i])}
+                line = {"step": step, "loss": h.loss[i], "grad_norm_total": h.grad_norm_total[i],
+                        "clipped": h.clipped[i], "nonfinite": False, "nonfinite_layer": None}
                 for name, series in h.layers.items():
-                    line[name] = plain(list(series[i]))
-                writer.step(line, run=snap.run)
+                    line[name] = list(series[i]) if series[i] else None
+                writer.step(plain(line), run=snap.run)
             for ev in self.events():
                 writer.write(plain(ev))
         finally:

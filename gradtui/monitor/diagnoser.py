@@ -1,4 +1,4 @@
-"""The session's diagnoser: gradtui.diagnosis's Diagnoser, or a stand-in that raises no alerts.
+"""The monitor's diagnoser: gradtui.diagnosis's Diagnoser, or a stand-in that raises no alerts.
 
 The stand-in takes over for the rest of the run after the diagnosis raised an exception
 (a diagnosis bug must not stop training); a fresh run gets a real Diagnoser again.

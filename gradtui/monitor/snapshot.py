@@ -31,6 +31,7 @@ class HistoryView:
     steps: tuple = ()  # step numbers of the points below
     loss: tuple = ()
     grad_norm_total: tuple = ()
+    clipped: tuple = ()  # whether the gradient was clipped at each point
     eval_steps: tuple = ()
     eval_loss: tuple = ()
     eval_accuracy: tuple = ()
@@ -46,9 +47,10 @@ class Snapshot:
     status: str = "compiling"
     step: int = 0
     steps_per_second: float = 0.0
-    config: object = None  # the current gradtui.Config (immutable)
+    config: object = None  # the current gradtui.Config (immutable), or None for a record of a model gradtui did not build
+    layers: tuple = ()  # the layer table: gradtui.engine.record.Layer (name, kind, activation ...), input to output
     layer_names: tuple = ()
-    latest: dict = field(default_factory=dict)  # StepRecord.to_dict() of the latest step (plain values)
+    latest: dict = field(default_factory=dict)  # the latest step as plain numbers (monitor.step_values: floats, tuples)
     latest_finite: dict = field(default_factory=dict)  # the latest step whose values are finite (is `latest` unless that step went non-finite)
     history: HistoryView = HistoryView()
     before: dict | None = None  # just before the last change: "step", "run", "change", "layer_names", "loss", every per-layer statistic, "time_delta_norm"
@@ -60,4 +62,6 @@ class Snapshot:
     run: int = 0  # fresh initialisations so far (0 for the first run; +1 per restart)
     record_path: str = ""  # the JSON Lines record being written, if any
     record_error: str = ""  # set when writing the record failed (training went on, recording stopped)
+    source: str = "live"  # "live" | "replay" | "follow" (gradtui.sources.protocol.Capabilities.kind)
+    position: str = ""  # where a replay or a followed record is: "step 1,200 / 3,000"
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)

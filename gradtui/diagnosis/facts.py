@@ -1,0 +1,52 @@
+"""What the diagnosis knows about the model behind a stream of steps.
+
+A run gradtui trains gives its whole config; a record written by another program gives
+only its layer table (names, kinds, activations) and perhaps thresholds. The rules and
+their messages read :class:`ModelFacts`, so they work from either; remedies (config
+changes) exist only when there is a gradtui config to change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """``alerts`` the thresholds (a gradtui AlertsConfig); ``activation`` the hidden layers'
+    activation when one is known; ``recurrent`` whether a layer is recurrent; ``small_weights``
+    says, when the config shows the weights start too small, how (e.g. "std 0.01");
+    ``config`` the gradtui config, or None for a model gradtui did not build."""
+
+    alerts: object
+    activation: str | None = None
+    recurrent: bool = False
+    small_weights: str = ""
+    config: object = None
+
+    @classmethod
+    def from_config(cls, cfg) -> "ModelFacts":
+        from gradtui.diagnosis.remedies import init_too_small
+
+        m = cfg.model
+        small = ""
+        if init_too_small(cfg):
+            small = f"std {m.init_std:g}" if m.init == "normal" else f"{m.init} init"
+        return cls(alerts=cfg.alerts, activation=m.activation, recurrent=cfg.is_recurrent, small_weights=small, config=cfg)
+
+    @classmethod
+    def from_layers(cls, layers, alerts: dict | None = None, source: str = "the record") -> "ModelFacts":
+        """From a layer table (Layer objects) and the header's thresholds (defaults for the rest);
+        ConfigError when a threshold is not allowed."""
+        from gradtui.config.model import build_config
+
+        thresholds = build_config({"alerts": dict(alerts or {})}, source=f"{source} (header \"alerts\")").alerts
+        hidden = [layer.activation for layer in layers[:-1] if layer.activation]
+        activation = Counter(hidden).most_common(1)[0][0] if hidden else None
+        return cls(alerts=thresholds, activation=activation, recurrent=any(layer.kind == "recurrent" for layer in layers))
+
+
+def facts_of(cfg_or_facts) -> ModelFacts:
+    """ModelFacts from a gradtui Config, or the ModelFacts given."""
+    return cfg_or_facts if isinstance(cfg_or_facts, ModelFacts) else ModelFacts.from_config(cfg_or_facts)

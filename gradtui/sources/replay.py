@@ -1,0 +1,199 @@
+"""Replay: a finished record as a source, played back at a chosen speed.
+
+The position is a line of the record (after the header); the monitor holds what the
+live run showed after that line. Moving forward feeds the lines in between; moving back
+feeds the record again from its start (a few microseconds a line). Nothing runs in a
+thread: :meth:`ReplaySource.snapshot`, polled by the interface, advances the playback
+by the time elapsed since the last call times the speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from gradtui.monitor import Monitor
+from gradtui.record_read import Record, read_record
+from gradtui.sources.feed import RecordFeeder
+from gradtui.sources.protocol import REPLAY
+
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # step lines per second
+DEFAULT_SPEED = 100
+
+
+def position_text(step: int, last: int, run: int = 0, runs: int = 1) -> str:
+    """"step 1,200 / 3,000" (with the run when the record holds several)."""
+    text = f"step {step:,} / {last:,}"
+    return f"run {run + 1} of {runs} · {text}" if runs > 1 else text
+
+
+class ReplaySource:
+    """Plays a record back; see the module docstring. ``start_paused`` waits for toggle_pause()."""
+
+    capabilities = REPLAY
+
+    def __init__(self, record: Record | str | Path, speed: int = DEFAULT_SPEED, start_paused: bool = False,
+                 history_capacity: int = 2000):
+        self.record = record if isinstance(record, Record) else read_record(record)
+        self.name = Path(self.record.path).name if self.record.path else "record"
+        self._capacity = history_capacity
+        self._lines = self.record.lines
+        step_at = []  # index of each step line in _lines
+        for i, (kind, _) in enumerate(self._lines):
+            if kind == "step":
+                step_at.append(i)
+        self._step_at = step_at
+        self._runs = 1 + max([obj.get("run", 0) for kind, obj in self._lines if kind == "step"] or [0])
+        self._last_step = max([obj["step"] for kind, obj in self._lines if kind == "step"] or [0])
+        self._speed = speed if speed in SPEEDS else DEFAULT_SPEED
+        self._playing = not start_paused
+        self._lock = threading.Lock()
+        self._clock = time.monotonic()
+        self._credit = 0.0
+        self._reset()
+        self._started = False
+        self._snapshot = self._publish()
+
+    # -- the Source interface -------------------------------------------------------------
+    @property
+    def pending_config(self):
+        return self._feeder.config
+
+    @property
+    def config(self):
+        return self._feeder.config
+
+    def start(self) -> "ReplaySource":
+        self._started = True
+        self._clock = time.monotonic()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        self._playing = False
+        return True
+
+    def snapshot(self):
+        """The state at the current position, after advancing a playing replay."""
+        with self._lock:
+            if self._playing and self._started:
+                now = time.monotonic()
+                self._credit += (now - self._clock) * self._speed
+                self._clock = now
+                whole = int(self._credit)
+                if whole:
+                    self._credit -= whole
+                    self._forward(whole)
+                    self._snapshot = self._publish()
+            return self._snapshot
+
+    def toggle_pause(self) -> None:
+        with self._lock:
+            if not self._playing and self._at_end():
+                self._seek_steps(0)
+            self._playing = not self._playing
+            self._clock, self._credit = time.monotonic(), 0.0
+            self._snapshot = self._publish()
+
+    def step_once(self) -> None:
+        self.seek(1)
+
+    def seek(self, delta: int) -> None:
+        """Move ``delta`` step lines forward (or back, when negative), and pause."""
+        with self._lock:
+            self._playing = False
+            self._seek_steps(self._steps_done() + delta)
+            self._snapshot = self._publish()
+
+    def seek_to(self, index: int) -> None:
+        """Go to the ``index``-th step line (0 = before the first; -1 = the end), and pause."""
+        with self._lock:
+            self._playing = False
+            self._seek_steps(len(self._step_at) if index < 0 else index)
+            self._snapshot = self._publish()
+
+    def seek_step(self, step: int, run: int | None = None) -> None:
+        """Go to the step line of this step (of the last run holding it, or of ``run``), and pause."""
+        target = None
+        for n, i in enumerate(self._step_at):
+            obj = self._lines[i][1]
+            if obj["step"] == step and (run is None or obj.get("run", 0) == run):
+                target = n + 1
+        if target is None:
+            raise ValueError(f"the record has no step {step}")
+        self.seek_to(target)
+
+    def faster(self, factor: int) -> None:
+        """One speed up (factor 1) or down (-1) in SPEEDS."""
+        with self._lock:
+            i = SPEEDS.index(self._speed)
+            self._speed = SPEEDS[max(0, min(len(SPEEDS) - 1, i + factor))]
+            self._snapshot = self._publish()
+
+    @property
+    def speed(self) -> int:
+        return self._speed
+
+    def export(self, directory) -> str:
+        return self._monitor.journal.export(self._snapshot, directory)
+
+    # -- playback -------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._monitor = Monitor(self._capacity)
+        self._feeder = RecordFeeder(self.record.header, self._monitor, self.name)
+        self._pos = 0  # lines fed
+
+    def _steps_done(self) -> int:
+        return sum(1 for i in self._step_at if i < self._pos)
+
+    def _at_end(self) -> bool:
+        return self._pos >= len(self._lines)
+
+    def _forward(self, steps: int) -> None:
+        """Feed lines until ``steps`` more step lines were fed (and the events after the last)."""
+        lines = self._lines
+        while self._pos < len(lines):
+            kind, obj = lines[self._pos]
+            if kind == "step":
+                if steps <= 0:
+                    break
+                steps -= 1
+            self._feed(kind, obj)
+            self._pos += 1
+            if kind == "step" and self._feeder.nonfinite:
+                self._playing = False  # the live run paused here too
+        if self._at_end():
+            self._playing = False
+
+    def _feed(self, kind: str, obj: dict) -> None:
+        if kind == "header":  # another run written into the same file
+            self._monitor = Monitor(self._capacity)
+            self._feeder = RecordFeeder(obj, self._monitor, self.name)
+        else:
+            self._feeder.feed(kind, obj)
+
+    def _seek_steps(self, target: int) -> None:
+        target = max(0, min(target, len(self._step_at)))
+        done = self._steps_done()
+        if target < done:
+            self._reset()
+            done = 0
+        self._forward(target - done)
+
+    def _publish(self):
+        f = self._feeder
+        if self._at_end():
+            status = "finished"
+        else:
+            status = "running" if self._playing else "paused"
+        where = position_text(f.step, self._last_step, f.run, self._runs)
+        state = "playing" if self._playing else ("end of the record" if self._at_end() else "paused")
+        message = f"replay of {self.name}: {where} · {state} · {self._speed} steps/s"
+        if f.ended and self._at_end():
+            message += f" · the run ended ({f.ended})"
+        if f.problem:
+            message += f" · {f.problem}"
+        return self._monitor.publish(
+            status=status, step=f.step, steps_per_second=float(self._speed if self._playing else 0),
+            config=f.config, message=message, pause_reason="nonfinite" if f.nonfinite else "",
+            run=f.run, source=self.capabilities.kind, position=where)
