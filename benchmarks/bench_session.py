@@ -54,7 +54,7 @@ def session(cfg, seconds: float) -> float:
 
 def breakdown(cfg, n: int = 2000) -> str:
     """Per-step cost of what the session adds, measured on recorded steps."""
-    from gradtui.session.history import History
+    from gradtui.monitor.history import History
     from gradtui.diagnosis import Diagnoser
 
     with threadpool_limits(1):

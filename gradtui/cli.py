@@ -1,4 +1,5 @@
-"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`.
+"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui replay` and `gradtui watch`
+(the interface on a record), `gradtui presets`, `gradtui check`.
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -12,19 +13,27 @@ import sys
 
 from gradtui.config import ConfigError
 
-SUBCOMMANDS = ("run", "presets", "check")
+SUBCOMMANDS = ("run", "replay", "watch", "presets", "check")
 
 EPILOG = """\
 commands:
   gradtui [PRESET_OR_PATH]        the interactive interface (default preset: vanishing-sigmoid)
   gradtui run PRESET_OR_PATH      train headless with a progress bar and a summary (see gradtui run -h)
+  gradtui replay RUN.jsonl        the interface on a finished record: play, pause, step, seek
+  gradtui watch RUN.jsonl         follow a record another process is writing (like tail -f)
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+
+A PRESET_OR_PATH may also be a record (RUN.jsonl): its header's config, so
+`gradtui run RUN.jsonl` trains the recorded run again (same seed, same losses).
 
 examples:
   gradtui run vanishing-sigmoid --steps 500
   gradtui run vanishing-sigmoid --set model.activation=relu --set model.init=he
   gradtui run my.toml --record run.jsonl --every 10
+  gradtui run vanishing-sigmoid --record run.jsonl   # in one terminal
+  gradtui watch run.jsonl                            # in another (or over SSH)
+  gradtui replay run.jsonl
 
 exit status: 0 done, 1 training stopped on a problem, 2 bad input, 130 interrupted (Ctrl-C)
 """
@@ -40,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config_args(p: argparse.ArgumentParser, positional_optional: bool = False) -> None:
     kw = dict(nargs="?", default=None) if positional_optional else {}
-    p.add_argument("preset", metavar="PRESET_OR_PATH", help="a shipped preset name (see `gradtui presets`) or a path to a .toml file", **kw)
+    p.add_argument("preset", metavar="PRESET_OR_PATH", help="a shipped preset name (see `gradtui presets`), a path to a .toml "
+                   "file, or a record (.jsonl) whose header holds the config", **kw)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set model.depth=30 (repeatable; keys as in `gradtui check`)")
 
@@ -72,6 +82,21 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "Validate a preset or TOML file (with any --set overrides) and print the resolved config; "
         "exit status 2 when it is not valid."), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(check)
+    replay = sub.add_parser("replay", help="the interface on a finished record", description=_wrap(
+        "Play a JSON Lines record back in the interface: the bars, weights, loss, alerts and markers as they looked "
+        "live. Keys: space play/pause, left/right one step, [ ] or < > slower/faster, home/end. Keys that would change "
+        "the model are unavailable (`gradtui run RUN.jsonl` trains the run again)."),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    replay.add_argument("record", metavar="RUN.jsonl", help="a record written by `gradtui run --record` or the interface's export")
+    replay.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
+    replay.add_argument("--paused", action="store_true", help="start paused at the first step")
+    watch = sub.add_parser("watch", help="follow a record another process is writing", description=_wrap(
+        "Follow a JSON Lines record while another process writes it, like tail -f: new steps appear as they are "
+        "flushed; a file that does not exist yet is waited for; a truncated or rewritten file, or a new run in it, "
+        "is followed from its start. Ctrl-C or q quits."),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    watch.add_argument("record", metavar="RUN.jsonl", help="the record being written")
+    watch.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
     return ui, top
 
 
@@ -149,6 +174,8 @@ def _main(argv: list[str]) -> int:
             from gradtui.cli_output import print_check
 
             return print_check(cfg)
+        if args.command in ("replay", "watch"):
+            return _run_record_ui(args)
         if args.command == "run":
             cfg = resolve_config(args.preset, args.sets, args.seed)
             from gradtui.cli_run import run_headless
@@ -158,6 +185,36 @@ def _main(argv: list[str]) -> int:
     except ConfigError as err:
         return fail(str(err))
     return _run_ui(cfg, args.fps)
+
+
+def _run_record_ui(args) -> int:
+    """`gradtui replay` and `gradtui watch`: the interface on a record."""
+    from pathlib import Path
+
+    from gradtui.record import RecordError
+
+    path = Path(args.record).expanduser()
+    if path.is_dir():
+        return fail(f"{path} is a directory; give a record file (RUN.jsonl)")
+    if args.command == "replay":
+        from gradtui.sources.replay import ReplaySource
+
+        if not path.is_file():
+            return fail(f"no record at {path} (to follow a record that is still to be written, use `gradtui watch`)")
+        try:
+            source = ReplaySource(path, start_paused=args.paused)
+        except RecordError as err:
+            return fail(str(err))
+        for problem in source.record.problems:
+            print(f"gradtui: note: {problem}", file=sys.stderr)
+        name = f"replay {path.name}"
+    else:
+        from gradtui.sources.follow import FollowSource
+
+        source, name = FollowSource(path), f"watch {path.name}"
+    from gradtui.ui import run_app
+
+    return run_app(None, fps=args.fps, source=source, name=name) or 0
 
 
 def _run_ui(cfg, fps: int) -> int:

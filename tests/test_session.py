@@ -35,7 +35,9 @@ def test_runs_to_max_steps_and_publishes_plain_values():
         assert snap.layer_names == ("hidden.0", "hidden.1", "hidden.2", "output")
         assert snap.history.steps[0] == 1 and snap.history.steps[-1] == 120
         assert snap.history.eval_steps == (0, 50, 100)
-        assert isinstance(snap.latest["loss"], float) and isinstance(snap.latest["grad_norm"], list)
+        # numbers, not their JSON form: floats and tuples of floats
+        assert isinstance(snap.latest["loss"], float) and isinstance(snap.latest["grad_norm"], tuple)
+        assert all(type(v) is float for v in snap.latest["grad_norm"]) and snap.latest["time_delta_norm"] is None
         row = snap.history.layers["grad_norm"][-1]
         assert isinstance(row, tuple) and all(type(v) is float for v in row)
         assert "loss" in snap.evaluation

@@ -16,7 +16,8 @@ from rich.console import Console
 from gradtui.config import load_config
 from gradtui.config.schema import ACTIVATIONS, INITS, OPTIMIZERS
 from gradtui.diagnosis.alert import Alert, Remedy
-from gradtui.session.snapshot import HistoryView, Snapshot
+from gradtui.monitor.snapshot import HistoryView, Snapshot
+from gradtui.sources.protocol import LIVE
 from gradtui.ui import keys
 from gradtui.ui.app import GradApp
 from gradtui.ui.screens import HelpScreen, PresetPicker
@@ -32,6 +33,8 @@ VANISHING = Alert(
 
 class FakeSession:
     """Publishes synthetic Snapshots; records every command the app sends."""
+
+    capabilities = LIVE
 
     def __init__(self, cfg, alerts=True):
         self.cfg = cfg
@@ -135,7 +138,7 @@ def make_app(cfg=None, alerts=True):
         sessions.append(s)
         return s
 
-    app = GradApp(cfg or mlp_cfg(), session_factory=factory)
+    app = GradApp(cfg or mlp_cfg(), source_factory=factory)
     return app, sessions
 
 

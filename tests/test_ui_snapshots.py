@@ -21,20 +21,20 @@ STEPS = 40  # enough for the vanishing alert to rise (alerts.rise_steps = 20)
 
 def paused_app() -> GradApp:
     return GradApp(load_config("vanishing-sigmoid"),
-                   session_factory=lambda cfg: Session(cfg, start_paused=True))
+                   source_factory=lambda cfg: Session(cfg, start_paused=True))
 
 
 async def settle(pilot, steps: int = STEPS, timeout: float = 60.0) -> None:
     """Wait for the kernels, take ``steps`` single steps, wait for them, let the app redraw."""
     app = pilot.app
     deadline = time.monotonic() + timeout
-    while app.session.snapshot().status == "compiling" and time.monotonic() < deadline:
+    while app.source.snapshot().status == "compiling" and time.monotonic() < deadline:
         await pilot.pause(0.05)
     for _ in range(steps):
-        app.session.step_once()
-    while app.session.snapshot().step < steps and time.monotonic() < deadline:
+        app.source.step_once()
+    while app.source.snapshot().step < steps and time.monotonic() < deadline:
         await pilot.pause(0.05)
-    assert app.session.snapshot().step == steps
+    assert app.source.snapshot().step == steps
     await pilot.pause(0.1)
     app.redraw_now()
     await pilot.pause(0.1)

@@ -52,3 +52,19 @@ def model_summary(cfg) -> str:
             clip_text(cfg),
         ]
     return " · ".join(parts)
+
+
+def layers_summary(layers) -> str:
+    """'3 layers: conv relu 3→16 · conv relu 16→32 · output 32→10', from a record's layer table
+    (for a model gradtui did not build, which has no config)."""
+    if not layers:
+        return ""
+    parts = []
+    for layer in layers:
+        text = layer.kind
+        if layer.activation:
+            text += f" {layer.activation}"
+        if layer.fan_in is not None and layer.fan_out is not None:
+            text += f" {layer.fan_in}→{layer.fan_out}"
+        parts.append(text)
+    return f"{len(layers)} layers: " + " · ".join(parts)

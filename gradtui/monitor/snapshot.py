@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STATUSES = ("compiling", "running", "paused", "finished", "stopped", "error")
+STATUSES = ("compiling", "waiting", "running", "paused", "finished", "stopped", "error")  # waiting: a followed record not there yet
 
 
 @dataclass(frozen=True)

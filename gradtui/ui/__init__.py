@@ -6,11 +6,12 @@ Importing this package does not import Textual or the engine; ``run_app`` does.
 from __future__ import annotations
 
 
-def run_app(cfg, fps: float = 10, session_factory=None) -> int:
-    """Open the interface on a validated Config; block until the user quits; return the exit code."""
+def run_app(cfg, fps: float = 10, source_factory=None, source=None, name: str | None = None) -> int:
+    """Open the interface on a validated Config (the live trainer) or on another ``source``
+    (a replayed or followed record); block until the user quits; return the exit code."""
     from gradtui.ui.app import GradApp
 
-    app = GradApp(cfg, fps=fps, session_factory=session_factory)
+    app = GradApp(cfg, fps=fps, source_factory=source_factory, source=source, name=name)
     result = app.run()
     if app.return_code not in (None, 0):
         return int(app.return_code)

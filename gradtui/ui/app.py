@@ -1,10 +1,13 @@
-"""GradApp: the Textual application. It reads session snapshots and sends the session commands.
+"""GradApp: the Textual application. It reads a source's snapshots and sends it commands.
 
-The interface never trains and never imports the engine: a worker thread inside the
-Session trains, publishes a Snapshot of plain values, and the app polls it with
-``set_interval`` at the frame rate (``fps``), redrawing only when ``snapshot.version``
-changed. Keys become config overrides (:mod:`gradtui.ui.keys`) sent through
-``session.apply``; the session decides whether weights carry over or training restarts.
+The interface never trains and never imports the engine. It talks to one
+:class:`~gradtui.sources.protocol.Source`: the live trainer (a Session, whose worker
+thread trains), a finished record (replay) or a record another process writes (watch).
+The source publishes a Snapshot of plain values; the app polls it with ``set_interval``
+at the frame rate (``fps``), redrawing only when ``snapshot.version`` changed. Keys the
+source's capabilities do not allow are shown as unavailable, with the source's reason;
+the mitigation keys become config overrides (:mod:`gradtui.ui.keys`) sent through
+``source.apply``, and the trainer decides whether weights carry over or training restarts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from gradtui.config import ConfigError, load_config
-from gradtui.ui.keys import BY_LABEL, KEYS, change_for, describe_change
+from gradtui.sources.protocol import CHANGE
+from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change
 from gradtui.ui.screens import HelpScreen, PresetPicker
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
 
@@ -42,8 +46,8 @@ class _Widgets:
     right: Vertical
 
 
-def default_session_factory(cfg):
-    """A real Session, paused or not, for the interface (imported lazily: it pulls in the engine)."""
+def default_source_factory(cfg):
+    """The live trainer, a real Session, for a config (imported lazily: it pulls in the engine)."""
     from gradtui.session import Session
 
     return Session(cfg)
@@ -57,17 +61,22 @@ class GradApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (60, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-tiny-h"), (20, "-short"), (32, "-tall")]
+    # the playback keys first: where they share a key with a mitigation ([ and ]), a replay
+    # takes the playback meaning and a live run, whose source cannot seek, the mitigation
     BINDINGS = [
         Binding(spec.key, spec.action, spec.short, key_display=spec.label, show=False)
-        for spec in KEYS
+        for spec in PLAYBACK_KEYS + KEYS
     ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True)]
 
-    def __init__(self, cfg, fps: float = 10.0, session_factory=None, name: str | None = None) -> None:
+    def __init__(self, cfg, fps: float = 10.0, source_factory=None, name: str | None = None, source=None) -> None:
+        """``cfg`` starts the live trainer (``source_factory(cfg)``, a Session by default);
+        ``source`` shows another source instead (a replayed or followed record)."""
         super().__init__()
         self.cfg = cfg
         self.fps = max(1.0, float(fps))
-        self._factory = session_factory or default_session_factory
-        self.session = None
+        self._factory = source_factory or default_source_factory
+        self._given_source = source
+        self.source = None
         self.panels: _Widgets | None = None
         self.preset_name = name or getattr(cfg, "name", "")
         self.mode = "grad"  # grad | delta | time
@@ -105,37 +114,46 @@ class GradApp(App[int]):
             mitigations=self.query_one(MitigationsPanel), keys=self.query_one(KeyBar),
             loss=self.query_one(LossPlot), right=self.query_one("#right"),
         )
-        self._start_session(self.cfg)
+        if self._given_source is not None:
+            self._start_source(self._given_source)
+        else:
+            self._start_session(self.cfg)
         self.set_interval(1.0 / self.fps, self.poll, name="poll")
 
-    # -- session -------------------------------------------------------------------------
+    # -- the source ----------------------------------------------------------------------
     def _start_session(self, cfg) -> None:
         self.cfg = cfg
-        self.session = self._factory(cfg)
-        self.session.start()
+        self._start_source(self._factory(cfg))
+
+    def _start_source(self, source) -> None:
+        self.source = source
+        self.capabilities = source.capabilities
+        source.start()
         self._version = -1
+        cfg = source.pending_config
         # recurrent models show their problem through time: start there (t switches back)
-        self.mode = "time" if cfg.is_recurrent else "grad"
+        self.mode = "time" if cfg is not None and cfg.is_recurrent else "grad"
         self.poll()
 
-    def _stop_session(self) -> None:
-        if self.session is not None:
+    def _stop_source(self) -> None:
+        if self.source is not None:
             try:
-                self.session.stop(timeout=1.0)
+                self.source.stop(timeout=1.0)
             except Exception:  # quitting must never fail
                 pass
 
     def current_config(self):
-        """The config the next key builds on: the session's, with every queued change applied."""
-        if self.session is None:
+        """The config the next key builds on: the source's, with every queued change applied
+        (None for a record of a model gradtui did not build)."""
+        if self.source is None:
             return self.cfg
-        return self.session.pending_config
+        return self.source.pending_config
 
     def poll(self) -> None:
         """Read the latest snapshot and redraw what changed (called at the frame rate)."""
-        if self.session is None or self.panels is None:
+        if self.source is None or self.panels is None:
             return
-        snap = self.session.snapshot()
+        snap = self.source.snapshot()
         if snap.version == self._version and snap is self._snapshot:
             return
         self._version = snap.version
@@ -144,9 +162,9 @@ class GradApp(App[int]):
 
     def redraw_now(self) -> None:
         """Read the latest snapshot and redraw every panel at once (tests, export)."""
-        if self.session is None or self.panels is None:
+        if self.source is None or self.panels is None:
             return
-        self._snapshot = self.session.snapshot()
+        self._snapshot = self.source.snapshot()
         self._version = self._snapshot.version
         self.redraw(self._snapshot, force=True)
 
@@ -178,7 +196,7 @@ class GradApp(App[int]):
         self.panels.alerts.show(snap)
         self.panels.right.set_class(bool(snap.alerts), "-alerting")
         self.panels.mitigations.show(cfg, snap.alerts)
-        self.panels.keys.show(cfg)
+        self.panels.keys.show(cfg, self.capabilities)
         loss = self.panels.loss
         if loss.display:
             loss.show(snap, force=force)
@@ -190,15 +208,29 @@ class GradApp(App[int]):
 
     # -- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Grey out keys that do not apply to this model (g and t on an MLP)."""
-        cfg = self.current_config() if self.session is not None else self.cfg
-        for spec in KEYS:
-            if spec.action.split("(")[0] == action and (not parameters or f"('{parameters[0]}')" in spec.action):
+        """Grey out keys that do not apply to this model (g and t on an MLP) and the playback
+        keys of a source that cannot seek (then [ and ] fall through to their mitigation)."""
+        cfg = self.current_config() if self.source is not None else self.cfg
+        caps = getattr(self, "capabilities", None)
+        for spec in PLAYBACK_KEYS + KEYS:
+            if spec.action.split("(")[0] == action and (not parameters or f"({parameters[0]!r})" in spec.action):
+                if spec.group == "playback" and (caps is None or not caps.allows(spec.needs)):
+                    return None
                 return True if spec.applies_to(cfg) else None
+        return True
+
+    def _unavailable(self, label: str, needs: str) -> bool:
+        """Say why a key does nothing for this source (a replay cannot change the model)."""
+        caps = self.capabilities
+        if caps.allows(needs):
+            return False
+        self.notify(f"{label}: unavailable: {caps.reason}", severity="warning", timeout=4)
         return True
 
     def action_mitigate(self, label: str) -> None:
         """Apply the key's change (the alert's remedy, or the next value of its cycle)."""
+        if self._unavailable(label, CHANGE):
+            return
         cfg = self.current_config()
         snap = self._snapshot
         spec = BY_LABEL[label]
@@ -215,7 +247,7 @@ class GradApp(App[int]):
             self.notify(str(err), severity="error", timeout=5)
             return
         try:
-            self.session.apply(change)
+            self.source.apply(change)
         except ConfigError as err:
             self.notify(str(err), severity="error", timeout=5)
             return
@@ -230,15 +262,36 @@ class GradApp(App[int]):
             self.panels.header.show(snap, self.preset_name, new_cfg, pending=note)
 
     def action_toggle_pause(self) -> None:
-        self.session.toggle_pause()
+        if self._unavailable("space", BY_LABEL["space"].needs):
+            return
+        self.source.toggle_pause()
         self._boost()
 
     def action_step_once(self) -> None:
-        self.session.step_once()
+        if self._unavailable("s", BY_LABEL["s"].needs):
+            return
+        self.source.step_once()
+        self._boost()
+
+    def action_seek(self, delta: int) -> None:
+        """Replay: move ``delta`` steps (lines) back or forward."""
+        self.source.seek(int(delta))
+        self._boost()
+
+    def action_seek_to(self, index: int) -> None:
+        """Replay: the start (0) or the end (-1) of the record."""
+        self.source.seek_to(int(index))
+        self._boost()
+
+    def action_speed(self, factor: int) -> None:
+        """Replay: faster (1) or slower (-1)."""
+        self.source.faster(int(factor))
         self._boost()
 
     def action_new_run(self) -> None:
-        self.session.restart(next_seed=True)
+        if self._unavailable("n", BY_LABEL["n"].needs):
+            return
+        self.source.restart(next_seed=True)
         self.notify("new run: fresh weights, next seed", timeout=2)
         self._boost()
 
@@ -260,6 +313,8 @@ class GradApp(App[int]):
         self.push_screen(HelpScreen(self.current_config()))
 
     def action_presets(self) -> None:
+        if self._unavailable("p", BY_LABEL["p"].needs):
+            return
         self.push_screen(PresetPicker(self.preset_name), self._load_preset)
 
     def _load_preset(self, name: str | None) -> None:
@@ -270,7 +325,7 @@ class GradApp(App[int]):
         except ConfigError as err:
             self.notify(str(err), severity="error", timeout=6)
             return
-        self._stop_session()
+        self._stop_source()
         self.preset_name = name
         self._start_session(cfg)
         self.notify(f"loaded preset {name}", timeout=3)
@@ -283,7 +338,7 @@ class GradApp(App[int]):
         try:
             directory.mkdir(parents=True, exist_ok=True)
             svg = self.save_screenshot(filename="screen.svg", path=str(directory))
-            record = self.session.export(str(directory))
+            record = self.source.export(str(directory))
         except Exception as err:
             self.notify(f"export failed: {err}", severity="error", timeout=8)
             return
@@ -291,11 +346,11 @@ class GradApp(App[int]):
         self.notify(f"saved\n{svg}\n{record}", title="export", timeout=10)
 
     def action_quit_app(self) -> None:
-        self._stop_session()
+        self._stop_source()
         self.exit(self.exit_code)
 
     def on_unmount(self) -> None:
-        self._stop_session()
+        self._stop_source()
 
 
 def _restarts(old, new) -> bool:

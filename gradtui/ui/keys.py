@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, RESTART, SEEK, SPEED, STEP
 from gradtui.config.schema import (
     ACTIVATIONS,
     INITS,
@@ -48,6 +49,11 @@ class KeySpec:
     restarts: bool = False
     kinds: tuple | None = None  # model kinds it applies to; None = all
     setting: str = ""  # the dotted config key it changes (mitigations)
+    needs: str = ""  # the source command it sends (gradtui.sources.protocol); "" = none (view, help, quit)
+
+    def __post_init__(self):
+        if self.group == "mitigation" and not self.needs:
+            object.__setattr__(self, "needs", CHANGE)
 
     def applies_to(self, cfg) -> bool:
         """Whether the key makes sense for this config (greyed out / hidden otherwise)."""
@@ -89,19 +95,32 @@ KEYS: tuple[KeySpec, ...] = (
             restarts=True, setting="model.depth"),
     KeySpec("left_square_bracket", "[", "mitigate('[')", "layer -1", "One hidden layer fewer; restarts.",
             "Vanishing and exploding gradients: fewer layers, fewer multiplications.", restarts=True, setting="model.depth"),
-    KeySpec("space", "space", "toggle_pause", "pause", "Pause or resume training.", group="run"),
-    KeySpec("s", "s", "step_once", "step", "One training step while paused.", group="run"),
-    KeySpec("n", "n", "new_run", "new run", "New run: fresh weights from the next seed, same settings.", group="run"),
+    KeySpec("space", "space", "toggle_pause", "pause", "Pause or resume training (play or pause a replay).", group="run", needs=PAUSE),
+    KeySpec("s", "s", "step_once", "step", "One training step while paused.", group="run", needs=STEP),
+    KeySpec("n", "n", "new_run", "new run", "New run: fresh weights from the next seed, same settings.", group="run", needs=RESTART),
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
-    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter loads it).", group="app"),
-    KeySpec("e", "e", "export", "export", "Save an SVG screenshot and the JSON Lines record of the run so far.", group="app"),
+    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter loads it).", group="app", needs=CHANGE),
+    KeySpec("e", "e", "export", "export", "Save an SVG screenshot and the JSON Lines record of the run so far.", group="app", needs=EXPORT),
     KeySpec("question_mark", "?", "help", "help", "This help.", group="app"),
     KeySpec("q", "q", "quit_app", "quit", "Quit.", group="app"),
 )
 
-BY_LABEL = {k.label: k for k in KEYS}
+# Playing a finished record back (gradtui replay): bound only where the source can seek.
+# [ and ] mean slower and faster here; on a live run they change the depth.
+PLAYBACK_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("left", "←", "seek(-1)", "back", "One step back (pauses the replay).", group="playback", needs=SEEK),
+    KeySpec("right", "→", "seek(1)", "forward", "One step forward (pauses the replay).", group="playback", needs=SEEK),
+    KeySpec("left_square_bracket", "[", "speed(-1)", "slower", "Play slower.", group="playback", needs=SPEED),
+    KeySpec("right_square_bracket", "]", "speed(1)", "faster", "Play faster.", group="playback", needs=SPEED),
+    KeySpec("less_than_sign", "<", "speed(-1)", "slower", "Play slower.", group="playback", needs=SPEED),
+    KeySpec("greater_than_sign", ">", "speed(1)", "faster", "Play faster.", group="playback", needs=SPEED),
+    KeySpec("home", "home", "seek_to(0)", "start", "The start of the record.", group="playback", needs=SEEK),
+    KeySpec("end", "end", "seek_to(-1)", "end", "The end of the record.", group="playback", needs=SEEK),
+)
+
+BY_LABEL = {k.label: k for k in KEYS}  # the live keys (playback keys reuse [ and ])
 
 
 def _next(values, current):

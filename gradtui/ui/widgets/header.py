@@ -10,10 +10,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.config.summary import model_summary
+from gradtui.config.summary import layers_summary, model_summary
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
+    "waiting": "… waiting for the record",
     "running": "▶ running",
     "paused": "‖ paused",
     "finished": "■ finished",
@@ -47,7 +48,7 @@ class StatusHeader(Widget, can_focus=False):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._data: tuple = ("", "", "compiling", 0, 0.0, "")
+        self._data: tuple = ("", "", "compiling", 0, 0.0, "", "live", "")
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step and speed from a Snapshot.
@@ -59,11 +60,13 @@ class StatusHeader(Widget, can_focus=False):
         message = f"applying {pending}…" if pending else (snapshot.message or "")
         data = (
             name or (cfg.name if cfg is not None else ""),
-            model_summary(cfg),
+            model_summary(cfg) if cfg is not None else layers_summary(snapshot.layers),
             snapshot.status,
             int(snapshot.step),
             float(snapshot.steps_per_second),
             message,
+            snapshot.source,
+            snapshot.position,
         )
         if data != self._data:
             self._data = data
@@ -74,15 +77,21 @@ class StatusHeader(Widget, can_focus=False):
 
     def render(self) -> Text:
         """Two plain lines (no Rich table: this redraws every frame)."""
-        name, summary, status, step, speed, message = self._data
+        name, summary, status, step, speed, message, source, position = self._data
         width = max(20, self.content_region.width or self.size.width or 80)
-        state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused"}.get(status, "state")
+        state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused",
+                       "waiting": "paused"}.get(status, "state")
+        state = STATUS_TEXT.get(status, status)
+        if source == "replay":
+            state = {"running": "▶ replay", "paused": "‖ replay paused", "finished": "■ end of replay"}.get(status, state)
+        elif source == "follow":
+            state = {"running": "▶ watching", "paused": "‖ writer quiet", "finished": "■ writer ended"}.get(status, state)
         right = Text.assemble(
-            (f"step {step:,}", None),
+            (position or f"step {step:,}", None),
             ("  ·  ", self._style("message")),
             (f"{speed:,.0f} steps/s", None),
             ("  ·  ", self._style("message")),
-            (STATUS_TEXT.get(status, status), self._style(state_style)),
+            (state, self._style(state_style)),
         )
         left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
         room = width - right.cell_len - 1

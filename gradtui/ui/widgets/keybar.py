@@ -2,7 +2,9 @@
 
 Textual's own Footer scrolls sideways when the keys do not fit, which hides ``?`` and
 ``q`` at 80 columns; this bar wraps instead, so every key is always visible. Keys
-that do not apply to the current model (``g`` and ``t`` on an MLP) are greyed out.
+that do not apply to the current model (``g`` and ``t`` on an MLP), or that the source
+cannot honour (the mitigation keys on a replay), are greyed out; a replay adds its
+playback keys in front.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from gradtui.sources.protocol import LIVE, SEEK
 from gradtui.ui.keys import KEYS
 
 # pairs shown as one item, and the short labels used when space is tight
 PAIRS = {"+": ("+/-", "lr ×2/÷2", "lr"), "]": ("]/[", "depth ±1", "depth")}
 SKIP = {"-", "["}
+PLAYBACK_ITEMS = (("←/→", "step"), ("[/]", "speed"), ("home/end", "start/end"))
 SHORT = {"activation": "act", "batch norm": "BN", "residual": "res", "optimiser": "opt", "new run": "new",
          "grad/delta": "δ view", "layer/time": "time", "presets": "preset"}
 
@@ -42,12 +46,14 @@ class KeyBar(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self._kind = "mlp"
         self._compact = False
+        self._caps = LIVE
 
-    def show(self, cfg) -> None:
-        """Grey out keys that do not apply to this config's model kind."""
+    def show(self, cfg, capabilities=LIVE) -> None:
+        """Grey out keys that do not apply to this config's model kind or that the source
+        (``capabilities``, gradtui.sources.protocol) cannot honour."""
         kind = cfg.model.kind if cfg is not None else "mlp"
-        if kind != self._kind:
-            self._kind = kind
+        if kind != self._kind or capabilities != self._caps:
+            self._kind, self._caps = kind, capabilities
             self.refresh(layout=True)
 
     def on_resize(self) -> None:
@@ -61,7 +67,8 @@ class KeyBar(Widget, can_focus=False):
 
     def render(self) -> Text:
         width = max(20, self.content_region.width or self.size.width or 80)
-        items = []
+        caps = self._caps
+        items = [(label, short, True) for label, short in PLAYBACK_ITEMS] if caps.allows(SEEK) else []
         for spec in KEYS:
             if spec.label in SKIP:
                 continue
@@ -72,7 +79,8 @@ class KeyBar(Widget, can_focus=False):
             elif self._compact:
                 short = SHORT.get(short, short)
                 label = "spc" if label == "space" else label
-            items.append((label, short, spec.kinds is None or self._kind in spec.kinds))
+            allowed = not spec.needs or caps.allows(spec.needs)
+            items.append((label, short, allowed and (spec.kinds is None or self._kind in spec.kinds)))
         out = Text(no_wrap=True, overflow="crop")
         used = 0
         for label, short, enabled in items:
