@@ -181,3 +181,15 @@ def plain(obj):
 
 # the reader, re-exported: ``from gradtui.record import read_record`` keeps working
 from gradtui.record_read import Record, read_record  # noqa: E402
+
+
+def statistics_table() -> str:
+    """The step-line statistics as a Markdown table (docs/record-format.md includes it; a test
+    checks it is current), from the one declaration in gradtui.engine.record.STATISTICS."""
+    from gradtui.engine.record import STATISTICS
+
+    rows = ["| field | one value per | required | unit | meaning |", "|---|---|---|---|---|"]
+    for s in STATISTICS:
+        required = "no (null or absent)" if s.optional else ("yes" if s.name == "grad_norm" else "recommended")
+        rows.append(f"| `{s.name}` | {s.per} | {required} | {s.unit} | {s.meaning} |")
+    return "\n".join(rows)

@@ -12,14 +12,10 @@ import pytest
 
 from gradtui import read_record
 
-SCRIPT = Path(sys.executable).parent / "gradtui"
-CMD = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "gradtui.cli"]
+from conftest import CMD, ENV
+from conftest import gradtui_cli as gradtui
+
 TINY = ["--set", "model.depth=3", "--set", "model.width=8", "--set", "data.samples=256", "--set", "train.batch_size=32"]
-ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-
-
-def gradtui(*args, timeout=120):
-    return subprocess.run(CMD + list(args), capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
 def test_run_with_record_every_k(tmp_path):

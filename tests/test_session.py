@@ -10,21 +10,7 @@ import pytest
 from gradtui import load_config, read_record
 from gradtui.session import Session
 
-TINY = {"model.depth": 3, "model.width": 8, "data.samples": 256, "train.batch_size": 32, "train.eval_every": 50}
-
-
-def tiny(**extra):
-    return load_config("vanishing-sigmoid").with_overrides({**TINY, **extra})
-
-
-def wait_for(cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
-
+from conftest import tiny, wait_for
 
 def test_runs_to_max_steps_and_publishes_plain_values():
     s = Session(tiny(), max_steps=120).start()

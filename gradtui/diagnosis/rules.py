@@ -137,7 +137,7 @@ def exploding(rec, tr: Trends, a) -> Finding | None:
 
 def vanishing(rec, tr: Trends, a, names, first: int = 0, last: int | None = None) -> Finding | None:
     """The first hidden layer gets a tiny fraction of the last hidden layer's gradient (both
-    delta_norm and grad_norm), or the early layers' updates are tiny while the output layer's
+    delta_norm and grad_norm; grad_norm alone when a record has no delta_norm), or the early layers' updates are tiny while the output layer's
     are healthy, or the first layer's weights shrank toward 0 while the output layer's did not.
     A flat loss loosens the first two thresholds by LOOSEN."""
     n = len(names)
@@ -150,8 +150,10 @@ def vanishing(rec, tr: Trends, a, names, first: int = 0, last: int | None = None
     d0, dl = float(rec.delta_norm[first]), float(rec.delta_norm[last])
     g0, gl = float(rec.grad_norm[first]), float(rec.grad_norm[last])
     info = {"flat": flat, "loss_from": loss_a, "loss_to": loss_b, "depth": last - first + 1}
-    if dl > 0 and gl > 0:
-        rd, rg = d0 / dl, g0 / gl
+    known_delta = math.isfinite(d0) and math.isfinite(dl)  # a record may carry grad_norm alone
+    if gl > 0 and (dl > 0 or not known_delta):
+        rg = g0 / gl
+        rd = d0 / dl if known_delta else rg
         if rd < a.vanishing_ratio * k and rg < a.vanishing_ratio * k:
             info.update(delta_ratio=rd, grad_ratio=rg)
             return Finding("vanishing", "warning", (names[first], names[last]), rd, "ratio", info)
