@@ -13,7 +13,7 @@ import pytest
 import gradtui
 from gradtui.engine import Experiment
 from gradtui.engine.record import PER_LAYER, STATISTICS
-from gradtui.record import FORMAT_VERSION, RecordWriter, statistics_table
+from gradtui.record import FORMAT_VERSION, RecordWriter, plain, statistics_table
 from gradtui.sources.replay import ReplaySource
 
 from conftest import gradtui_cli, record_live_run, tiny
@@ -142,12 +142,12 @@ def test_header_config_reruns_the_recorded_losses(preset, tmp_path):
     with RecordWriter(path) as w:
         w.header(cfg, exp.layers)
         for step, loss in enumerate(losses, 1):
-            w.step({"step": step, "loss": loss, "grad_norm": [1.0] * len(exp.layers)})
+            w.step(plain({"step": step, "loss": loss, "grad_norm": [1.0] * len(exp.layers)}))
     again = gradtui.load_config(str(path))
     assert again.to_dict() == cfg.to_dict()
     recorded = gradtui.read_record(path).series("loss")
     rerun, _ = losses_of(again)
-    assert len(recorded) == (100 if preset not in STOPS_EARLY else len(recorded)) and len(recorded) >= 3
+    assert len(recorded) == (100 if preset not in STOPS_EARLY else len(recorded)) and len(recorded) >= 2
     np.testing.assert_array_equal(rerun, recorded)  # NaN where the recorded run had NaN
 
 
