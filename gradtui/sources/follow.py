@@ -56,6 +56,7 @@ class FollowSource:
         self._note = ""  # what happened to the file (truncated, rewritten, new run)
         self._problem = ""
         self._dirty = False
+        self._rate, self._rate_at, self._rate_fed = 0.0, time.monotonic(), 0
         self.error_traceback = ""
         self._snapshot = self._publish()
 
@@ -196,6 +197,7 @@ class FollowSource:
             else:
                 self._first_line = line + b"\n"
             self._feeder = RecordFeeder(obj, self._monitor, self.name)
+            self._rate_fed = 0
             return
         if self._feeder is None:
             self._problem = f"{self.name}: line 1 is not a record header; waiting for one"
@@ -212,12 +214,18 @@ class FollowSource:
         if status is None:
             status = "finished" if f.ended else ("paused" if quiet_for > self._quiet else "running")
         where = f"step {f.step:,}" + (f" · run {f.run + 1}" if f.run else "")
-        parts = [f"following {self.name}: {where}"]
+        now = time.monotonic()
+        if now - self._rate_at >= 0.5:  # steps per second, from the step lines read
+            fed = f.steps_fed * int(f.header.get("every", 1) or 1)
+            inst = max(0.0, (fed - self._rate_fed) / (now - self._rate_at))
+            self._rate = inst if not self._rate else 0.5 * self._rate + 0.5 * inst
+            self._rate_at, self._rate_fed = now, fed
+        parts = ["following the writer" if status == "running" else ""]
         if f.ended:
             parts.append(f"the writer ended ({f.ended})")
         elif quiet_for > self._quiet:
             parts.append(f"no new lines since {datetime.fromtimestamp(self._last_line_at):%H:%M:%S}")
-        parts += [p for p in (self._note, f.problem, self._problem) if p]
-        return self._monitor.publish(status=status, step=f.step, steps_per_second=0.0, config=f.config,
-                                     message=" · ".join(parts), pause_reason="nonfinite" if f.nonfinite else "",
+        parts += [self._note, f.problem, self._problem]
+        return self._monitor.publish(status=status, step=f.step, steps_per_second=self._rate if status == "running" else 0.0,
+                                     config=f.config, message=" · ".join(p for p in parts if p), pause_reason="nonfinite" if f.nonfinite else "",
                                      run=f.run, source=FOLLOW.kind, position=where)

@@ -188,7 +188,7 @@ class ReplaySource:
             status = "running" if self._playing else "paused"
         where = position_text(f.step, self._last_step, f.run, self._runs)
         state = "playing" if self._playing else ("end of the record" if self._at_end() else "paused")
-        message = f"replay of {self.name}: {where} · {state} · {self._speed} steps/s"
+        message = f"{state} at {self._speed} steps/s (space, ←/→, [ ], home/end)"
         if f.ended and self._at_end():
             message += f" · the run ended ({f.ended})"
         if f.problem:
