@@ -25,8 +25,8 @@ from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, MitigationsPan
 
 VANISHING = Alert(
     "vanishing", "critical", "hidden.0 gets 1e-12 of the gradient reaching hidden.19", ("hidden.0",),
-    (Remedy("a", "relu activation: slope 1", (("model.activation", "relu"),)),
-     Remedy("b", "batch norm", (("model.batchnorm", True),))),
+    (Remedy("relu activation: slope 1", (("model.activation", "relu"),)),
+     Remedy("batch norm", (("model.batchnorm", True),))),
     step=1, figure=1e-12,
 )
 

@@ -10,22 +10,22 @@ KINDS = ("nonfinite", "exploding", "vanishing", "vanishing_time", "dead", "satur
 
 @dataclass(frozen=True)
 class Remedy:
-    """One fix: the interface key that applies it, a short label, and the config change it makes.
+    """One fix: a short label and the config change it makes.
 
     ``change`` holds dotted-key overrides, e.g. {"model.activation": "relu"}; applying it
-    goes through the session's one change path, which decides carry-over or restart.
+    goes through the trainer's one change path, which decides carry-over or restart. The
+    interface decides which key applies it (gradtui.ui.keys.remedy_keys).
     """
 
-    key: str
     label: str
     change: tuple = ()  # ((dotted_key, value), ...), hashable so Alerts stay immutable
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "label": self.label, "change": dict(self.change)}
+        return {"label": self.label, "change": dict(self.change)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Remedy":
-        return cls(key=str(data.get("key", "")), label=str(data.get("label", "")), change=tuple(dict(data.get("change") or {}).items()))
+        return cls(label=str(data.get("label", "")), change=tuple(dict(data.get("change") or {}).items()))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Which remedies apply to the current config, with the interface key and config change of each.
+"""Which remedies apply to the current config, and the config change each one makes.
 
 A remedy already in effect (batch norm when batch norm is on, clipping when clipping is on,
 a ReLU-family activation against vanishing when the net already uses one, ...) is not
-suggested. Keys: a activation, i init scheme, b batch norm, r residual, c clipping,
-g recurrent cell, - halve the learning rate, [ one layer fewer; "" = no key (still a change).
+suggested. Remedies are config changes; which key applies one is the interface's business
+(gradtui.ui.keys.remedy_keys).
 """
 
 from __future__ import annotations
@@ -61,52 +61,52 @@ def init_too_large(cfg) -> bool:
 
 # -- single remedies -------------------------------------------------------------------------
 def _activation(to: str, why: str) -> Remedy:
-    return Remedy("a", f"{to} activation: {why}", (("model.activation", to),))
+    return Remedy(f"{to} activation: {why}", (("model.activation", to),))
 
 
 def _init(cfg, why: str) -> Remedy:
     to = target_init(cfg.model.activation)
     name = {"he": "He", "xavier": "Xavier"}[to]
-    return Remedy("i", f"{name} init ({why}; restarts)", (("model.init", to), ("model.init_gain", 1.0)))
+    return Remedy(f"{name} init ({why}; restarts)", (("model.init", to), ("model.init_gain", 1.0)))
 
 
 def _batchnorm(why: str) -> Remedy:
-    return Remedy("b", f"batch norm: {why}", (("model.batchnorm", True),))
+    return Remedy(f"batch norm: {why}", (("model.batchnorm", True),))
 
 
 def _residual() -> Remedy:
-    return Remedy("r", "residual connections: the skip path carries the gradient past every layer", (("model.residual", True),))
+    return Remedy("residual connections: the skip path carries the gradient past every layer", (("model.residual", True),))
 
 
 def _clip(why: str) -> Remedy:
-    return Remedy("c", f"clip the global gradient norm (Pascanu et al. 2013): {why}", (("train.clip", "norm"),))
+    return Remedy(f"clip the global gradient norm (Pascanu et al. 2013): {why}", (("train.clip", "norm"),))
 
 
 def _halve_lr(cfg, why: str) -> Remedy:
     lr = cfg.train.lr
-    return Remedy("-", f"halve the learning rate ({lr:g} -> {lr / 2:g}): {why}", (("train.lr", lr / 2),))
+    return Remedy(f"halve the learning rate ({lr:g} -> {lr / 2:g}): {why}", (("train.lr", lr / 2),))
 
 
 def _fewer_layers(cfg) -> Remedy:
     d = cfg.model.depth
-    return Remedy("[", f"one layer fewer ({d} -> {d - 1}): every layer multiplies the gradient once more; restarts", (("model.depth", d - 1),))
+    return Remedy(f"one layer fewer ({d} -> {d - 1}): every layer multiplies the gradient once more; restarts", (("model.depth", d - 1),))
 
 
 def _lstm(cfg) -> Remedy:
     change = [("model.kind", "lstm")]
     if cfg.model.activation != "tanh":
         change.append(("model.activation", "tanh"))
-    return Remedy("g", "LSTM cell (Hochreiter & Schmidhuber 1997): its cell state carries the gradient back through time; restarts", tuple(change))
+    return Remedy("LSTM cell (Hochreiter & Schmidhuber 1997): its cell state carries the gradient back through time; restarts", tuple(change))
 
 
 def _recurrent_init(cfg) -> Remedy | None:
     m = cfg.model
     if m.kind == "rnn" and m.recurrent_init == "orthogonal" and m.recurrent_gain >= 1.0 and m.activation == "tanh":
-        return Remedy("", "identity recurrent init with ReLU (Le, Jaitly & Hinton 2015): the state is copied forward unchanged at first; restarts",
+        return Remedy("identity recurrent init with ReLU (Le, Jaitly & Hinton 2015): the state is copied forward unchanged at first; restarts",
                       (("model.recurrent_init", "identity"), ("model.activation", "relu"), ("model.recurrent_gain", 1.0)))
     if m.recurrent_init in ("orthogonal", "identity") and abs(m.recurrent_gain - 1.0) < 1e-9:
         return None
-    return Remedy("", "orthogonal recurrent init (Saxe et al. 2013): all singular values 1, so the gradient keeps its size step to step; restarts",
+    return Remedy("orthogonal recurrent init (Saxe et al. 2013): all singular values 1, so the gradient keeps its size step to step; restarts",
                   (("model.recurrent_init", "orthogonal"), ("model.recurrent_gain", 1.0)))
 
 
@@ -137,14 +137,14 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if m.depth > 1:
             out.append(_fewer_layers(cfg))
         if t.optimizer in ("sgd", "momentum"):
-            out.append(Remedy("", "Adam optimiser (lr 0.001): per-parameter step sizes let layers with tiny gradients still move",
+            out.append(Remedy("Adam optimiser (lr 0.001): per-parameter step sizes let layers with tiny gradients still move",
                               (("train.optimizer", "adam"), ("train.lr", 0.001))))
     elif kind == "vanishing_time":
         if m.kind == "rnn":
             out.append(_lstm(cfg))
         out.append(_recurrent_init(cfg))
         if m.kind == "lstm" and m.forget_bias < 2.0:
-            out.append(Remedy("", f"larger forget-gate bias ({m.forget_bias:g} -> {m.forget_bias + 1:g}): the cell forgets less per step; restarts",
+            out.append(Remedy(f"larger forget-gate bias ({m.forget_bias:g} -> {m.forget_bias + 1:g}): the cell forgets less per step; restarts",
                               (("model.forget_bias", m.forget_bias + 1.0),)))
         if t.clip == "none":
             out.append(_clip("guards the exploding side once gradients survive through time"))
@@ -157,15 +157,15 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if mlp and not m.batchnorm:
             out.append(_batchnorm("renormalises every layer, so activations and gradients cannot grow layer after layer"))
         if m.kind in ("rnn", "lstm", "gru") and m.recurrent_gain > 1.0:
-            out.append(Remedy("", f"recurrent gain 1 ({m.recurrent_gain:g} -> 1): a spectral radius above 1 multiplies the gradient every step; restarts",
+            out.append(Remedy(f"recurrent gain 1 ({m.recurrent_gain:g} -> 1): a spectral radius above 1 multiplies the gradient every step; restarts",
                               (("model.recurrent_gain", 1.0),)))
     elif kind == "dead":
         if m.activation == "relu":
             out.append(_activation("leaky_relu", "a small slope below zero, so no unit can die"))
-            out.append(Remedy("", "prelu activation: a learned slope below zero", (("model.activation", "prelu"),)))
-            out.append(Remedy("", "elu activation: smooth and non-zero below zero", (("model.activation", "elu"),)))
+            out.append(Remedy("prelu activation: a learned slope below zero", (("model.activation", "prelu"),)))
+            out.append(Remedy("elu activation: smooth and non-zero below zero", (("model.activation", "elu"),)))
         if mlp and m.bias_init < 0:
-            out.append(Remedy("", f"start the biases at 0 (not {m.bias_init:g}), so units begin active; restarts", (("model.bias_init", 0.0),)))
+            out.append(Remedy(f"start the biases at 0 (not {m.bias_init:g}), so units begin active; restarts", (("model.bias_init", 0.0),)))
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start at a healthy scale"))
         out.append(_halve_lr(cfg, "a large step can push a unit's bias so far negative that it never fires again"))

@@ -49,11 +49,17 @@ class KeySpec:
     restarts: bool = False
     kinds: tuple | None = None  # model kinds it applies to; None = all
     setting: str = ""  # the dotted config key it changes (mitigations)
+    also: tuple = ()  # other settings its cycle changes on some models (i: the recurrent init)
+    applies_remedy: bool = False  # an alert's remedy that changes ``setting`` is applied by this key
     needs: str = ""  # the source command it sends (gradtui.sources.protocol); "" = none (view, help, quit)
 
     def __post_init__(self):
         if self.group == "mitigation" and not self.needs:
             object.__setattr__(self, "needs", CHANGE)
+
+    @property
+    def settings(self) -> tuple:
+        return (self.setting,) + self.also if self.setting else self.also
 
     def applies_to(self, cfg) -> bool:
         """Whether the key makes sense for this config (greyed out / hidden otherwise)."""
@@ -65,36 +71,37 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("a", "a", "mitigate('a')", "activation", "Switch the hidden activation (sigmoid → tanh → relu → leaky_relu → prelu → elu → linear).",
             "Vanishing gradients: a sigmoid's slope is at most 0.25, so every sigmoid layer shrinks the gradient by 4x or more; "
             "ReLU-family activations have slope 1 for positive inputs and pass the gradient on. Leaky ReLU, PReLU and ELU also "
-            "avoid dying ReLUs (units stuck at zero that never learn again).", setting="model.activation"),
+            "avoid dying ReLUs (units stuck at zero that never learn again).", setting="model.activation", applies_remedy=True),
     KeySpec("i", "i", "mitigate('i')", "init", "Next weight initialisation scheme (standard, normal, Xavier, He, LeCun, orthogonal); restarts with fresh weights.",
             "Vanishing and exploding gradients: weights that start too small shrink the gradient at every layer, too large "
             "make it grow. Xavier (Glorot) and He scale the weights to the layer's width so the signal keeps its size.",
-            restarts=True, setting="model.init"),
+            restarts=True, setting="model.init", also=("model.recurrent_init",), applies_remedy=True),
     KeySpec("b", "b", "mitigate('b')", "batch norm", "Batch normalisation on/off: re-centre and re-scale every layer's inputs on each batch.",
             "Vanishing and exploding gradients: it keeps sigmoid and tanh inputs out of their flat tails (saturation) and "
-            "keeps every layer's signal at a steady size.", kinds=("mlp",), setting="model.batchnorm"),
+            "keeps every layer's signal at a steady size.", kinds=("mlp",), setting="model.batchnorm", applies_remedy=True),
     KeySpec("r", "r", "mitigate('r')", "residual", "Residual (skip) connections on/off: each layer outputs its input plus its own result.",
             "Vanishing gradients in deep networks: the skip path carries the gradient straight back to early layers "
-            "(the idea behind ResNets).", kinds=("mlp",), setting="model.residual"),
+            "(the idea behind ResNets).", kinds=("mlp",), setting="model.residual", applies_remedy=True),
     KeySpec("c", "c", "mitigate('c')", "clip", "Gradient clipping on/off: scale the whole gradient down when its norm exceeds a threshold.",
             "Exploding gradients: it caps the size of each step so one huge gradient cannot throw the weights to infinity "
-            "(NaN). It does not help vanishing gradients.", setting="train.clip"),
+            "(NaN). It does not help vanishing gradients.", setting="train.clip", applies_remedy=True),
     KeySpec("g", "g", "mitigate('g')", "cell", "Next recurrent cell: rnn → lstm → gru; restarts. Recurrent presets only.",
             "Vanishing gradients through time: a plain RNN multiplies the gradient by the same matrix at every time step; "
             "LSTM and GRU gates keep an additive memory path so the error reaches early time steps.",
-            restarts=True, kinds=RECURRENT_KINDS, setting="model.kind"),
+            restarts=True, kinds=RECURRENT_KINDS, setting="model.kind", applies_remedy=True),
     KeySpec("o", "o", "mitigate('o')", "optimiser", "Next optimiser: sgd → momentum → adam → rmsprop.",
             "Slow learning: adaptive optimisers (Adam, RMSProp) rescale each weight's step, so small gradients still move "
             "the weights; they do not remove the cause.", setting="train.optimizer"),
     KeySpec("plus", "+", "mitigate('+')", "lr x2", "Double the learning rate.",
             "A flat loss with healthy gradients: steps are too small.", setting="train.lr"),
     KeySpec("minus", "-", "mitigate('-')", "lr ÷2", "Halve the learning rate.",
-            "Exploding gradients and an oscillating loss: steps are too large.", setting="train.lr"),
+            "Exploding gradients and an oscillating loss: steps are too large.", setting="train.lr", applies_remedy=True),
     KeySpec("right_square_bracket", "]", "mitigate(']')", "layer +1", "One hidden layer more; restarts.",
             "Shows how the problem grows with depth: every extra layer multiplies the gradient once more.",
             restarts=True, setting="model.depth"),
     KeySpec("left_square_bracket", "[", "mitigate('[')", "layer -1", "One hidden layer fewer; restarts.",
-            "Vanishing and exploding gradients: fewer layers, fewer multiplications.", restarts=True, setting="model.depth"),
+            "Vanishing and exploding gradients: fewer layers, fewer multiplications.", restarts=True, setting="model.depth",
+            applies_remedy=True),
     KeySpec("space", "space", "toggle_pause", "pause", "Pause or resume training (play or pause a replay).", group="run", needs=PAUSE),
     KeySpec("s", "s", "step_once", "step", "One training step while paused.", group="run", needs=STEP),
     KeySpec("n", "n", "new_run", "new run", "New run: fresh weights from the next seed, same settings.", group="run", needs=RESTART),
@@ -169,11 +176,35 @@ def cycle_change(label: str, cfg) -> dict:
     return {}
 
 
+def keys_for_setting(setting: str) -> str:
+    """The keys that change a setting, as the settings panel shows them: "a", "+ -", "] [" ."""
+    return " ".join(spec.label for spec in KEYS if setting in spec.settings)
+
+
+REMEDY_KEYS = {spec.setting: spec.label for spec in KEYS if spec.applies_remedy}  # setting -> key
+
+
+def remedy_keys(remedies) -> tuple[str, ...]:
+    """The key of each remedy of one alert ("" for none): a remedy is applied by the key whose
+    setting its change starts with (activation by a, init by i, a lower learning rate by - ...),
+    the first such remedy of the alert only, so one press applies one remedy."""
+    taken, out = set(), []
+    for remedy in remedies:
+        first = remedy.change[0][0] if remedy.change else ""
+        key = REMEDY_KEYS.get(first, "")
+        if key in taken:
+            key = ""
+        taken.add(key)
+        out.append(key)
+    return tuple(out)
+
+
 def remedy_change(label: str, cfg, alerts=()) -> dict:
     """The change of the first active alert's remedy bound to this key that alters ``cfg``; {} if none."""
     for alert in alerts or ():
-        for remedy in getattr(alert, "remedies", ()):
-            if remedy.key != label:
+        remedies = getattr(alert, "remedies", ())
+        for remedy, key in zip(remedies, remedy_keys(remedies)):
+            if key != label:
                 continue
             change = dict(remedy.change)
             if change and any(cfg.get(k) != v for k, v in change.items()):
@@ -204,8 +235,9 @@ def suggested_settings(alerts) -> set:
     """Dotted keys (and key labels) the active alerts' remedies point at, for highlighting."""
     out = set()
     for alert in alerts or ():
-        for remedy in getattr(alert, "remedies", ()):
-            out.add(remedy.key)
+        remedies = getattr(alert, "remedies", ())
+        out.update(k for k in remedy_keys(remedies) if k)
+        for remedy in remedies:
             for k, _ in remedy.change:
                 out.add(k)
     return out

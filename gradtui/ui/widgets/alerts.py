@@ -13,6 +13,8 @@ import math
 from rich.text import Text
 from textual.widget import Widget
 
+from gradtui.ui.keys import remedy_keys
+
 from gradtui.ui.widgets._format import fmt, num
 
 SEVERITY_SYMBOL = {"critical": "✗", "warning": "!", "info": "i"}
@@ -114,10 +116,10 @@ class AlertsPanel(Widget, can_focus=False):
             sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
             out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
             out.append(alert.message)
-            for remedy in alert.remedies:
+            for remedy, key in zip(alert.remedies, remedy_keys(alert.remedies)):
                 out.append("\n ")
-                if remedy.key:
-                    out.append(f" {remedy.key} ", self._style("key"))
+                if key:
+                    out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
                 else:  # no key: a setting to change by hand (--set or a preset)
                     out.append(" ·  " + short_label(remedy.label), self._style("note"))

@@ -11,29 +11,29 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.ui.keys import suggested_settings
+from gradtui.ui.keys import keys_for_setting, suggested_settings
 from gradtui.config.summary import clip_text, fmt_short, init_text
 
 
 def rows_for(cfg) -> list[tuple[str, str, str, str]]:
-    """(label, value, key, dotted setting) rows for a config."""
+    """(label, value, key, dotted setting) rows for a config; the keys come from the key table."""
     m, t = cfg.model, cfg.train
     rows = []
     if m.kind != "mlp":
-        rows.append(("cell", m.kind, "g", "model.kind"))
+        rows.append(("cell", m.kind, "model.kind"))
     if m.kind in ("mlp", "rnn"):
-        rows.append(("activation", m.activation, "a", "model.activation"))
+        rows.append(("activation", m.activation, "model.activation"))
     if m.kind == "mlp":
-        rows.append(("init", init_text(cfg), "i", "model.init"))
-        rows.append(("batch norm", "on" if m.batchnorm else "off", "b", "model.batchnorm"))
-        rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
+        rows.append(("init", init_text(cfg), "model.init"))
+        rows.append(("batch norm", "on" if m.batchnorm else "off", "model.batchnorm"))
+        rows.append(("residual", "on" if m.residual else "off", "model.residual"))
     else:
-        rows.append(("rec. init", m.recurrent_init, "i", "model.recurrent_init"))
-    rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
-    rows.append(("optimiser", t.optimizer, "o", "train.optimizer"))
-    rows.append(("learn rate", fmt_short(t.lr), "+ -", "train.lr"))
-    rows.append(("depth", str(m.depth), "] [", "model.depth"))
-    return rows
+        rows.append(("rec. init", m.recurrent_init, "model.recurrent_init"))
+    rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "train.clip"))
+    rows.append(("optimiser", t.optimizer, "train.optimizer"))
+    rows.append(("learn rate", fmt_short(t.lr), "train.lr"))
+    rows.append(("depth", str(m.depth), "model.depth"))
+    return [(label, value, keys_for_setting(setting), setting) for label, value, setting in rows]
 
 
 class MitigationsPanel(Widget, can_focus=False):
