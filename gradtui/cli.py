@@ -87,17 +87,20 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "live. Keys: space play/pause, left/right one step, [ ] or < > slower/faster, home/end. Keys that would change "
         "the model are unavailable (`gradtui run RUN.jsonl` trains the run again)."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    replay.add_argument("record", metavar="RUN.jsonl", help="a record written by `gradtui run --record` or the interface's export")
-    replay.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
+    _add_record_args(replay, "a record written by `gradtui run --record`, the interface's export, or another program")
     replay.add_argument("--paused", action="store_true", help="start paused at the first step")
     watch = sub.add_parser("watch", help="follow a record another process is writing", description=_wrap(
         "Follow a JSON Lines record while another process writes it, like tail -f: new steps appear as they are "
         "flushed; a file that does not exist yet is waited for; a truncated or rewritten file, or a new run in it, "
         "is followed from its start. Ctrl-C or q quits."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    watch.add_argument("record", metavar="RUN.jsonl", help="the record being written")
-    watch.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
+    _add_record_args(watch, "the record being written (waited for when it does not exist yet)")
     return ui, top
+
+
+def _add_record_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("record", metavar="RUN.jsonl", help=what)
+    p.add_argument("--fps", type=_positive_int, default=10, metavar="N", help="screen refreshes per second (default 10)")
 
 
 def _wrap(text: str) -> str:

@@ -3,6 +3,7 @@ does not have, objects from the reader, configs that load back from a header, ex
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from gradtui.engine import Experiment
 from gradtui.engine.record import PER_LAYER, STATISTICS
 from gradtui.record import FORMAT_VERSION, RecordWriter, plain, statistics_table
 from gradtui.sources.replay import ReplaySource
+from gradtui.ui.app import GradApp
 
 from conftest import gradtui_cli, record_live_run, tiny
 
@@ -67,6 +69,18 @@ def test_hand_written_conv_record_replays_and_raises_vanishing(tmp_path):
     assert "conv1 gets 1e-06 of the gradient reaching conv2" in alert.message and "sigmoid" in alert.message
     assert alert.remedies == ()  # remedies are config changes: there is no gradtui config to change
     assert snap.history.eval_steps == (20, 40, 60) and snap.position == "step 60 / 60"
+
+    async def screen():  # the interface on it, at 80x24: no config, the layer table instead
+        app = GradApp(None, source=ReplaySource(path, start_paused=True), name="replay conv.jsonl")
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.source.seek_to(-1)
+            app.redraw_now()
+            await pilot.pause()
+            return app.panels.header.render().plain, app.panels.alerts.render().plain, app.panels.bars.render().plain
+
+    header, alerts, bars = asyncio.run(screen())
+    assert "3 layers: conv sigmoid 27→8" in header and "step 60 / 60" in header
+    assert "vanishing: conv1 gets 1e-06" in alerts.replace("\n", " ") and "conv1" in bars and "fc" in bars
 
 
 def test_reader_gives_objects_and_a_dataframe(tmp_path):
