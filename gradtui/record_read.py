@@ -202,3 +202,81 @@ def read_record(path: str | os.PathLike) -> Record:
             raise RecordError(f"{p}: the record is empty (the run ended before its header was written)")
         raise RecordError(f"{p}: no header line; is this a gradtui record?")
     return record
+
+
+class RecordIndex:
+    """A finished record indexed for playback without holding it in memory: the header, and for
+    every later line its kind and byte offset (and, for step lines, the step and run); a line
+    is parsed again when it is needed. Validated like :func:`read_record` (same errors and
+    problems). Memory: a few bytes per line, whatever the record's size."""
+
+    KINDS = ("step", "event", "header")
+
+    def __init__(self, path: str | os.PathLike):
+        from array import array
+
+        self.path = str(Path(path).expanduser())
+        self.header: dict = {}
+        self.problems: list = []
+        self.kinds = array("b")  # index into KINDS
+        self.offsets = array("q")
+        self.step_lines = array("q")  # line index of every step line
+        self.steps = array("q")  # its step
+        self.runs = array("q")  # its run
+        try:
+            self._file = open(self.path, "rb")
+        except OSError as err:
+            raise RecordError(f"cannot read the record {self.path}: {_describe(err)}") from None
+        self._scan()
+
+    def _scan(self) -> None:
+        f, p = self._file, self.path
+        offset, number, pending = 0, 0, None  # pending: (number, error) of a bad line, fatal unless last
+        for raw in f:
+            number += 1
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            if pending is not None:
+                raise RecordError(f"{p}: line {pending[0]} is not valid JSON ({pending[1]}); the record is damaged")
+            try:
+                kind, obj = parse_line(raw)
+            except (ValueError, UnicodeDecodeError) as err:
+                pending = (number, err, raw.endswith(b"\n"))
+                continue
+            if not self.header:
+                if kind != "header":
+                    raise RecordError(f"{p}: line 1 is not a gradtui record header (no \"type\": \"header\")")
+                self.header = check_header(obj, p)
+                continue
+            if kind == "other":
+                self.problems.append(f"line {number} has unknown type {obj.get('type')!r} (skipped)")
+                continue
+            if kind == "header":
+                self.problems.append(f"line {number} is a second header: another run was written into the same file")
+            elif kind == "step":
+                self.step_lines.append(len(self.kinds))
+                self.steps.append(int(obj.get("step", 0)))
+                self.runs.append(int(obj.get("run", 0)))
+            self.kinds.append(self.KINDS.index(kind))
+            self.offsets.append(start)
+        if pending is not None:
+            what = "does not parse" if pending[2] else "is truncated"
+            self.problems.append(f"line {pending[0]} {what} (skipped): the run probably ended while writing it")
+        if not self.header:
+            if number == 0:
+                raise RecordError(f"{p}: the record is empty (the run ended before its header was written)")
+            raise RecordError(f"{p}: no header line; is this a gradtui record?")
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def line(self, i: int) -> tuple[str, dict]:
+        """The i-th line after the header, parsed: (kind, dict)."""
+        if self._file.closed:
+            self._file = open(self.path, "rb")
+        self._file.seek(self.offsets[i])
+        return parse_line(self._file.readline())
+
+    def close(self) -> None:
+        self._file.close()

@@ -14,7 +14,7 @@ import pytest
 import gradtui
 from gradtui.engine import Experiment
 from gradtui.engine.record import PER_LAYER, STATISTICS
-from gradtui.record import FORMAT_VERSION, RecordWriter, plain, statistics_table
+from gradtui.record import FORMAT_VERSION, RecordError, RecordWriter, plain, statistics_table
 from gradtui.sources.replay import ReplaySource
 from gradtui.ui.app import GradApp
 
@@ -178,3 +178,21 @@ def test_run_and_check_take_a_record(tmp_path):
     write_conv_record(handwritten)
     out = gradtui_cli("run", handwritten)
     assert out.returncode == 2 and "no gradtui config" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_replay_reads_damaged_records_like_the_reader(tmp_path):
+    path = tmp_path / "conv.jsonl"
+    write_conv_record(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-20])  # a writer killed in the middle of its last line
+    src = ReplaySource(path)
+    assert src.record.problems == gradtui.read_record(path).problems and "truncated" in src.record.problems[0]
+    lines = data.split(b"\n")
+    lines[5] = b"{not json"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(RecordError, match="line 6 is not valid JSON"):
+        ReplaySource(path)
+    out = gradtui_cli("replay", path)
+    assert out.returncode == 2 and "line 6 is not valid JSON" in out.stderr and "Traceback" not in out.stderr
+    out = gradtui_cli("replay", tmp_path / "missing.jsonl")
+    assert out.returncode == 2 and "gradtui watch" in out.stderr

@@ -2,19 +2,21 @@
 
 The position is a line of the record (after the header); the monitor holds what the
 live run showed after that line. Moving forward feeds the lines in between; moving back
-feeds the record again from its start (a few microseconds a line). Nothing runs in a
-thread: :meth:`ReplaySource.snapshot`, polled by the interface, advances the playback
+feeds the record again from its start (a few microseconds a line). The record stays on
+disk (:class:`~gradtui.record_read.RecordIndex` keeps a few bytes per line), so memory
+stays bounded whatever its length. Nothing runs in a thread: :meth:`ReplaySource.snapshot`, polled by the interface, advances the playback
 by the time elapsed since the last call times the speed.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from pathlib import Path
 
 from gradtui.monitor import Monitor
-from gradtui.record_read import Record, read_record
+from gradtui.record_read import RecordIndex
 from gradtui.sources.feed import RecordFeeder
 from gradtui.sources.protocol import REPLAY
 
@@ -33,19 +35,16 @@ class ReplaySource:
 
     capabilities = REPLAY
 
-    def __init__(self, record: Record | str | Path, speed: int = DEFAULT_SPEED, start_paused: bool = False,
+    def __init__(self, path: str | Path, speed: int = DEFAULT_SPEED, start_paused: bool = False,
                  history_capacity: int = 2000):
-        self.record = record if isinstance(record, Record) else read_record(record)
-        self.name = Path(self.record.path).name if self.record.path else "record"
+        """Index the record at ``path`` (RecordError when it cannot be read or is damaged)."""
+        self.record = RecordIndex(path)
+        self.name = Path(self.record.path).name
         self._capacity = history_capacity
-        self._lines = self.record.lines
-        step_at = []  # index of each step line in _lines
-        for i, (kind, _) in enumerate(self._lines):
-            if kind == "step":
-                step_at.append(i)
-        self._step_at = step_at
-        self._runs = 1 + max([obj.get("run", 0) for kind, obj in self._lines if kind == "step"] or [0])
-        self._last_step = max([obj["step"] for kind, obj in self._lines if kind == "step"] or [0])
+        self._lines = self.record
+        self._step_at = self.record.step_lines  # line index of each step line
+        self._runs = 1 + max(self.record.runs, default=0)
+        self._last_step = max(self.record.steps, default=0)
         self._speed = speed if speed in SPEEDS else DEFAULT_SPEED
         self._playing = not start_paused
         self._lock = threading.Lock()
@@ -71,6 +70,7 @@ class ReplaySource:
 
     def stop(self, timeout: float = 1.0) -> bool:
         self._playing = False
+        self.record.close()
         return True
 
     def snapshot(self):
@@ -115,9 +115,8 @@ class ReplaySource:
     def seek_step(self, step: int, run: int | None = None) -> None:
         """Go to the step line of this step (of the last run holding it, or of ``run``), and pause."""
         target = None
-        for n, i in enumerate(self._step_at):
-            obj = self._lines[i][1]
-            if obj["step"] == step and (run is None or obj.get("run", 0) == run):
+        for n, (s, r) in enumerate(zip(self.record.steps, self.record.runs)):
+            if s == step and (run is None or r == run):
                 target = n + 1
         if target is None:
             raise ValueError(f"the record has no step {step}")
@@ -144,7 +143,7 @@ class ReplaySource:
         self._pos = 0  # lines fed
 
     def _steps_done(self) -> int:
-        return sum(1 for i in self._step_at if i < self._pos)
+        return bisect.bisect_left(self._step_at, self._pos)
 
     def _at_end(self) -> bool:
         return self._pos >= len(self._lines)
@@ -152,12 +151,13 @@ class ReplaySource:
     def _forward(self, steps: int) -> None:
         """Feed lines until ``steps`` more step lines were fed (and the events after the last)."""
         lines = self._lines
+        kinds = lines.kinds
         while self._pos < len(lines):
-            kind, obj = lines[self._pos]
-            if kind == "step":
+            if kinds[self._pos] == 0:  # a step line
                 if steps <= 0:
                     break
                 steps -= 1
+            kind, obj = lines.line(self._pos)
             self._feed(kind, obj)
             self._pos += 1
             if kind == "step" and self._feeder.nonfinite:
