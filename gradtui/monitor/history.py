@@ -71,6 +71,7 @@ class History:
         self.grad_norm_total: list = []
         self.clipped: list = []
         self.layers: dict[str, list] = {name: [] for name in self.stats}
+        self._series = tuple(self.layers.items())
         self.eval_steps: list = []
         self.eval_loss: list = []
         self.eval_accuracy: list = []
@@ -81,19 +82,16 @@ class History:
     # -- writing ---------------------------------------------------------------------------
     def add_step(self, rec) -> bool:
         """Offer one StepRecord; returns True when it was stored (not decimated away)."""
-        return self._add(rec.step, rec.loss, rec.grad_norm_total, rec.clipped, lambda name: _values(getattr(rec, name)))
-
-    def _add(self, step, loss, grad_norm_total, clipped, values_of) -> bool:
-        """Store one point unless decimation skips it; ``values_of(stat)`` is only asked then."""
         self.seen += 1
         if not self._steps_dec.take():
             return False
-        self.steps.append(int(step))
-        self.loss.append(float(loss))
-        self.grad_norm_total.append(float(grad_norm_total))
-        self.clipped.append(bool(clipped))
-        for name in self.stats:
-            self.layers[name].append(tuple(values_of(name)))
+        self.steps.append(int(rec.step))
+        self.loss.append(float(rec.loss))
+        self.grad_norm_total.append(float(rec.grad_norm_total))
+        self.clipped.append(bool(rec.clipped))
+        for name, series in self._series:
+            values = getattr(rec, name)
+            series.append(() if values is None else tuple(values.tolist()))
         if len(self.steps) >= self.capacity:
             self._halve_steps()
         self._view = None
@@ -157,7 +155,3 @@ class History:
             )
         return self._view
 
-
-def _values(array) -> tuple:
-    """A statistic's values as a tuple of floats (() for an optional statistic the model lacks)."""
-    return () if array is None else tuple(array.tolist())
