@@ -163,6 +163,11 @@ async def drive_replay(app, src, live):
         await pilot.pause()
         assert src.pending_config is cfg
         assert any("unavailable" in n.message and "finished record" in n.message for n in app._notifications)
+        await pilot.press("question_mark")  # the help lists the playback keys
+        await pilot.pause()
+        shown = app.export_screenshot().replace("&#160;", " ")
+        assert "Playing a record back" in shown and "The end of the record." in shown and "unavailable here" in shown
+        await pilot.press("escape")
         await pilot.press("space")
         assert src.snapshot().status == "running"
         await pilot.pause(0.3)

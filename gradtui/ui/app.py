@@ -310,7 +310,7 @@ class GradApp(App[int]):
             self.panels.bars.show(self._snapshot, self.mode)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.current_config()))
+        self.push_screen(HelpScreen(self.current_config(), self.capabilities))
 
     def action_presets(self) -> None:
         if self._unavailable("p", BY_LABEL["p"].needs):

@@ -16,7 +16,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from gradtui.ui.keys import KEYS
+from gradtui.sources.protocol import LIVE, SEEK
+from gradtui.ui.keys import KEYS, PLAYBACK_KEYS
 
 INTRO = (
     "Each bar is one layer, the input layer at the top and the output at the bottom. Its length is the size "
@@ -71,14 +72,22 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "close", show=False),
     ]
 
-    def __init__(self, cfg=None) -> None:
+    def __init__(self, cfg=None, capabilities=LIVE) -> None:
+        """``capabilities`` of the source shown (gradtui.sources.protocol): a replay adds its
+        playback keys, and a source that takes no changes says why the mitigations are off."""
         super().__init__()
         self._cfg = cfg
+        self._caps = capabilities
 
     def compose(self) -> ComposeResult:
         scroll = VerticalScroll(id="help-body")
         scroll.border_title = "gradtui help — ↑/↓ PgUp/PgDn scroll · Escape closes"
         with scroll:
+            if self._caps.allows(SEEK):
+                yield Static("Playing a record back", classes="help--heading")
+                yield Static(self._playback())
+            if not self._caps.controllable:
+                yield Static(f"The mitigation keys are unavailable here: {self._caps.reason}.")
             yield Static("What the bars mean", classes="help--heading")
             yield Static(INTRO)
             yield Static(self._signs())
@@ -87,6 +96,14 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self._table("mitigation"))
             yield Static("Running and viewing", classes="help--heading")
             yield Static(self._table(None))
+
+    def _playback(self) -> Table:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(no_wrap=True, style="bold", justify="center", min_width=5)
+        table.add_column(ratio=1)
+        for spec in PLAYBACK_KEYS:
+            table.add_row(spec.label, spec.does)
+        return table
 
     def _signs(self) -> Table:
         table = Table.grid(padding=(0, 1))
