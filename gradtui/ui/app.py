@@ -80,6 +80,7 @@ class GradApp(App[int]):
         self.panels: _Widgets | None = None
         self.preset_name = name or getattr(cfg, "name", "")
         self.mode = "grad"  # grad | delta | time
+        self._mode_chosen = False
         self._version = -1
         self._snapshot = None
         self._slow_at = 0.0
@@ -133,6 +134,7 @@ class GradApp(App[int]):
         cfg = source.pending_config
         # recurrent models show their problem through time: start there (t switches back)
         self.mode = "time" if cfg is not None and cfg.is_recurrent else "grad"
+        self._mode_chosen = cfg is not None  # a followed record's config arrives with its header
         self.poll()
 
     def _stop_source(self) -> None:
@@ -177,6 +179,9 @@ class GradApp(App[int]):
         needs between its kernel calls, so fewer redraws mean faster training.
         """
         cfg = self.current_config()
+        if cfg is not None and not self._mode_chosen:
+            self._mode_chosen = True
+            self.mode = "time" if cfg.is_recurrent else "grad"
         if cfg is not None and not cfg.is_recurrent and self.mode == "time":
             self.mode = "grad"
         self.panels.header.show(snap, self.preset_name, cfg)
