@@ -1,9 +1,11 @@
 """`gradtui watch`: follow a record while another process writes it (a real subprocess), through
-a late start, pauses, a truncation, a rewrite, a second run in the same file and the end."""
+a late start, pauses, a truncation, a rewrite, a second run in the same file and the end; and
+`gradtui watch` and `gradtui replay` in a real pseudo-terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,8 @@ from gradtui.sources.follow import FollowSource
 from gradtui.ui.app import GradApp
 
 from conftest import record_live_run, tiny, wait_for
+
+ENV_TERM = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
 
 WRITER = textwrap.dedent("""
     import os, sys
@@ -143,3 +147,48 @@ def test_watch_screen_at_80x24(tmp_path, two_records):
 
     asyncio.run(go())
     assert not src._thread.is_alive()
+
+
+def test_gradtui_watch_in_a_real_terminal(tmp_path, two_records):
+    """`gradtui watch` started before the record exists, in a real pseudo-terminal; the record
+    appears, the screen follows it to its end line; q quits cleanly."""
+    pexpect = pytest.importorskip("pexpect")
+    from conftest import CMD
+
+    first, _ = two_records
+    target = tmp_path / "late.jsonl"
+    env = dict(ENV_TERM)
+    child = pexpect.spawn(CMD[0], CMD[1:] + ["watch", str(target)], env=env, cwd=str(tmp_path), dimensions=(24, 80),
+                          encoding="utf-8", codec_errors="replace", timeout=60)
+    try:
+        child.expect("waiting for the record", timeout=60)
+        target.write_bytes(first.read_bytes())
+        child.expect("writer ended", timeout=30)
+        child.send("q")
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_gradtui_replay_in_a_real_terminal(tmp_path, two_records):
+    """`gradtui replay --paused` in a real pseudo-terminal: the position, one step with →, q quits."""
+    pexpect = pytest.importorskip("pexpect")
+    from conftest import CMD
+
+    first, _ = two_records
+    child = pexpect.spawn(CMD[0], CMD[1:] + ["replay", "--paused", str(first)], env=dict(ENV_TERM), cwd=str(tmp_path),
+                          dimensions=(24, 80), encoding="utf-8", codec_errors="replace", timeout=60)
+    try:
+        child.expect("step 0 / 60", timeout=60)
+        child.send("\x1b[C")  # the right arrow
+        child.expect("step 1 / 60", timeout=30)
+        child.send("q")
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    child.close()
+    assert child.exitstatus == 0
