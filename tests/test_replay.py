@@ -132,6 +132,7 @@ def test_replay_screen_matches_the_live_screen(family, size, recorded):
     assert shown["bars"] == was["bars"]
     for alert in live.alerts:
         assert alert.kind.replace("_", " ") in shown["alerts"]
+    assert "  a  " not in shown["alerts"] and " ·  " in shown["alerts"]  # remedies listed, without keys
     assert f"step {live.step:,} / {live.step:,}" in shown["header"] and "end of replay" in shown["header"]
     assert "home/end" in shown["keys"] and "[/] speed" in shown["keys"]
 

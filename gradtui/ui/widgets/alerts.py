@@ -60,6 +60,7 @@ class AlertsPanel(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self.border_title = "alerts"
         self._alerts: tuple = ()
+        self._keys_apply = True
         self._predicted = ""
         self._measured = math.nan
         self._status = "compiling"
@@ -72,6 +73,7 @@ class AlertsPanel(Widget, can_focus=False):
         """Take alerts, the message and the attenuation figures from a Snapshot."""
         self._alerts = tuple(snapshot.alerts or ())
         self._status = snapshot.status
+        self._keys_apply = snapshot.source == "live"  # a record's remedies are shown without keys
         self._message = snapshot.message or ""
         cfg = snapshot.config
         if cfg is not None and cfg != self._theory_cfg:
@@ -84,7 +86,7 @@ class AlertsPanel(Widget, can_focus=False):
                 self._prediction = None
         self._measured = measured_attenuation(snapshot)
         self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
-        key = (self._alerts, self._status, fmt(self._measured), id(self._prediction))
+        key = (self._alerts, self._status, fmt(self._measured), id(self._prediction), self._keys_apply)
         if key != self._drawn:
             self._drawn = key
             self.refresh()  # a repaint only: the panel's height (1fr) does not follow its text
@@ -116,7 +118,8 @@ class AlertsPanel(Widget, can_focus=False):
             sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
             out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
             out.append(alert.message)
-            for remedy, key in zip(alert.remedies, remedy_keys(alert.remedies)):
+            keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
+            for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
                 if key:
                     out.append(f" {key} ", self._style("key"))
