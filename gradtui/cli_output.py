@@ -177,9 +177,11 @@ def print_summary(snap, console: Console, interrupted: bool = False, record=None
     if snap.latest_finite:
         console.print(summary_table(snap))
         console.print(Text(COLUMN_HELP, style="dim"))
-        profile = time_profile_line(snap.latest_finite.get("time_delta_norm"), snap.config.alerts.time_ratio)
+        profile = time_profile(snap.latest_finite.get("time_delta_norm"), snap.config.alerts.time_ratio)
         if profile:
-            console.print("\n" + profile)
+            console.print()
+        for part in profile:
+            console.print(part)
     else:
         console.print("No step finished, so there are no statistics to show.")
     loss = snap.latest_finite.get("loss") if snap.latest_finite else None
@@ -208,21 +210,25 @@ def print_summary(snap, console: Console, interrupted: bool = False, record=None
         console.print(f"\nRecord: {record}  (load it with gradtui.read_record)")
 
 
-def time_profile_line(profile, time_ratio: float) -> str:
-    """|dL/dh_t| at a few time steps, first to last, and its ratio h_1 / h_T (recurrent nets)."""
+def time_profile(profile, time_ratio: float) -> tuple:
+    """|dL/dh_t| of the top layer at a few time steps, first to last, as a small table, and
+    a line with its ratio h_1 / h_T and what it means (recurrent nets); () without a profile."""
     values = [v for v in (profile or []) if isinstance(v, float)]
     if len(values) < 2:
-        return ""
+        return ()
     T = len(values)
     picks = sorted({0, T // 4, T // 2, (3 * T) // 4, T - 1})
-    shown = "  ".join(f"t={t + 1}: {_fmt(values[t])}" for t in picks)
-    text = f"Gradient through time, |dL/dh_t| of the top layer (the loss reads the last steps): {shown}"
-    last = values[-1]
-    if last > 0:
-        ratio = values[0] / last
+    caption = ""
+    if values[-1] > 0:
+        ratio = values[0] / values[-1]
         verdict = "it vanishes before reaching the first steps" if ratio < time_ratio else "it reaches the first steps"
-        text += f"; h_1 / h_{T} = {_fmt(ratio)} ({verdict}; alerts.time_ratio = {time_ratio:g})"
-    return text
+        caption = f"h_1 / h_{T} = {_fmt(ratio)}: {verdict} (alerts.time_ratio = {time_ratio:g})"
+    table = Table(title="Gradient through time: |dL/dh_t| of the top layer (the loss reads the last steps)",
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for t in picks:
+        table.add_column(f"t={t + 1}", justify="right", no_wrap=True)
+    table.add_row(*(_fmt(values[t]) for t in picks))
+    return (table, caption) if caption else (table,)
 
 
 def baseline_note(loss, baseline) -> str:
