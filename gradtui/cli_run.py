@@ -7,6 +7,7 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Column
 
 from gradtui.cli_output import PipeSafeConsole, _fmt, print_summary, theory_line, worst_alert
 from gradtui.config.summary import model_summary
@@ -49,7 +50,11 @@ def run_headless(cfg, args) -> int:
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (gradtui.cli.Terminated)
         interrupted = interrupt_status(err)
     finally:
-        ended = session.stop(timeout=2.0)
+        try:
+            ended = session.stop(timeout=2.0)
+        except KeyboardInterrupt as err:  # a second Ctrl-C or SIGTERM while stopping: close the record now
+            interrupted = interrupted or interrupt_status(err)
+            ended = session.stop(timeout=0)
     snap = session.snapshot()
     elapsed = time.perf_counter() - t0
     status = 0
@@ -122,13 +127,17 @@ def _wait_quiet(session) -> None:
 
 
 def _wait_with_progress(session, cfg, steps: int, console: Console) -> None:
-    progress = Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>7} steps/s  loss {task.fields[loss]:>8}  {task.fields[alert]}"),
+    counts = len(f"{steps}/{steps}")
+    progress = Progress(  # on a narrow terminal the bar and the alert give way; numbers are never cut
+        TextColumn("{task.description:>9}", table_column=Column(no_wrap=True, min_width=9)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, no_wrap=True, max_width=20)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=counts)),
+        TextColumn("{task.fields[rate]:>7} steps/s  loss {task.fields[loss]:>8}",
+                   table_column=Column(no_wrap=True, min_width=31)),
+        TextColumn("{task.fields[alert]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
         console=console,
         transient=False,
+        expand=True,
         refresh_per_second=10,
     )
     rate = "-"
