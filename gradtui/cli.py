@@ -78,7 +78,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="train headless", description=_wrap(
         "Train headless: a progress bar with steps/s, loss and the worst active alert, then a per-layer "
-        "summary and the alerts raised. Ctrl-C stops cleanly (the record is closed, exit status 130)."),
+        "summary and the alerts raised. Ctrl-C or SIGTERM stops cleanly (the record is closed, exit status "
+        "130 or 143)."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     _add_config_args(run)
     run.add_argument("--steps", type=_positive_int, default=None, metavar="N", help="steps to train (default: the config's train.steps)")
@@ -151,7 +152,10 @@ def _describe_os_error(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The command line. Every expected failure ends here as one line and its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # called from another thread than the main one: signals stay as they are
+        previous = None
     try:
         return _main(argv)
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside a run (a run handles its own)
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail(str(err))
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _silence_stdout() -> None:

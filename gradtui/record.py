@@ -88,18 +88,15 @@ class RecordWriter:
         except FileExistsError:
             raise RecordExists(f"the record file {self.name} already exists; use --force to overwrite it or choose another name") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RecordError(f"the record file {self.name} is being written by another gradtui run; "
-                                  "wait for it to end or choose another name") from None
-            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                os.close(fd)
-                raise
-            # a file system without locks: write unlocked rather than not at all
-        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RecordError(f"the record file {self.name} is being written by another gradtui run; "
+                                      "wait for it to end or choose another name") from None
+                if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                # a file system without locks: write unlocked rather than not at all
             if os.path.isfile(self.path):
                 os.ftruncate(fd, 0)  # only now, holding the lock
         except OSError:
