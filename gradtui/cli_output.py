@@ -91,7 +91,17 @@ def print_check(cfg) -> int:
     console.print(format_config(cfg), markup=False)
     console.print("\nAt initialisation (mean-field " + "theory, before any training):", markup=False)
     console.print("  " + theory_line(cfg), markup=False)
+    console.print("\n" + memory_line(cfg), markup=False)
     return 0
+
+
+def memory_line(cfg) -> str:
+    """The memory a run of this config needs, by part, and what the machine has available."""
+    from gradtui.engine.memory import available_memory, estimate_memory, format_bytes
+
+    estimate, available = estimate_memory(cfg), available_memory()
+    have = f"; {format_bytes(available)} available" if available is not None else ""
+    return f"Memory: about {format_bytes(estimate.total)} ({estimate.describe()}){have}."
 
 
 def theory_line(cfg) -> str:

@@ -52,6 +52,12 @@ def test_a_config_too_large_for_memory_is_refused_before_anything_starts(tmp_pat
     assert not record.exists()
 
 
+def test_check_states_the_memory_a_run_needs():
+    r = gradtui("check", "vanishing-sigmoid")
+    assert r.returncode == 0
+    assert "Memory: about" in r.stdout and "parameters" in r.stdout and "available." in r.stdout
+
+
 def test_the_memory_estimate_follows_the_real_allocations():
     """The engine's part of the estimate against the NumPy buffers an Experiment holds after
     training and evaluating (tracemalloc's NumPy domain), for an MLP and an LSTM."""

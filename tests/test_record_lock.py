@@ -43,6 +43,26 @@ def test_end_line_is_written_once_when_two_threads_close(tmp_path):
     assert [e["event"] for e in rec.events] == ["end"]
 
 
+def _snap():
+    from gradtui.session.history import History
+
+    return SimpleNamespace(config=SimpleNamespace(name="demo", to_dict=lambda: {}), layer_names=("output",),
+                           history=History(10).view(), run=0)
+
+
+def test_an_export_name_taken_by_another_process_moves_on(tmp_path, monkeypatch):
+    """Another exporter may create the same file name between a check and the creation: the
+    name is claimed by creating the file, so that cannot fail (nor suggest --force)."""
+    from pathlib import Path
+
+    journal = Journal()
+    first = journal.export(_snap(), tmp_path)
+    monkeypatch.setattr(Path, "exists", lambda self: False)  # every check comes too early
+    second = journal.export(_snap(), tmp_path)
+    third = journal.export(_snap(), tmp_path)
+    assert len({first, second, third}) == 3 and all(read_record(p).header["export"] for p in (first, second, third))
+
+
 def test_concurrent_exports_get_distinct_files(tmp_path):
     from gradtui.session.history import History
 
