@@ -2,6 +2,7 @@
 first one's lines stay intact; concurrent exports never collide on a file name."""
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -30,10 +31,27 @@ def test_a_second_writer_is_refused_and_the_first_record_stays_whole(tmp_path):
     assert len(read_record(path).steps) == 0
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_end_line_is_written_once_when_two_threads_close(tmp_path):
+    """The worker and Session.stop() may close the record at the same moment (a stop that timed
+    out while the worker finished): one end line, whatever the timing. Writes are slowed down so
+    that both closers are inside close() together."""
     journal = Journal(tmp_path / "r.jsonl")
     journal.header(SimpleNamespace(to_dict=lambda: {}), ["output"], {})
-    threads = [threading.Thread(target=journal.close, args=("stopped", 3, 0, "")) for _ in range(8)]
+    real = journal.writer._file
+
+    class SlowFile:
+        closed = property(lambda self: real.closed)
+
+        def write(self, data):
+            time.sleep(0.05)
+            return real.write(data)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    journal.writer._file = SlowFile()
+    threads = [threading.Thread(target=journal.close, args=("stopped", 3, 0, "")) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
