@@ -68,6 +68,9 @@ def run_headless(cfg, args) -> int:
         where = snap.latest.get("nonfinite_layer") or "the network"
         status, problem = 1, (f"training stopped at step {snap.step}: non-finite values (NaN or Inf) appeared in {where}, "
                               "so that update was not applied; try one of the fixes listed above")
+    elif snap.status == "error" and snap.message.startswith("training failed: MemoryError"):
+        status, problem = 1, (f"{snap.message}: the machine ran out of memory (gradtui check estimates what a config "
+                              "needs); make the network or the batch smaller")
     elif snap.status == "error":
         status, problem = 1, snap.message
         print(session.error_traceback, file=sys.stderr)  # an internal error: the traceback helps a bug report

@@ -137,3 +137,19 @@ def test_a_record_projected_past_1_gb_is_announced_at_the_start(tmp_path):
     assert "gradtui: note: the record will grow to about" in text and "GB (1,000,000 steps, every 1)" in text
     small = gradtui("run", "vanishing-sigmoid", *TINY, "--steps", "20", "--record", str(tmp_path / "small.jsonl"))
     assert "the record will grow" not in small.stderr
+
+
+def test_running_out_of_memory_anyway_is_one_line_and_exit_1(monkeypatch, capsys):
+    """The estimate can be beaten by other programs taking memory meanwhile: a MemoryError in
+    training is a plain message (no traceback), exit 1 (training stopped on a problem)."""
+    from gradtui.cli import main
+    from gradtui.engine import experiment
+
+    def no_memory(self, cfg, data=None):
+        raise MemoryError("Unable to allocate 62.5 GiB for an array with shape (16777216000,)")
+
+    monkeypatch.setattr(experiment.Experiment, "__init__", no_memory)
+    assert main(["run", "vanishing-sigmoid", *TINY, "--steps", "5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "training failed: MemoryError: Unable to allocate 62.5 GiB" in err and "ran out of memory" in err
