@@ -95,3 +95,14 @@ def test_run_refuses_a_negative_or_fractional_step_count(mlp, steps, message):
     with pytest.raises(ValueError, match=message):
         mlp.run(steps)
     assert mlp.run(0) == []
+
+
+def test_load_state_checks_its_arrays_before_loading(mlp):
+    saved = mlp.save_state()
+    bad = {**saved, "theta": saved["theta"][:-1]}
+    with pytest.raises(ValueError, match=r"params\['theta'\] must have shape"):
+        mlp.load_state(bad)
+    with pytest.raises(ValueError, match=r"must have shape"):
+        mlp.load_state({**saved, "theta": 0.0})  # a scalar would otherwise fill every parameter
+    mlp.load_state(saved)
+    assert np.array_equal(mlp.theta, saved["theta"])

@@ -279,12 +279,15 @@ class Experiment:
         in the order they were taken."""
         if saved["cfg"] != self.cfg:
             raise ValueError("this state was saved under another config")
-        self.theta[:] = saved["theta"]
-        for buf, value in zip(self._state[:2], saved["state"]):
+        theta = check_param("theta", saved["theta"], self.theta)
+        state = [check_param(f"state[{i}]", value, buf) for i, (buf, value) in enumerate(zip(self._state[:2], saved["state"]))]
+        buffers = {name: check_param(name, saved["buffers"][name], value) for name, value in self.network.buffers().items()}
+        self.theta[:] = theta
+        for buf, value in zip(self._state[:2], state):
             buf[:] = value
         for name, value in self.network.buffers().items():
-            value[:] = saved["buffers"][name]
-        self._updates = saved["updates"]
+            value[:] = buffers[name]
+        self._updates = check_steps(saved["updates"])
 
     def _weight_norms(self) -> np.ndarray:
         norms = np.zeros(len(self.layer_names))
