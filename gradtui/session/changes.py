@@ -14,6 +14,7 @@ import traceback
 
 from gradtui.config import ConfigError
 from gradtui.config.changes import changed_keys, restart_keys
+from gradtui.config.summary import change_text, setting_label
 from gradtui.record import plain
 from gradtui.session.diagnoser import NoDiagnoser
 from gradtui.session.history import LAYER_STATS
@@ -147,7 +148,7 @@ class RunChanges:
         if not changed:
             self._message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
             return
-        text = ", ".join(f"{k}={new.get(k)}" for k in changed)
+        text = change_text((k, new.get(k)) for k in changed)
         blocked = restart_keys(old, new)
         step = self._exp.step_count
         if not blocked:
@@ -182,7 +183,7 @@ class RunChanges:
         self._record_prediction()
         self._evaluate()
         self.history.add_marker(0, f"{text} (fresh weights)")
-        self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
+        self._message = f"applied {text}: {', '.join(setting_label(k) for k in blocked)} needs fresh weights, so training restarted"
         self._status = "paused" if self._paused else "running"
         self._after_change()
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradtui.config.summary import change_text
+from gradtui.diagnosis.remedies import best_remedies
 from gradtui.config.schema import (
     ACTIVATIONS,
     INITS,
@@ -173,20 +175,16 @@ def change_for(label: str, cfg, alerts=()) -> dict:
 
 
 def describe_change(change: dict) -> str:
-    """'activation sigmoid → relu'-style text for a notification (values only)."""
-    parts = []
-    for k, v in change.items():
-        name = k.split(".", 1)[1]
-        parts.append(f"{name} = {v:g}" if isinstance(v, float) else f"{name} = {v}")
-    return ", ".join(parts)
+    """'activation relu, batch norm on' for a notification, with the screen's labels."""
+    return change_text(change)
 
 
 def suggested_settings(alerts) -> set:
-    """Dotted keys (and key labels) the active alerts' remedies point at, for highlighting."""
+    """Dotted keys and key labels of the one or two best remedies for the active alerts
+    (:func:`gradtui.diagnosis.remedies.best_remedies`), for the "◀ try" marks."""
     out = set()
-    for alert in alerts or ():
-        for remedy in getattr(alert, "remedies", ()):
-            out.add(remedy.key)
-            for k, _ in remedy.change:
-                out.add(k)
+    for remedy in best_remedies(alerts):
+        out.add(remedy.key)
+        for k, _ in remedy.change:
+            out.add(k)
     return out
