@@ -375,7 +375,7 @@ def test_loss_plot_marks_a_change_and_gives_the_time_since_it_half_the_width():
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.3)
             plot = app.query_one(LossPlot)
-            assert plot.border_title.endswith("from step 2,600")
+            assert plot.border_title.startswith("loss from step 2,600 ·")
             assert plot.border_subtitle == "│ step 2,800: batch norm on"
     run(go())
 
@@ -383,9 +383,11 @@ def test_loss_plot_marks_a_change_and_gives_the_time_since_it_half_the_width():
 def test_log_axis_labels_on_a_narrow_range_are_several_and_readable():
     from gradtui.ui.widgets.loss_plot import log_ticks
 
-    ticks = log_ticks([0.55, 0.6, 0.69])
-    assert len(ticks) >= 3 and len({label for _, label in ticks}) == len(ticks)
-    assert all(re.fullmatch(r"0\.\d+", label) for _, label in ticks), ticks
+    for values in ([0.55, 0.6, 0.69], [0.9, 1.25], [1.05, 1.06]):
+        ticks = log_ticks(values)
+        assert len(ticks) >= 3 and len({label for _, label in ticks}) == len(ticks), ticks
+        assert all(re.fullmatch(r"\d\.\d+|\d", label) for _, label in ticks), ticks
+        assert min(values) <= ticks[0][0] * 1.01 and ticks[-1][0] <= max(values) * 1.01  # inside the plotted range
     assert [label for _, label in log_ticks([1e-3, 1.0])] == ["1e-3", "1e-2", "1e-1", "1e+0"]
 
 
@@ -406,7 +408,7 @@ def test_weight_sparklines_tell_growth_from_stillness():
             assert len(set(sparks[0])) == 1, sparks  # still: a flat line
             assert sparks[3][-1] == "█" and sparks[3][0] != "█"  # growth: it rises
             assert sparks[0][0] == sparks[3][0]  # both start at the same level: one scale
-            assert "one |W| scale" in panel.border_subtitle and lines_all[0] == "|W|/start ×0.99–1.3"
+            assert "one scale" in panel.border_subtitle and lines_all[0] == "|W|/start ×0.99–1.3"
     run(go())
 
 
@@ -476,3 +478,17 @@ def test_exported_svg_has_no_text_run_starting_or_ending_with_a_space(tmp_path, 
     assert runs and not [r for r in runs if r.startswith("&#160;") or r.endswith("&#160;")]
     words = " ".join(r.replace("&#160;", " ") for r in runs)
     assert "vanishing-sigmoid" in words and "activation" in words
+
+
+def test_paused_before_the_first_step_says_which_key_starts_it():
+    """After i at a non-finite pause the new run waits, paused, at step 0: the screen says space starts it."""
+    async def go():
+        cfg = load_config("orthogonal-deep-linear")
+        snap = Snapshot(status="paused", step=0, config=cfg, pause_reason="user", version=1,
+                        message="applied init orthogonal: init needs fresh weights, so training restarted")
+        app, _ = static_app(cfg, snap)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            assert "space starts it" in app.query_one(GradientBars).render().plain
+            assert "paused · space resumes" in app.query_one(StatusHeader).render().plain
+    run(go())

@@ -27,11 +27,14 @@ def is_vanishing(value: float, reference: float, ratio: float) -> bool:
 
 
 def mark(value: float, reference: float, ratio: float, exploding_norm: float) -> str:
-    """'nonfinite', 'exploding' (above exploding_norm), 'vanishing' or 'healthy'."""
+    """'nonfinite', 'exploding' (above exploding_norm), 'vanishing' (0, or below ratio × reference)
+    or 'healthy'."""
     if not math.isfinite(value):
         return "nonfinite"
     if value > exploding_norm:
         return "exploding"
+    if value <= 0:  # nothing reaches the layer at all (it underflowed, or its units are dead)
+        return "vanishing"
     return "vanishing" if is_vanishing(value, reference, ratio) else "healthy"
 
 

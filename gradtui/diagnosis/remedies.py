@@ -171,11 +171,11 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
     elif kind in ("exploding", "nonfinite"):
         if wants_orthogonal(cfg) and m.activation == "linear":  # the cause is the init's spread, not its scale
             out.append(_orthogonal("every singular value 1, so the product of the layers cannot stretch the gradient"))
+        if init_too_large(cfg):  # the cause itself: offered first
+            out.append(_init(cfg, "smaller initial weights, so each layer stops amplifying the gradient"))
         if t.clip == "none":
             out.append(_clip("caps every step's length whatever the gradient's size"))
         out.append(_halve_lr(cfg, "smaller steps stop the weights from overshooting and growing"))
-        if init_too_large(cfg):
-            out.append(_init(cfg, "smaller initial weights, so each layer stops amplifying the gradient"))
         if mlp and not m.batchnorm:
             out.append(_batchnorm("renormalises every layer, so activations and gradients cannot grow layer after layer"))
         if m.kind in ("rnn", "lstm", "gru") and m.recurrent_gain > 1.0:

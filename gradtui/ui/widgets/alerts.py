@@ -114,7 +114,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
 
     def _hint(self) -> None:
         """Say on the bottom border when part of the text is out of view."""
-        self.border_subtitle = "↕ scroll: more below" if self.max_scroll_y > 0 else ""
+        self.border_subtitle = "↕ more: scroll" if self.max_scroll_y > 0 else ""
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)

@@ -127,7 +127,7 @@ class GradientBars(Widget, can_focus=False):
             title = f"exploding · {title}, last finite step"
             latest = finite
         values = latest.get(field) or ()
-        self._waiting = "" if latest else ("compiling" if snapshot.status == "compiling" else "first step")
+        self._waiting = "" if latest else {"compiling": "compiling", "paused": "paused"}.get(snapshot.status, "first step")
         if mode == "time":
             self._names = tuple(f"t={i + 1}" for i in range(len(values)))
             self._unit = "time step"
@@ -162,6 +162,8 @@ class GradientBars(Widget, can_focus=False):
         first = self._names[0] if self._names else "the first layer"
         down = "vanishing" in self._marks[:-1]
         alert = kinds.get("vanishing")
+        if down and alert is None and "dead" in kinds and not any(v > 0 for v in self._values[:-1] if v == v):
+            return [("no gradient at all: the dead units pass none (see the dead alert)", "note")]
         if down and alert is None:
             return [(f"no vanishing alert yet: it rises after {first} is ↓ for {rise} steps (in ||dL/dW|| and ||dL/dz||)", "note")]
         if alert is not None and not down:
@@ -190,6 +192,9 @@ class GradientBars(Widget, can_focus=False):
                     ("… compiling kernels, first run only\n", "bold"),
                     (textwrap.fill(note, width), self._style("note")),
                 )
+            if self._waiting == "paused":
+                return Text("‖ paused before the first step of this run: space starts it, s takes one step",
+                            self._style("note"))
             if self._waiting:
                 return Text("… waiting for the first step of this run", self._style("note"))
             if self._mode == "time":

@@ -144,7 +144,7 @@ class StatusHeader(Widget, can_focus=False):
         left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
         parts = [(f"step {step:,}", None), sep, (STATUS_TEXT_SPEED.format(speed), None), sep, (state, self._style(state_style))]
         right = Text.assemble(*parts)
-        if right.cell_len + 12 > width:  # steps/s gives way first; the step and the state stay
+        if left.cell_len + 1 + right.cell_len > width:  # steps/s gives way first; the step and the state stay
             right = Text.assemble(parts[0], (" · ", self._style("message")), parts[-1])
         room = width - right.cell_len - 1
         if left.cell_len > room:

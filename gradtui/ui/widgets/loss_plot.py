@@ -23,26 +23,25 @@ def decimate(xs, ys, points: int):
 
 
 def log_ticks(values, most: int = 5) -> list[tuple[float, str]]:
-    """(value, label) ticks for a log axis over ``values``: decades when the range spans two or
-    more, else a few evenly spaced (in log) values labelled to 2 significant digits, so the
-    axis always has readable labels (plotext's own give a single '1e+0' on a narrow range)."""
+    """(value, label) ticks for a log axis over ``values``: decades when two or more lie in the
+    range, else a few values evenly spaced in log between the lowest and the highest, with as
+    many digits as it takes to tell them apart (plotext's own give a single '1e+0' there)."""
     vals = [v for v in values if v > 0 and math.isfinite(v)]
     if not vals:
         return []
     lo, hi = min(vals), max(vals)
-    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    if b - a >= 2:
-        step = max(1, math.ceil((b - a) / most))
+    a, b = math.ceil(math.log10(lo)), math.floor(math.log10(hi))
+    if b - a >= 1:
+        step = max(1, math.ceil((b - a + 1) / most))
         return [(10.0**k, f"1e{k:+d}") for k in range(a, b + 1, step)]
     if hi <= lo * 1.0001:
-        lo, hi = lo * 0.9, hi * 1.1
-    count = max(2, min(most, 4))
-    out = []
-    for i in range(count):
-        v = float(f"{lo * (hi / lo) ** (i / (count - 1)):.2g}")
-        if not out or v != out[-1][0]:
-            out.append((v, f"{v:.2g}"))
-    return out
+        lo, hi = lo * 0.95, hi * 1.05
+    points = [lo * (hi / lo) ** (i / 3) for i in range(4)]
+    for digits in range(2, 7):
+        labels = [f"{v:.{digits}g}" for v in points]
+        if len(set(labels)) == len(labels):
+            break
+    return [(float(label), label) for label in labels]
 
 
 def window_start(steps, markers) -> int | None:
@@ -116,7 +115,7 @@ class LossPlot(PlotextPlot):
             if ticks:
                 plt.yticks([v for v, _ in ticks], [label for _, label in ticks])
         plt.xlabel("step")
-        self.border_title = self.TITLE if start is None else f"{self.TITLE} · from step {start:,}"
+        self.border_title = self.TITLE if start is None else f"loss from step {start:,} · ⠒ train ● eval"
         self.border_subtitle = f"│ step {marks[-1][0]:,}: {marks[-1][1]}" if marks else ""
         if not (xs or ex):
             self.border_subtitle = "… waiting for the first step"

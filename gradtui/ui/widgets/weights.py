@@ -42,7 +42,7 @@ class WeightPanel(Widget, can_focus=False):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "weights"
-        self.border_subtitle = "one |W| scale for all rows"
+        self.border_subtitle = "one scale, all rows"
         self._names: tuple = ()
         self._series: tuple = ()  # per point, per layer weight norms
         self._ratio: tuple = ()
