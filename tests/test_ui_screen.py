@@ -183,11 +183,19 @@ def test_picker_description_at_80x24_reaches_its_key_advice():
             picker = app.screen
             assert isinstance(picker, PresetPicker)
             desc = picker.query_one("#preset-description")
-            assert "Press b for batch norm" in " ".join(str(desc.render()).split()) or desc.max_scroll_y > 0
+            text = picker.query_one("#preset-text")
+            assert "Press b for batch norm" in " ".join(str(text.render()).split())
+            lines = text.region.height
+            assert lines >= 8 and desc.region.height >= 3
+            # the whole text is in view, or the panel scrolls down to its last line
+            assert lines <= desc.scrollable_content_region.height or desc.max_scroll_y > 0
             desc.scroll_end(animate=False)
             await pilot.pause(0.1)
-            assert desc.region.height >= 3
-            assert desc.virtual_size.height <= desc.region.height or desc.scroll_y == desc.max_scroll_y
+            assert desc.scroll_y + desc.scrollable_content_region.height >= lines
+            options = picker.query_one("#preset-list")
+            assert options.get_option_at_index(options.highlighted).id == "vanishing-sigmoid"
+            top, rows = options.scroll_offset.y, options.scrollable_content_region.height
+            assert top <= options.highlighted < top + rows  # the running preset is in view
     run(go())
 
 
@@ -446,7 +454,7 @@ def test_picker_opens_a_toml_file_and_lists_it_while_it_runs(tmp_path):
             await pilot.press(*str(tmp_path / "missing.toml"), "enter")
             await pilot.pause(0.2)
             assert isinstance(app.screen, PresetPicker)  # a bad path says why and stays open
-            assert "cannot open" in str(app.screen.query_one("#preset-description").render())
+            assert "cannot open" in str(app.screen.query_one("#preset-text").render())
             app.screen.query_one("#preset-file").value = str(path)
             await pilot.press("enter")
             await pilot.pause(0.3)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual import events
 from textual.widgets import Input, OptionList, Static
@@ -69,8 +69,8 @@ class PresetPicker(ModalScreen[str | None]):
         padding: 0 1;
         border-top: solid $primary;
         color: $text-muted;
-        overflow-y: auto;
     }
+    PresetPicker #preset-text { height: auto; }
     PresetPicker #preset-file { border: none; height: 1; padding: 0 1; background: $boost; }
     PresetPicker #preset-file:focus { background: $primary 30%; }
     """
@@ -89,7 +89,7 @@ class PresetPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         box = Vertical()
-        box.border_title = "presets — ↑/↓ choose · Enter or double click loads · Tab: a .toml file · Escape cancels"
+        box.border_title = "presets · ↑/↓ · Enter or double click loads · Tab: a .toml file · Esc"
         with box:
             options = []
             for name, title, _ in self._entries:
@@ -99,7 +99,8 @@ class PresetPicker(ModalScreen[str | None]):
                 label.append("  " + title, "dim")
                 options.append(Option(label, id=name))
             yield PresetList(*options, id="preset-list")
-            yield Static("", id="preset-description")
+            with VerticalScroll(id="preset-description"):
+                yield Static("", id="preset-text")
             yield Input(placeholder="or type the path of a .toml file and press Enter", id="preset-file")
 
     def on_mount(self) -> None:
@@ -116,9 +117,11 @@ class PresetPicker(ModalScreen[str | None]):
         if index is None or not self._entries:
             return
         name, title, description = self._entries[index]
-        self.query_one("#preset-description", Static).update(
+        self.query_one("#preset-text", Static).update(
             Text.assemble((f"{name}: {title}\n", "bold"), description)
         )
+        # the description's height moves the list's bottom edge: keep the highlighted row in view
+        self.call_after_refresh(self.query_one(PresetList).scroll_to_highlight)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._describe(event.option_index)
@@ -134,7 +137,7 @@ class PresetPicker(ModalScreen[str | None]):
         try:
             load_config(path)
         except ConfigError as err:
-            self.query_one("#preset-description", Static).update(Text(f"cannot open {path}: {err}", "bold red"))
+            self.query_one("#preset-text", Static).update(Text(f"cannot open {path}: {err}", "bold red"))
             return
         self.dismiss(path)
 
