@@ -97,7 +97,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
-    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter loads it).", group="app"),
+    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter or a double click loads it), or open a .toml file by its path.", group="app"),
     KeySpec("e", "e", "export", "export", "Save an SVG screenshot and the JSON Lines record of the run so far.", group="app"),
     KeySpec("question_mark", "?", "help", "help", "This help.", group="app"),
     KeySpec("q", "q", "quit_app", "quit", "Quit.", group="app"),
