@@ -150,26 +150,35 @@ class GradientBars(Widget, can_focus=False):
             else:
                 self._marks = tuple(marks(self._values, vanishing_threshold(a, snapshot.alerts), a.exploding_norm))
                 if not notes:
-                    notes.extend(self._disagreement(snapshot))
+                    notes.extend(self._disagreement(snapshot, latest))
         self._notes = tuple(notes)
         self.border_title = title
         self.refresh()
 
-    def _disagreement(self, snapshot) -> list[tuple[str, str]]:
-        """A note when the row marks and the vanishing alert say different things, saying why."""
+    def _disagreement(self, snapshot, latest: dict) -> list[tuple[str, str]]:
+        """A note when the row marks and the vanishing alert say different things, saying why.
+
+        The alert rises when the first hidden layer is ↓ in both ||dL/dW|| and ||dL/dz|| for
+        rise_steps steps in a row, and clears after clear_steps steps without that."""
         kinds = {alert.kind: alert for alert in snapshot.alerts}
-        rise, clear = snapshot.config.alerts.rise_steps, snapshot.config.alerts.clear_steps
+        a = snapshot.config.alerts
         first = self._names[0] if self._names else "the first layer"
         down = "vanishing" in self._marks[:-1]
         alert = kinds.get("vanishing")
-        if down and alert is None and "dead" in kinds and not any(v > 0 for v in self._values[:-1] if v == v):
-            return [("no gradient at all: the dead units pass none (see the dead alert)", "note")]
         if down and alert is None:
-            return [(f"no vanishing alert yet: it rises after {first} is ↓ for {rise} steps (in ||dL/dW|| and ||dL/dz||)", "note")]
+            if "dead" in kinds and not any(v > 0 for v in self._values[:-1] if v == v):
+                return [("no gradient at all: the dead units pass none (see the dead alert)", "note")]
+            ratio = vanishing_threshold(a, snapshot.alerts)
+            both = [marks([num(v) for v in latest.get(f) or ()], ratio, a.exploding_norm)[:1] for f in ("grad_norm", "delta_norm")]
+            if both == [["vanishing"], ["vanishing"]]:
+                return [(f"no vanishing alert yet: it rises after {first} is ↓ for {a.rise_steps} steps in a row", "note")]
+            if self._marks[0] == "vanishing":
+                return [(f"no vanishing alert: it needs {first} ↓ in both ||dL/dW|| and ||dL/dz|| (d switches)", "note")]
+            return [(f"no vanishing alert: it watches {first}, which is ✓", "note")]
         if alert is not None and not down:
             if dict(alert.extra).get("sign") in ("update", "weights"):
                 return [("the vanishing alert reads the weights (update ratio, size), not these bars", "note")]
-            return [(f"no ↓ row now: the vanishing alert clears after {clear} steps without {first} ↓", "note")]
+            return [(f"no ↓ row now: the vanishing alert clears after {a.clear_steps} steps without {first} ↓", "note")]
         return []
 
     # -- drawing -------------------------------------------------------------------------

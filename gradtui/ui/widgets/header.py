@@ -47,6 +47,7 @@ def loss_figures(snapshot) -> list[str]:
 
 
 STATUS_TEXT_SPEED = "{:,.0f} steps/s"
+SHORT_SCREEN = 32  # below this many rows the message gets one line under the summary
 
 
 def state_text(snapshot) -> str:
@@ -126,8 +127,9 @@ class StatusHeader(Widget, can_focus=False):
         if not message or len(summary) + 5 + len(message) <= width:
             return [], ""
         lines = textwrap.wrap(message, width) or [""]
-        kept = lines[: self.MESSAGE_LINES]
-        rest = " ".join(lines[self.MESSAGE_LINES:])
+        most = self.MESSAGE_LINES if self.screen.size.height >= SHORT_SCREEN else 1  # rows are scarce: keep them for the bars
+        kept = lines[:most]
+        rest = " ".join(lines[most:])
         if rest:
             kept[-1] = fit(kept[-1] + " " + rest, width)
         return kept, rest
