@@ -320,7 +320,7 @@ def test_red_rows_without_an_alert_say_why():
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.3)
             text = app.query_one(GradientBars).render().plain
-            assert "no vanishing alert yet: it rises after hidden.0 is ↓ for 20 steps in a row" in " ".join(text.split())
+            assert "no vanishing alert: it rises only after hidden.0 is ↓ for 20 steps in a row" in " ".join(text.split())
         # ↓ in the dL/dW view only: the alert needs both, and the note says so
         snap = profile_snapshot(cfg, grad, latest={"delta_norm": [1e-2] * 21})
         app, _ = static_app(cfg, snap)

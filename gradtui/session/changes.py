@@ -160,7 +160,7 @@ class RunChanges:
                 self._diag.set_config(new)  # keeps active alerts; they clear when the problem has gone
             self._chunk = 1  # the step time may have changed (batch norm, another activation)
             self.history.add_marker(step, text)
-            self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
+            self._message = f"applied {text} at step {step:,}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
                         config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
             self._record_prediction()
@@ -221,7 +221,7 @@ class RunChanges:
         self._single = 0
         self._status = "paused"
         back = self._checkpoint["step"] if self._checkpoint is not None else 0
-        self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
+        self._message = (f"paused at step {rec.step:,}: non-finite values (NaN or Inf) appeared in {where}; "
                          "the update was not applied. A remedy that keeps the weights (c clipping, - a lower "
                          f"learning rate, b batch norm) or space goes back to the last healthy weights (step {back}); "
                          "i (another init) or n starts afresh.")

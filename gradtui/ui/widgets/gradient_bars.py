@@ -171,7 +171,7 @@ class GradientBars(Widget, can_focus=False):
             ratio = vanishing_threshold(a, snapshot.alerts)
             both = [marks([num(v) for v in latest.get(f) or ()], ratio, a.exploding_norm)[:1] for f in ("grad_norm", "delta_norm")]
             if both == [["vanishing"], ["vanishing"]]:
-                return [(f"no vanishing alert yet: it rises after {first} is ↓ for {a.rise_steps} steps in a row", "note")]
+                return [(f"no vanishing alert: it rises only after {first} is ↓ for {a.rise_steps} steps in a row", "note")]
             if self._marks[0] == "vanishing":
                 return [(f"no vanishing alert: it needs {first} ↓ in both ||dL/dW|| and ||dL/dz|| (d switches)", "note")]
             return [(f"no vanishing alert: it watches {first}, which is ✓", "note")]
