@@ -507,3 +507,18 @@ def test_paused_before_the_first_step_says_which_key_starts_it():
             assert "space starts it" in app.query_one(GradientBars).render().plain
             assert "paused · space resumes" in app.query_one(StatusHeader).render().plain
     run(go())
+
+
+def test_at_60x20_a_status_message_leaves_the_bars_their_rows():
+    async def go():
+        cfg = mlp_cfg()
+        message = "applied activation leaky_relu at step 3,100; the weights carried over"
+        app, _ = static_app(cfg, profile_snapshot(cfg, [0.1] * 21, message=message))
+        async with app.run_test(size=(60, 20)) as pilot:
+            await pilot.pause(0.3)
+            assert len(app.query_one(StatusHeader).render().plain.splitlines()) == 3  # one line for the message
+            assert not app.query_one("#mitigations").display
+            rows, lines, _ = bar_rows(app)
+            assert len(rows) >= 9, lines
+            assert message in " ".join(app.query_one(AlertsPanel).content.plain.split())  # whole, beside the bars
+    run(go())

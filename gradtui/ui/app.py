@@ -107,6 +107,7 @@ class GradApp(App[int]):
             loss=self.query_one(LossPlot), right=self.query_one("#right"),
         )
         self._start_session(self.cfg)
+        self.call_after_refresh(self.redraw_now)  # again with the first layout's sizes
         self.set_interval(1.0 / self.fps, self.poll, name="poll")
 
     # -- session -------------------------------------------------------------------------
@@ -182,6 +183,10 @@ class GradApp(App[int]):
         self.panels.mitigations.show(cfg, snap.alerts)
         self.panels.keys.show(cfg)
         self.panels.loss.show(snap, force=force)
+
+    def on_resize(self) -> None:
+        """Redraw once the new layout is in place: what fits (the header's message) depends on it."""
+        self.call_after_refresh(self.redraw_now)
 
     def _boost(self) -> None:
         """Poll quickly for a moment after a command so its effect shows within a frame."""
