@@ -61,7 +61,9 @@ class GradApp(App[int]):
     BINDINGS = [
         Binding(spec.key, spec.action, spec.short, key_display=spec.label, show=False)
         for spec in KEYS
-    ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True)]
+    ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True),
+         Binding("pagedown", "scroll_alerts(1)", "alerts down", show=False),
+         Binding("pageup", "scroll_alerts(-1)", "alerts up", show=False)]
 
     def __init__(self, cfg, fps: float = 10.0, session_factory=None, name: str | None = None) -> None:
         super().__init__()
@@ -252,6 +254,14 @@ class GradApp(App[int]):
         self.mode = "time" if self.mode != "time" else "grad"
         if self._snapshot is not None:
             self.panels.bars.show(self._snapshot, self.mode)
+
+    def action_scroll_alerts(self, direction: int) -> None:
+        """PgDn / PgUp page through the alerts panel when its text is taller than the panel."""
+        alerts = self.panels.alerts
+        if direction > 0:
+            alerts.scroll_page_down(animate=False)
+        else:
+            alerts.scroll_page_up(animate=False)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.current_config()))

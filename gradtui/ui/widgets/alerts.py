@@ -38,7 +38,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
     """Active alerts with remedies and keys; predicted vs measured attenuation.
 
     The whole text is always there: when it is taller than the panel, the panel scrolls
-    (mouse wheel) and its bottom border says so.
+    (PgDn / PgUp, or the mouse wheel) and its bottom border says so.
     """
 
     COMPONENT_CLASSES = {"alerts-panel--critical", "alerts-panel--warning", "alerts-panel--info",
@@ -114,7 +114,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
 
     def _hint(self) -> None:
         """Say on the bottom border when part of the text is out of view."""
-        self.border_subtitle = "↕ more: scroll" if self.max_scroll_y > 0 else ""
+        self.border_subtitle = "↓ more: PgDn" if self.max_scroll_y > 0 else ""
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)
