@@ -381,6 +381,8 @@ def test_loss_and_held_out_accuracy_are_numbers_on_screen_at_every_size():
                 await pilot.pause(0.3)
                 header = app.query_one(StatusHeader).render().plain
                 assert "loss 0.5" in header and "acc 52.5%" in header, (size, header)
+                second = header.splitlines()[1]  # the summary drops whole parts: no number is cut
+                assert second.endswith((" …", "no clip")) and "sgd lr 0.1" in second or "sgd" not in second, second
     run(go())
 
 

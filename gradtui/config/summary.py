@@ -59,8 +59,13 @@ def clip_text(cfg) -> str:
 
 def model_summary(cfg) -> str:
     """'mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip'."""
+    return " · ".join(summary_parts(cfg))
+
+
+def summary_parts(cfg) -> list[str]:
+    """The parts of :func:`model_summary`, so a narrow screen can drop whole parts, never cut a number."""
     if cfg is None:
-        return ""
+        return []
     m, t = cfg.model, cfg.train
     opt = f"{t.optimizer} lr {fmt_short(t.lr)}"
     if m.kind == "mlp":
@@ -81,4 +86,4 @@ def model_summary(cfg) -> str:
             opt,
             clip_text(cfg),
         ]
-    return " · ".join(parts)
+    return parts

@@ -85,6 +85,19 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def fit_parts(parts, width: int, sep: str = " · ") -> str:
+    """As many whole ``parts`` as fit in ``width``, joined by ``sep``, then ' …' when some are left
+    out: a part (which may hold a number) is dropped whole, never cut."""
+    out = ""
+    for i, part in enumerate(parts):
+        candidate = part if not out else out + sep + part
+        more = i < len(parts) - 1
+        if len(candidate) + (2 if more else 0) > width:
+            return (out + " …") if out else fit(part, width)
+        out = candidate
+    return out
+
+
 def geomean(values) -> float:
     """Geometric mean of positive finite values; nan/inf propagate so a bad layer is never hidden."""
     vals = [num(v) for v in values]

@@ -15,8 +15,8 @@ import textwrap
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.config.summary import model_summary
-from gradtui.ui.widgets._format import fit
+from gradtui.config.summary import model_summary, summary_parts
+from gradtui.ui.widgets._format import fit, fit_parts
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
@@ -91,6 +91,7 @@ class StatusHeader(Widget, can_focus=False):
         super().__init__(id=id, classes=classes)
         self._data: tuple = ("", "", "compiling", "", 0, 0.0, (), "")
         self.message_cut = False
+        self._parts: tuple = ()
         """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
@@ -113,6 +114,7 @@ class StatusHeader(Widget, can_focus=False):
         )
         width = max(20, self.content_region.width or self.size.width or 80)
         self.message_cut = len(self._message_lines(self._line_two(data[6], model_summary(cfg)), message, width)[1]) > 0
+        self._parts = tuple(summary_parts(cfg))
         if data != self._data:
             relayout = data[1:2] + data[-1:] != self._data[1:2] + self._data[-1:]
             self._data = data
@@ -161,7 +163,7 @@ class StatusHeader(Widget, can_focus=False):
         for text in figures:  # the numbers first, whole; the summary gives way
             second.append(text, "bold")
             second.append(" · ", self._style("message"))
-        second.append(fit(summary, max(1, width - second.cell_len)))
+        second.append(fit_parts(self._parts, max(1, width - second.cell_len)))
         if message and not lines:
             second.append("  ·  " + message, self._style("message"))
         out.append("\n")
