@@ -77,7 +77,8 @@ class WeightPanel(Widget, can_focus=False):
         rows = [[geomean(point[a:b]) for point in self._series[-spark_w:] if len(point) >= b] for a, b in spans]
         lo, hi = shared_scale(rows)
         out = Text(no_wrap=True, overflow="crop")
-        out.append(fit(f"|W|/start ×{lo:.2g}–{hi:.2g}", width), self._style("note"))
+        scale = f"×{lo:.2g}–{hi:.2g}"
+        out.append(f"|W|/start {scale}" if len(scale) + 10 <= width else fit(scale, width), self._style("note"))
         for (a, b), series in zip(spans, rows):
             ratio = geomean(self._ratio[a:b])
             out.append("\n")
