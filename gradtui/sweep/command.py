@@ -95,14 +95,13 @@ def _run(plan, out_dir: Path, args) -> int:
 
     from gradtui.sweep import manifest, runner, svg
     from gradtui.sweep.live import SweepView
+    from gradtui.sweep.table import ResultsTable
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         return fail(f"cannot create --out {out_dir}: {err.strerror or err}")
     try:
-        from gradtui.sweep.table import ResultsTable
-
         ResultsTable(out_dir, plan.axis_keys).finished()
         manifest.load_or_create(out_dir, plan, args.scheduler or "local")
     except (ValueError, OSError) as err:
@@ -112,8 +111,8 @@ def _run(plan, out_dir: Path, args) -> int:
         client, where = runner.connect(args.scheduler, args.workers)
     except runner.SweepError as err:
         return fail(str(err))
-    console.print(f"gradtui sweep: {len(plan.cells)} cells of {plan.steps} steps on {where}; results in {out_dir}. "
-                  "Ctrl-C stops; the same command resumes.")
+    print(f"gradtui sweep: {len(plan.cells)} cells of {plan.steps} steps on {where}; results in {out_dir}. "
+          "Ctrl-C stops; the same command resumes.", file=sys.stderr)
     views = {}
 
     def view_factory(hm, progress):
@@ -137,15 +136,14 @@ def _run(plan, out_dir: Path, args) -> int:
         files = svg.write(view.hm, out_dir / "heatmap.svg", plan.title, view.overlay)
     else:
         files = []
-    out = Console(highlight=False)
     if interrupted:
-        done = view.progress.done if view else 0
-        console.print(f"gradtui: interrupted: {done} of {len(plan.cells)} cells finished and kept in "
-                      f"{out_dir / 'results.csv'}; run the same command to do the rest")
+        known = {c.ident(plan.axes) for c in plan.cells}
+        done = len(known & set(ResultsTable(out_dir, plan.axis_keys).finished()))  # the table is the truth
+        print(f"gradtui: interrupted: {done} of {len(plan.cells)} cells finished and kept in "
+              f"{out_dir / 'results.csv'}; run the same command to do the rest", file=sys.stderr)
         return 130
     progress = result["progress"]
-    out.print(f"{progress.done}/{progress.total} cells ({result['skipped']} from an earlier run), "
-              f"{progress.failed} failed or non-finite; {runner.summary(plan, result['hm'])}.")
-    out.print(f"table {out_dir / 'results.csv'}, manifest {out_dir / 'manifest.json'}, "
-              + ", ".join(f"plot {f}" for f in files))
+    print(f"{progress.done}/{progress.total} cells ({result['skipped']} from an earlier run), "
+          f"{progress.failed} failed or non-finite; {runner.summary(plan, result['hm'])}.")
+    print(f"table {out_dir / 'results.csv'}, manifest {out_dir / 'manifest.json'}, " + ", ".join(f"plot {f}" for f in files))
     return 0

@@ -10,9 +10,12 @@ is still pending; every finished cell is already in the table, and the same comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from gradtui.sweep.heatmap import Heatmap
 from gradtui.sweep.table import ResultsTable, parse_number
 
 CONNECT_TIMEOUT = 5  # seconds to reach a --scheduler before giving up
+_WORKER_LOGS = "DASK_LOGGING__DISTRIBUTED"  # dask config from the environment: workers' log level
 SIGMA_KEYS = ("sigma_w2", "model.init_gain", "model.init_std", "model.init")
 
 
@@ -50,9 +54,33 @@ def connect(scheduler: str | None, workers: int | None):
                              "(gradtui installed where they run), or leave out --scheduler for a local cluster") from None
         return client, f"the Dask cluster at {scheduler}"
     n = workers or local_worker_count()
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
     return Client(cluster), f"a local Dask cluster of {n} single-threaded worker process{'es' if n != 1 else ''}"
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start local worker processes quiet and with SIGINT ignored (inherited; Python keeps an ignored SIGINT):
+    Ctrl-C reaches the whole process group, and only this process should answer it, by
+    cancelling the pending cells and closing the cluster, not every worker with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the workers' own logs (a heartbeat that missed the scheduler while it shut down after Ctrl-C)
+    # are noise on this screen: a cell's failure is reported in its row
+    quiet = os.environ.get(_WORKER_LOGS)
+    os.environ[_WORKER_LOGS] = "critical"
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if quiet is None:
+            os.environ.pop(_WORKER_LOGS, None)
+        else:
+            os.environ[_WORKER_LOGS] = quiet
 
 
 def close(client) -> None:
