@@ -230,6 +230,9 @@ def test_unreachable_scheduler_is_a_clear_error_within_seconds(tmp_path, address
 def test_another_sweep_in_the_same_out_is_refused(tmp_path):
     out = tmp_path / "s"
     assert sweep(*TINY, "--grid", "model.depth=2", "--steps", "5", "--workers", "1", "--out", str(out)).returncode == 0
+    same = sweep(*TINY, "--grid", "model.depth=2", "--steps", "5", "--workers", "1", "--out", str(out))
+    assert same.returncode == 0 and "no cluster (every cell is in the table already)" in same.stderr
+    assert "1/1 cells (1 from an earlier run)" in same.stdout and (out / "heatmap.svg").exists()
     r = sweep(*TINY, "--grid", "model.depth=2", "--steps", "6", "--workers", "1", "--out", str(out))
     assert r.returncode == 2 and "holds another sweep (steps differs: 5 there, 6 now)" in r.stderr
     assert len(rows(out)) == 1

@@ -175,3 +175,26 @@ def test_import_gradtui_and_its_cli_do_not_import_dask():
             "bad = [m for m in ('dask', 'distributed', 'pandas') if m in sys.modules]; assert not bad, bad; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_terminal_view_shows_progress_pending_cells_and_theory_marks():
+    from rich.console import Console
+
+    from gradtui.sweep.live import Progress, SweepView
+
+    hm = Heatmap("accuracy", "sigma_w2", (1.0, 1.5, 2.0, 4.0), "model.depth", (10, 20, 40), (1.0, 1.5, 2.0, 4.0), chance=0.5)
+    hm.add(1.0, 10, {"accuracy": 0.99})
+    hm.add(4.0, 40, {"accuracy": None, "error": "KilledWorker"})
+    progress = Progress(total=12, skipped=0)
+    progress.finished(False)
+    progress.finished(True)
+    ov = overlay_for(phase_diagram_base("tanh", gradtui.load_config), 1.0, 4.0)
+    console = Console(width=100, record=True, color_system=None)
+    console.print(SweepView(hm, "title", progress, ov))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert lines[0] == "title" and lines[1].startswith("  40 │") and lines[3].startswith("  10 │")
+    assert lines[3].split("│")[1][:3] == "█3█"  # 0.99: upper half of [chance, 1]; 3 xi_c = 11 at sigma_w^2 = 1
+    assert lines[1].split("│")[1][9:12] == " × "  # the failed cell
+    assert lines[2].split("│")[1].split() == ["6", "1", "1", "3"]  # 6 xi_c = 22 at 1, 3 xi_c = 21 at 4
+    assert "┃ χ₁ = 1 at σ_w² = 1.76" in text and "2/12 cells · 1 failed" in text

@@ -102,15 +102,18 @@ def _run(plan, out_dir: Path, args) -> int:
     except OSError as err:
         return fail(f"cannot create --out {out_dir}: {err.strerror or err}")
     try:
-        ResultsTable(out_dir, plan.axis_keys).finished()
+        finished = ResultsTable(out_dir, plan.axis_keys).finished()
         manifest.load_or_create(out_dir, plan, args.scheduler or "local")
     except (ValueError, OSError) as err:
         return fail(str(err))
     console = Console(stderr=True, highlight=False)
-    try:
-        client, where = runner.connect(args.scheduler, args.workers)
-    except runner.SweepError as err:
-        return fail(str(err))
+    if all(c.ident(plan.axes) in finished for c in plan.cells):
+        client, where = None, "no cluster (every cell is in the table already)"
+    else:
+        try:
+            client, where = runner.connect(args.scheduler, args.workers)
+        except runner.SweepError as err:
+            return fail(str(err))
     print(f"gradtui sweep: {len(plan.cells)} cells of {plan.steps} steps on {where}; results in {out_dir}. "
           "Ctrl-C stops; the same command resumes.", file=sys.stderr)
     views = {}
@@ -128,7 +131,8 @@ def _run(plan, out_dir: Path, args) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        runner.close(client)
+        if client is not None:
+            runner.close(client)
     if not console.is_terminal:
         console.print()
     view = views.get("view")

@@ -3,7 +3,7 @@ progress line (done/total, failures, rate, ETA), drawn with rich's live display.
 
 Each cell is three characters on the outcome's colour; `·` not finished yet, `×` failed or
 non-finite; a digit k marks the row where depth crosses k * xi_c in that column (k in
-overlay.MULTIPLES) and `┃` under the axis marks the chi_1 = 1 boundary. Colours are backed by
+overlay.MULTIPLES; `█6█` on a finished cell) and `┃` under the axis marks the chi_1 = 1 boundary. Colours are backed by
 symbols, so NO_COLOR terminals still show which cells trained (`█` >= 0.5 of the scale).
 """
 
@@ -96,9 +96,8 @@ class SweepView:
         labels = self.hm.x_sigma_w2 if self.hm.x_sigma_w2 else hm.x_values
         yield Text(" " * (label_w + 2) + self._ticks(labels))
         if self.overlay is not None and hm.x_sigma_w2:
-            col = int(hm.x_position(self.overlay.critical))
-            col = min(max(col, 0), len(hm.x_values) - 1)
-            yield Text(" " * (label_w + 2 + CELL * col + 1) + f"┃ χ₁ = 1 at σ_w² = {self.overlay.critical:.2f}", style="red")
+            at = min(max(round(CELL * hm.x_position(self.overlay.critical)), 0), CELL * len(hm.x_values) - 1)
+            yield Text(" " * (label_w + 2 + at) + f"┃ χ₁ = 1 at σ_w² = {self.overlay.critical:.2f}", style="red")
         x_title = "σ_w²" if hm.x_sigma_w2 else hm.x_key
         lo, hi, log = hm.value_range()
         yield Text(f"x: {x_title}   y: {hm.y_key or '-'}   colour: {hm.metric} {_fmt(float(lo))}..{_fmt(float(hi))}"
@@ -116,9 +115,9 @@ class SweepView:
         if value is None:
             return Text((mark or "×").center(CELL), style="bold red")
         frac = hm.fraction(value)
-        glyph = mark or ("×" if failed else ("█" if frac >= 0.5 else "░"))
+        glyph = "×" if failed else ("█" if frac >= 0.5 else "░")
         fg = "black" if frac > 0.6 else "white"
-        return Text(glyph.center(CELL), style=f"{fg} on {hm.colour(value)}")
+        return Text(f"{glyph}{mark}{glyph}" if mark else glyph.center(CELL), style=f"{fg} on {hm.colour(value)}")
 
     def _ticks(self, labels) -> str:
         out = ""

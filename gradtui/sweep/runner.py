@@ -199,9 +199,9 @@ def run(plan, out_dir: Path, client, view_factory, records: bool = False, live=N
         fut = client.submit(run_cell, plan.config(cell), plan.steps, plan.threshold, path, pure=False,
                             key=f"gradtui-cell-{ident}-{time.time_ns()}")
         futures[fut] = cell
-    pending = as_completed(list(futures))
+    pending = as_completed(list(futures)) if futures else None
     try:
-        while not pending.is_empty():
+        while pending is not None and not pending.is_empty():
             batch = pending.next_batch(block=False)
             for fut in batch:
                 cell = futures.pop(fut)
