@@ -2,6 +2,7 @@
 processes started here on free localhost ports, a worker killed mid-sweep, Ctrl-C and resume,
 rows equal to plain Experiment runs, and bad input (exit 2, one message, no traceback)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -146,25 +147,32 @@ def test_sweep_on_a_dask_scheduler_with_two_workers(tmp_path, cluster):
     check_rows_equal_plain_runs(table, 30)
 
 
-def test_a_killed_worker_s_cells_are_retried(tmp_path, cluster):
-    out = tmp_path / "s"
-    proc = subprocess.Popen(CMD + ["sweep", *SLOW, "--scheduler", cluster.address, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+@contextlib.contextmanager
+def sweep_running(args, out: Path, rows_wanted: int, **popen):
+    """Start `gradtui sweep` and yield (process, table) once the table has rows_wanted rows."""
+    proc = subprocess.Popen(CMD + ["sweep", *args, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, **popen)
     try:
         deadline = time.monotonic() + 240
-        while len(rows(out)) == 0 and time.monotonic() < deadline and proc.poll() is None:
+        while len(rows(out)) < rows_wanted and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        first = rows(out)
-        assert len(first) >= 1, "no cell finished"
+        table = rows(out)
+        assert rows_wanted <= len(table) < 8, f"{len(table)} rows"
+        yield proc, table
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_killed_worker_s_cells_are_retried(tmp_path, cluster):
+    out = tmp_path / "s"
+    with sweep_running([*SLOW, "--scheduler", cluster.address], out, 1) as (proc, first):
         victim_pid = int(first["worker"].iloc[0].split(":")[1])
         victim = next(w for w in cluster.workers if w.pid == victim_pid)
         victim.kill()  # it has moved on to its next cell (8 cells queued on 2 workers)
         victim.wait()
-        assert len(first) < 8
         stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, stderr
     table = rows(out)
     assert len(table) == 8 and table["cell"].is_unique and table["error"].isna().all()
@@ -175,23 +183,16 @@ def test_a_killed_worker_s_cells_are_retried(tmp_path, cluster):
 
 def test_ctrl_c_keeps_finished_cells_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "s"
-    args = CMD + ["sweep", *SLOW, "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while len(rows(out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
+    args = [*SLOW, "--workers", "2"]
+    with sweep_running(args, out, 2, start_new_session=True) as (proc, _):
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
         stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, stderr
     kept = rows(out)
     assert 2 <= len(kept) < 8 and "Traceback" not in stderr
     assert f"{len(kept)} of 8 cells finished" in stderr and "run the same command" in stderr
     assert group_ends(proc.pid, within=15)  # no worker process outlives the sweep
-    again = subprocess.run(args, capture_output=True, text=True, timeout=300, env=ENV)
+    again = sweep(*args, "--out", str(out))
     assert again.returncode == 0, again.stderr
     table = rows(out)
     assert len(table) == 8 and table["cell"].is_unique
