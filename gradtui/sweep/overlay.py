@@ -55,15 +55,19 @@ def correlation_depth_scale(activation: str, sigma_w2: float, sigma_b2: float, *
     if chi1 <= 1.0:
         c_star = 1.0
         chi_c = chi1
-    else:
-        c = 0.0
-        for _ in range(500):
+    else:  # c* in [0, 1): the c-map's excess g(c) = c_map(c) - c is >= 0 at 0 and < 0 just below 1
+        def excess(c):
             a, b = pair(c)
-            c_new = min((sigma_w2 * float(np.sum(_W2 * phi(a) * phi(b))) + sigma_b2) / q, 1.0)
-            if abs(c_new - c) < 1e-10:
-                break
-            c = c_new
-        c_star = c
+            return (sigma_w2 * float(np.sum(_W2 * phi(a) * phi(b))) + sigma_b2) / q_here - c
+
+        q_here = sigma_w2 * float(np.sum(_W2 * phi(u1) ** 2)) + sigma_b2  # q* in this quadrature: c = 1 is exact
+        lo, hi = 0.0, 1.0 - 1e-6
+        if excess(hi) >= 0.0:  # numerically critical: c* = 1
+            lo = hi
+        for _ in range(40):  # bisection to 1e-12 of c
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if excess(mid) >= 0.0 else (lo, mid)
+        c_star = 0.5 * (lo + hi)
         a, b = pair(c_star)
         chi_c = sigma_w2 * float(np.sum(_W2 * dphi(a) * dphi(b)))
     if chi_c <= 0.0:
@@ -86,7 +90,7 @@ class Overlay:
         return [(s, k * x) for s, x in zip(self.sigma_w2, self.xi_c) if math.isfinite(x)]
 
 
-def overlay_for(cfg, lo: float, hi: float, points: int = 161) -> Overlay | None:
+def overlay_for(cfg, lo: float, hi: float, points: int = 81) -> Overlay | None:
     """The overlay for cfg's activation and bias variance over sigma_w^2 in [lo, hi], or None when
     mean-field theory does not describe the network (recurrent, batch norm, residual, biased)."""
     m = cfg.model
@@ -97,7 +101,7 @@ def overlay_for(cfg, lo: float, hi: float, points: int = 161) -> Overlay | None:
     critical = theory.critical_sigma_w2(m.activation, sb2, **params)
     grid = np.linspace(lo, hi, points)
     if lo < critical < hi:  # sample right up to the divergence on both sides
-        grid = np.unique(np.concatenate([grid, critical + (critical - lo) * -np.geomspace(1e-3, 1, 40),
-                                         critical + (hi - critical) * np.geomspace(1e-3, 1, 40)]))
+        grid = np.unique(np.concatenate([grid, critical + (critical - lo) * -np.geomspace(1e-3, 1, 20),
+                                         critical + (hi - critical) * np.geomspace(1e-3, 1, 20)]))
     xi = tuple(correlation_depth_scale(m.activation, float(s), sb2, **params) for s in grid)
     return Overlay(m.activation, sb2, critical, tuple(float(s) for s in grid), xi)

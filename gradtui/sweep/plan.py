@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 
 from gradtui.config import Config, ConfigError
-from gradtui.sweep.cell import DEFAULT_THRESHOLD
-from gradtui.sweep.grid import SIGMA_W2, Axis, Cell, cell_config, cells, check_axes, parse_axis
+from gradtui.sweep.grid import Axis, Cell, cell_config, cells, check_axes, parse_axis
 
 PHASE_DIAGRAMS = {
     "tanh": {
@@ -92,11 +91,3 @@ def phase_diagram_base(name: str, load) -> Config:
     shortcut = PHASE_DIAGRAMS[name]
     cfg = load(shortcut["preset"]).with_overrides(shortcut["sets"])
     return cfg
-
-
-def axis_values(plan: Plan, cell: Cell) -> dict:
-    """The table's columns for the cell's position: one per axis, by key."""
-    return {a.key: v for a, v in zip(plan.axes, cell.values)}
-
-
-__all__ = ["DEFAULT_THRESHOLD", "PHASE_DIAGRAMS", "Plan", "SIGMA_W2", "axis_values", "make_plan", "phase_diagram_base"]
