@@ -75,15 +75,17 @@ class Cluster:
             client.wait_for_workers(workers, timeout=120)
 
     def stop(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        """Workers first (SIGINT: they close in about a second; SIGTERM took over 10 s), then the scheduler."""
+        for group, sig in ((self.workers, signal.SIGINT), (self.procs[:1], signal.SIGTERM)):
+            for p in group:
+                if p.poll() is None:
+                    p.send_signal(sig)
+            for p in group:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 @pytest.fixture
