@@ -1,5 +1,6 @@
 """The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui replay` and `gradtui watch`
-(the interface on a record), `gradtui presets`, `gradtui check`.
+(the interface on a record), `gradtui presets`, `gradtui check`, `gradtui sweep` (a grid of runs on Dask:
+gradtui.sweep.command).
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -28,6 +29,7 @@ commands:
   gradtui watch RUN.jsonl         follow a record another process is writing (like tail -f)
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+  gradtui sweep PRESET_OR_PATH    train a grid of configs on Dask and draw a heatmap (see gradtui sweep -h)
 
 A PRESET_OR_PATH may also be a record (RUN.jsonl): its header's config, so
 `gradtui run RUN.jsonl` trains the recorded run again (same seed, same losses).
@@ -220,6 +222,10 @@ def _silence_stdout() -> None:
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "sweep":  # its own parser; Dask is imported only here
+        from gradtui.sweep.command import main as sweep_main
+
+        return sweep_main(argv[1:])
     ui, top = build_parsers()
     if argv and argv[0] in SUBCOMMANDS:
         args = top.parse_args(argv)
