@@ -93,7 +93,7 @@ class AlertsPanel(Widget, can_focus=False):
     def render(self) -> Text:
         out = Text()
         pred = self._prediction
-        if pred is not None and self._theory_cfg is not None and self._theory_cfg.model.kind == "mlp":
+        if pred is not None and self._theory_cfg is not None and not self._theory_cfg.is_recurrent:
             if pred.applies and math.isfinite(pred.attenuation):
                 out.append("first/last layer error: theory ", self._style("note"))
                 out.append(fmt(pred.attenuation))

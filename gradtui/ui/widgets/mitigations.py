@@ -19,11 +19,11 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     """(label, value, key, dotted setting) rows for a config."""
     m, t = cfg.model, cfg.train
     rows = []
-    if m.kind != "mlp":
+    if cfg.is_recurrent:
         rows.append(("cell", m.kind, "g", "model.kind"))
-    if m.kind in ("mlp", "rnn"):
+    if m.kind in ("mlp", "cnn", "rnn"):
         rows.append(("activation", m.activation, "a", "model.activation"))
-    if m.kind == "mlp":
+    if not cfg.is_recurrent:
         rows.append(("init", init_text(cfg), "i", "model.init"))
         rows.append(("batch norm", "on" if m.batchnorm else "off", "b", "model.batchnorm"))
         rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
