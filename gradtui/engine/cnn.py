@@ -212,6 +212,12 @@ class CNNNetwork:
             correct += ok
         return total / len(x), correct / len(x)
 
+    def active_pattern(self, batch: int) -> np.ndarray:
+        """Where phi' == 1 (the positive side of relu-type units) in the last forward pass of this
+        batch size, every layer and unit: a finite-difference check uses it to tell that a
+        perturbation crossed no kink."""
+        return self._workspace(batch)[3] == 1.0
+
     def extra_stats(self) -> dict[str, np.ndarray]:
         """Statistics beyond the per-layer ones; none for a CNN."""
         return {}
