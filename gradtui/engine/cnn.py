@@ -24,6 +24,9 @@ from gradtui.engine.cnn_train import cnn_train_steps
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 
 EVAL_CHUNK = 256  # held-out images per forward pass, so evaluation memory stays bounded
+# Training keeps every layer's im2col matrix from the forward pass for the weight gradient
+# when they fit in this many bytes (else the backward pass redoes im2col; evaluation never keeps them).
+COLUMN_CACHE_BYTES = 64 * 2**20
 SKIP_CODES = {"none": K.SKIP_NONE, "identity": K.SKIP_IDENTITY, "projection": K.SKIP_PROJECTION}
 TAPS = KERNEL * KERNEL
 
@@ -116,28 +119,35 @@ class CNNNetwork:
         self.layout.view(theta, "output.b")[:] = rng.normal(0.0, m.bias_std, self.n_out) if m.bias_std > 0 else 0.0
 
     # -- buffers ---------------------------------------------------------------------------
-    def _table_for(self, batch: int) -> np.ndarray:
+    def _table_for(self, batch: int, keep_columns: bool) -> tuple[np.ndarray, int]:
+        """The layer table with offsets for this batch size, and the column cache's size."""
         table = self.table.copy()
         table[:-1, K.COL_OFF] *= batch
-        return table
+        sizes = [batch * s.side_out ** 2 * TAPS * s.c_in for s in self.layers]
+        if not keep_columns or sum(sizes) * self.dtype.itemsize > COLUMN_CACHE_BYTES:
+            return table, 1
+        table[:-1, K.COL_COLS] = np.cumsum([0] + sizes[:-1])
+        return table, sum(sizes)
 
-    def _workspace(self, batch: int) -> tuple:
-        ws = self._workspaces.get(batch)
+    def _workspace(self, batch: int, training: bool = True) -> tuple:
+        ws = self._workspaces.get((batch, training))
         if ws is None:
             m, dt = self.cfg.model, self.dtype
+            table, cached = self._table_for(batch, training)
             total = batch * self.positions
             largest = max(batch * s.side_out ** 2 * s.c_out for s in self.layers)
             cols = max(batch * s.side_out ** 2 * TAPS * s.c_in for s in self.layers)
             wide = max(batch * s.side_out ** 2 * max(s.c_in, s.c_out) for s in self.layers)
             scratch = max([TAPS * s.c_in * s.c_out for s in self.layers] + [m.width * self.n_out, m.width * self.channels])
             ws = (
-                self._table_for(batch),
+                table,
                 np.zeros(total if self.act == PRELU else largest, dt),  # Z: phi's input (prelu keeps every layer's)
                 np.zeros(total if m.batchnorm else 1, dt),  # ZH: normalised z
                 np.zeros(total, dt),  # D: phi'
                 np.zeros(total, dt),  # H: layer outputs
                 np.zeros((m.depth, m.width), dt),  # inv_std
                 np.zeros(cols, dt),  # cols (and dcols)
+                np.zeros(cached, dt),  # the column cache (training)
                 np.zeros(wide, dt),  # sub: a projection's subsampled input
                 np.zeros(wide, dt),  # skip: its output (backward: d sub)
                 np.zeros((batch, m.width), dt),  # pooled
@@ -150,7 +160,7 @@ class CNNNetwork:
             )
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
-            self._workspaces[batch] = ws
+            self._workspaces[(batch, training)] = ws
         return ws
 
     def _images(self, x) -> np.ndarray:
@@ -164,7 +174,7 @@ class CNNNetwork:
         (act_mean, act_std, dead_fraction, saturation, delta_norm; one entry per layer).
         ``train`` updates batch norm's running statistics."""
         batch = len(x)
-        (table, Z, ZH, D, H, inv_std, cols, sub, skip, pooled, logits, dlogits,
+        (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
          dH, DZ, DY, scratch) = self._workspace(batch)
         s = stats if stats is not None else _EMPTY_STATS
         m = self.cfg.model
@@ -173,14 +183,14 @@ class CNNNetwork:
             theta, grad, table, self._images(x), y_class, logits, True, self.act,
             m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-            cols, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats is not None,
+            cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats is not None,
             s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"])
 
     def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
                     stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:
         """Several fused training steps in one kernel call (see gradtui.engine.cnn_train)."""
         batch = batches.shape[1]
-        (table, Z, ZH, D, H, inv_std, cols, sub, skip, pooled, logits, dlogits,
+        (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
          dH, DZ, DY, scratch) = self._workspace(batch)
         m = self.cfg.model
         s1, s2, s1_next, s2_next = states
@@ -190,7 +200,7 @@ class CNNNetwork:
             theta, spare, s1, s2, s1_next, s2_next, grad, segments, table, x_all, y_all, batches,
             self.channels, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-            cols, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
+            cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
             OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
             CLIP_CODES[tr.clip], tr.clip_threshold, t0, statistics, stats, losses, totals, clipped)
         return int(taken), bool(flipped), int(status)
@@ -202,12 +212,12 @@ class CNNNetwork:
         for start in range(0, len(x), EVAL_CHUNK):
             xc = x[start : start + EVAL_CHUNK]
             yc = np.ascontiguousarray(y[start : start + EVAL_CHUNK], dtype=np.int64)
-            (table, Z, ZH, D, H, inv_std, cols, sub, skip, pooled, logits, dlogits,
-             _, _, _, _) = self._workspace(len(xc))
+            (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
+             _, _, _, _) = self._workspace(len(xc), training=False)
             loss, ok = K.cnn_evaluate(
                 theta, table, self._images(xc), yc, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm,
                 self.exact, Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-                cols, sub, skip, pooled, logits, dlogits)
+                cols, cache, sub, skip, pooled, logits, dlogits)
             total += loss * len(xc)
             correct += ok
         return total / len(x), correct / len(x)

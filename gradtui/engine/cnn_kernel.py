@@ -21,7 +21,8 @@ Backward (delta = dL/dz at every layer, before batch norm):
 Layer table columns (int64, one row per convolution, then a head row with W, b, C_IN, C_OUT):
     W, b, gamma, beta, alpha, P offsets (-1 when absent), C_IN, C_OUT, S_IN, S_OUT (square
     sizes), STRIDE, SKIP (0 none, 1 identity, 2 projection), SRC (layer whose output the skip
-    reads; -1 the input image), OFF (offset of this layer's block in the flat activation buffers).
+    reads; -1 the input image), OFF (offset of this layer's block in the flat activation buffers),
+    COLS (offset of its im2col matrix in the column cache, -1 when the backward pass redoes im2col).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from gradtui.engine.mlp_kernel import (
 )
 
 (COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_P, COL_C_IN, COL_C_OUT, COL_S_IN, COL_S_OUT,
- COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF) = range(14)
-N_COLS = 14
+ COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF, COL_COLS) = range(15)
+N_COLS = 15
 SKIP_NONE, SKIP_IDENTITY, SKIP_PROJECTION = range(3)
 KSIZE = 3
 
@@ -52,12 +53,21 @@ def _block(flat, offset, rows, cols):
 def im2col(src, batch, s_in, c_in, stride, s_out, cols):
     """cols[(b, oy, ox), (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c], 0 in the padding."""
     zero = cols.dtype.type(0.0)
+    flat = src.reshape(src.size)
+    width = KSIZE * c_in
     for b in range(batch):
         for oy in range(s_out):
             for ox in range(s_out):
                 row = (b * s_out + oy) * s_out + ox
                 for ky in range(KSIZE):
                     iy = stride * oy + ky - 1
+                    left = stride * ox - 1
+                    if 0 <= iy < s_in and left >= 0 and left + KSIZE <= s_in:
+                        # the window's row lies inside the image: 3 pixels, contiguous in NHWC
+                        start = ((b * s_in + iy) * s_in + left) * c_in
+                        for j in range(width):
+                            cols[row, ky * width + j] = flat[start + j]
+                        continue
                     for kx in range(KSIZE):
                         ix = stride * ox + kx - 1
                         base = (ky * KSIZE + kx) * c_in
@@ -123,7 +133,7 @@ def _source(x, H, table, layer, batch):
 
 @kernel
 def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
                 pooled, logits, train, use_running, stats, act_mean, act_std, dead, saturation):
     """Forward pass on x ((batch*S*S, C_image) NHWC rows); fills the buffers, the logits
     and (when ``stats``) the activation statistics."""
@@ -137,7 +147,9 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         n = batch * s_out * s_out
         off = table[l, COL_OFF]
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
-        cm = cols[: n * KSIZE * KSIZE * c_in].reshape((n, KSIZE * KSIZE * c_in))
+        k = KSIZE * KSIZE * c_in
+        at = table[l, COL_COLS]
+        cm = cache[at : at + n * k].reshape((n, k)) if at >= 0 else cols[: n * k].reshape((n, k))
         im2col(h, batch, s_in, c_in, stride, s_out, cm)
         z = _block(Z, off if act == PRELU else 0, n, c_out)
         np.dot(cm, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z)
@@ -185,7 +197,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
 
 
 @kernel
-def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, sub, skip,
+def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
                  pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm):
     """Back-propagate dlogits; writes every parameter's gradient into ``grad``. ``dH`` (the
     size of H) collects dL/d(output) of every layer; ``skip`` doubles as dL/d(subsampled source)."""
@@ -258,9 +270,13 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             delta_norm[l] = norm
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         k = KSIZE * KSIZE * c_in
+        at = table[l, COL_COLS]
+        if at >= 0:  # kept from the forward pass
+            np.dot(cache[at : at + n * k].reshape((n, k)).T, dz, matrix(grad, table[l, COL_W], k, c_out))
         cm = cols[: n * k].reshape((n, k))
-        im2col(h, batch, s_in, c_in, stride, s_out, cm)
-        np.dot(cm.T, dz, matrix(grad, table[l, COL_W], k, c_out))
+        if at < 0:
+            im2col(h, batch, s_in, c_in, stride, s_out, cm)
+            np.dot(cm.T, dz, matrix(grad, table[l, COL_W], k, c_out))
         if l > 0:
             dot_transposed(dz, matrix(theta, table[l, COL_W], k, c_out), cm, scratch)
             col2im_add(cm, batch, s_in, c_in, stride, s_out, _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in))
@@ -269,26 +285,26 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
 @kernel
 def cnn_step(theta, grad, table, x, y_class, y_value, classification, act, slope, elu_alpha,
              batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-             cols, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats,
+             cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats,
              act_mean, act_std, dead, saturation, delta_norm):
     """Forward, loss and backward in one call (the GIL is released throughout). Returns the loss."""
     cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
                 pooled, logits, train, False, stats, act_mean, act_std, dead, saturation)
     loss = _loss_and_dlogits(logits, y_class, y_value, classification, dlogits)
-    cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, sub, skip,
+    cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
                  pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm)
     return loss
 
 
 @kernel
 def cnn_evaluate(theta, table, x, y_class, act, slope, elu_alpha, batchnorm, exact,
-                 Z, ZH, D, H, inv_std, running_mean, running_var, cols, sub, skip,
+                 Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
                  pooled, logits, dlogits):
     """Loss and number of correct predictions, batch norm using its running statistics."""
     empty = np.zeros(1)
     cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, 0.0,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
                 pooled, logits, False, True, False, empty, empty, empty, empty)
     loss = _loss_and_dlogits(logits, y_class, logits, True, dlogits)
     correct = 0
