@@ -23,7 +23,7 @@ def measured_attenuation(snapshot) -> float:
     latest = snapshot.latest or {}
     deltas = [num(v) for v in latest.get("delta_norm") or ()]
     cfg = snapshot.config
-    if cfg is None or cfg.model.kind != "mlp" or len(deltas) < 2:
+    if cfg is None or cfg.is_recurrent or len(deltas) < 2:
         return math.nan
     last = min(cfg.model.depth, len(deltas)) - 1
     if last < 1 or not deltas[last] > 0:
