@@ -39,12 +39,18 @@ def test_image_tasks_and_stages_are_refused_elsewhere():
         gradtui.load_config("vanishing-sigmoid").with_overrides({"model.stages": 2})
 
 
-def test_labels_out_of_range_are_a_config_error():
+def test_labels_out_of_range_are_refused():
+    """Experiment checks a user's Dataset first (ValueError naming the labels' range); the CNN's
+    own check (ConfigError, a ValueError) stands behind it for data that skips that path."""
     cfg = cnn_config()
     data = make_dataset(cfg)
     bad = dataclasses.replace(data, y_train=np.where(data.y_train == 3, 10, data.y_train))
-    with pytest.raises(ConfigError, match="labels must be integers from 0 to 9"):
+    with pytest.raises(ValueError, match="0 to 9"):
         gradtui.Experiment(cfg, data=bad)
+    from gradtui.engine.cnn import CNNNetwork
+
+    with pytest.raises(ConfigError, match="labels must be integers from 0 to 9"):
+        CNNNetwork(cfg, bad, np.float64)
 
 
 def test_tasks_give_standardised_images_of_every_class():
