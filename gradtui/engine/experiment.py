@@ -20,6 +20,10 @@ def build_network(cfg: Config, data, dtype):
         from gradtui.engine.recurrent import RecurrentNetwork
 
         return RecurrentNetwork(cfg, data, dtype)
+    if cfg.model.kind == "cnn":
+        from gradtui.engine.cnn import CNNNetwork
+
+        return CNNNetwork(cfg, data, dtype)
     from gradtui.engine.mlp import MLPNetwork
 
     return MLPNetwork(cfg, data.n_in, data.n_out, data.classification, dtype)

@@ -19,11 +19,11 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     """(label, value, key, dotted setting) rows for a config; labels from SETTING_LABELS."""
     m, t = cfg.model, cfg.train
     rows = []
-    if m.kind != "mlp":
+    if cfg.is_recurrent:
         rows.append((m.kind, "g", "model.kind"))
-    if m.kind in ("mlp", "rnn"):
+    if m.kind in ("mlp", "cnn", "rnn"):
         rows.append((m.activation, "a", "model.activation"))
-    if m.kind == "mlp":
+    if not cfg.is_recurrent:
         rows.append((init_text(cfg), "i", "model.init"))
         rows.append((setting_value(m.batchnorm), "b", "model.batchnorm"))
         rows.append((setting_value(m.residual), "r", "model.residual"))
