@@ -1,4 +1,4 @@
-"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`.
+"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`, `gradtui serve`.
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -12,7 +12,7 @@ import sys
 
 from gradtui.config import ConfigError
 
-SUBCOMMANDS = ("run", "presets", "check")
+SUBCOMMANDS = ("run", "presets", "check", "serve")
 
 EPILOG = """\
 commands:
@@ -20,6 +20,7 @@ commands:
   gradtui run PRESET_OR_PATH      train headless with a progress bar and a summary (see gradtui run -h)
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+  gradtui serve [PRESET_OR_PATH]  the interface in web browser tabs, one process per tab (see gradtui serve -h)
 
 examples:
   gradtui run vanishing-sigmoid --steps 500
@@ -72,6 +73,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "Validate a preset or TOML file (with any --set overrides) and print the resolved config; "
         "exit status 2 when it is not valid."), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(check)
+    from gradtui.serve import add_serve_parser  # argparse only: textual-serve loads when serving
+
+    add_serve_parser(sub, _add_config_args, _positive_int, EPILOG)
     return ui, top
 
 
@@ -154,6 +158,10 @@ def _main(argv: list[str]) -> int:
             from gradtui.cli_run import run_headless
 
             return run_headless(cfg, args)
+        if args.command == "serve":
+            from gradtui.serve import serve_command
+
+            return serve_command(args)
         cfg = resolve_config(args.preset, args.sets)
     except ConfigError as err:
         return fail(str(err))
