@@ -106,8 +106,6 @@ def serve_command(args) -> int:
     except ImportError as err:
         return fail(f"gradtui serve needs textual-serve, which is not installed ({err}); install it with: {INSTALL_HINT}")
 
-    if not is_loopback(args.host):
-        print(exposure_warning(args.host, args.port), file=sys.stderr, flush=True)
     server = TabServer(tab_command(args), host=args.host, port=args.port, max_sessions=args.max_sessions,
                        loopback_only=is_loopback(args.host))
     try:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
+import sys
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
@@ -29,10 +31,20 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from gradtui.serve import is_loopback
+from gradtui.serve import exposure_warning, is_loopback
 
 QUIT_GRACE = 5.0  # seconds a tab's process gets to quit before it is killed
 log = logging.getLogger("gradtui.serve")
+
+# The page textual-serve renders asks Google for its font; the same font ships in its static
+# folder, so the page is served with that instead: it works offline and tells nobody else.
+GOOGLE_FONTS_LINK = re.compile(r'<link\s+rel="stylesheet"\s+href="https://fonts\.googleapis\.com/[^"]*"\s*/?>')
+LOCAL_FONTS = """<style>
+@font-face { font-family: "Roboto Mono"; font-style: normal; font-weight: 100 700;
+  src: url("STATICfonts/RobotoMono-VariableFont_wght.ttf") format("truetype"); }
+@font-face { font-family: "Roboto Mono"; font-style: italic; font-weight: 100 700;
+  src: url("STATICfonts/RobotoMono-Italic-VariableFont_wght.ttf") format("truetype"); }
+</style>"""
 
 LIMIT_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>gradtui: session limit reached</title></head>
@@ -119,6 +131,8 @@ class TabServer(Server):
             site = web.TCPSite(runner, self.host, self.port)
             await site.start()
             port = runner.addresses[0][1]
+            if not self.loopback_only:
+                print(exposure_warning(self.host, port), file=sys.stderr, flush=True)
             print(f"gradtui serve: http://{_url_host(self.host)}:{port}/", flush=True)
             print(f"each tab runs: gradtui {' '.join(self.argv[3:])} (at most {self.max_sessions} at once);"
                   " Ctrl+C stops the server and every tab's gradtui", flush=True)
@@ -158,7 +172,9 @@ class TabServer(Server):
             "config": {"static": {"url": f"{base}/static/"}},
             "application": {"name": self.title},
         }
-        return aiohttp_jinja2.render_template("app_index.html", request, context)
+        page = aiohttp_jinja2.render_string("app_index.html", request, context)
+        local_fonts = LOCAL_FONTS.replace("STATIC", context["config"]["static"]["url"])
+        return web.Response(text=GOOGLE_FONTS_LINK.sub(local_fonts, page, count=1), content_type="text/html")
 
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
