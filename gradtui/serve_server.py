@@ -9,7 +9,7 @@ stdout, and relays keys, resizes, screen updates and file downloads. What this m
 - each tab's process is started without a shell, in a session of its own (Ctrl-C in the
   server's terminal reaches the server only), and ended when its tab closes: asked to
   quit, killed if it has not quit within ``QUIT_GRACE`` seconds; stopping the server ends
-  every tab's process first;
+  every tab's process first, and on Linux a server killed outright takes them with it;
 - a websocket whose page came from another site is refused (any web page could
   otherwise start gradtui through the port), and on a loopback bind only loopback host
   names are answered (DNS rebinding);
@@ -56,6 +56,21 @@ LIMIT_PAGE = """<!DOCTYPE html>
 """
 
 
+def _linux_parent_death_signal():
+    """A function for the child to call before exec (Linux): SIGTERM when the server dies, even by
+    SIGKILL, so that no tab outlives it. prctl is looked up here, in the parent: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG, <linux/prctl.h>
+    return lambda: prctl(set_parent_death_signal, int(signal.SIGTERM))
+
+
+_END_WITH_SERVER = _linux_parent_death_signal()
+
+
 class TabProcess(AppService):
     """One tab's gradtui process: started from an argument list, ended when the tab closes."""
 
@@ -72,7 +87,7 @@ class TabProcess(AppService):
         self._process = process = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=self._build_environment(width=width, height=height),
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_END_WITH_SERVER)
         self._stdin = process.stdin
         return process
 
@@ -116,14 +131,14 @@ class TabServer(Server):
 
     # -- serving -------------------------------------------------------------------------------
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM; raises OSError when the address cannot be bound."""
+        """Serve until SIGINT, SIGTERM or SIGHUP; raises OSError when the address cannot be bound."""
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self._stop_requested.set)
         runner = web.AppRunner(await self._make_app(), handle_signals=False, access_log=None)
         await runner.setup()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import aiohttp
 import pytest
 
-from tests.serving import serve_process, served
+from tests.serving import alive, serve_process, served
 
 
 def non_loopback_addresses() -> list[str]:
@@ -111,3 +117,24 @@ def test_neither_import_gradtui_nor_the_command_line_imports_textual_serve():
              "assert 'textual_serve' not in sys.modules and 'aiohttp' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_tab_runs_the_terminal_command_line_and_no_tab_outlives_the_server_even_killed(tmp_path):
+    """A websocket client stands in for a browser tab; the server is then killed with SIGKILL."""
+    with served(tmp_path, "vanishing-sigmoid", "--set", "model.depth=6") as server:
+        async def open_tab_then_kill_the_server() -> int:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{server.url}ws?width=100&height=30"):
+                    [tab] = server.wait_for_tabs(1)
+                    command = Path(f"/proc/{tab}/cmdline").read_bytes().split(b"\0")[:-1]
+                    assert [part.decode() for part in command] == [
+                        sys.executable, "-m", "gradtui", "vanishing-sigmoid", "--set", "model.depth=6", "--fps", "10"]
+                    os.kill(server.process.pid, signal.SIGKILL)  # no chance to clean up
+                    server.process.wait(10)
+                    return tab
+
+        tab = asyncio.run(open_tab_then_kill_the_server())
+        end = time.monotonic() + 10
+        while alive(tab) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not alive(tab), "a tab's gradtui outlived its server"
