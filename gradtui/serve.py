@@ -24,6 +24,7 @@ import textwrap
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_SESSIONS = 4  # each tab trains flat out on a core of its own
+DEFAULT_FPS = 10  # the interface's own default
 INSTALL_HINT = 'pip install "gradtui[serve]"'
 
 DESCRIPTION = (
@@ -46,8 +47,8 @@ def add_serve_parser(sub, add_config_args, positive_int, epilog: str) -> None:
                        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
     serve.add_argument("--max-sessions", type=positive_int, default=DEFAULT_MAX_SESSIONS, metavar="N",
                        help=f"tabs that may run at once, one process each (default {DEFAULT_MAX_SESSIONS})")
-    serve.add_argument("--fps", type=positive_int, default=10, metavar="N",
-                       help="screen refreshes per second in each tab (default 10)")
+    serve.add_argument("--fps", type=positive_int, default=DEFAULT_FPS, metavar="N",
+                       help=f"screen refreshes per second in each tab (default {DEFAULT_FPS})")
 
 
 def _port(text: str) -> int:
@@ -64,12 +65,12 @@ def tab_command(args) -> list[str]:
     """The command line each tab runs: what a terminal would type, with this Python."""
     command = [sys.executable, "-m", "gradtui"]
     if args.watch is not None:
-        return command + ["watch", args.watch]
-    if args.preset is not None:
-        command.append(args.preset)
-    for assignment in args.sets:
-        command += ["--set", assignment]
-    return command + ["--fps", str(args.fps)]
+        command += ["watch", args.watch]
+    else:
+        command += [] if args.preset is None else [args.preset]
+        for assignment in args.sets:
+            command += ["--set", assignment]
+    return command + ([] if args.fps == DEFAULT_FPS else ["--fps", str(args.fps)])
 
 
 def is_loopback(host: str) -> bool:
@@ -91,11 +92,13 @@ def exposure_warning(host: str, port: int) -> str:
 
 def serve_command(args) -> int:
     """Run `gradtui serve` until Ctrl-C; return the exit status (2: bad input, port taken, extra missing)."""
-    from gradtui.cli import fail, resolve_config
+    from gradtui.cli import SUBCOMMANDS, fail, resolve_config
     from gradtui.config import ConfigError
 
     if args.watch is not None and (args.preset is not None or args.sets):
         return fail("--watch RUN.jsonl serves the record viewer; give either it or a preset (with --set), not both")
+    if args.watch is not None and "watch" not in SUBCOMMANDS:
+        return fail("--watch needs the record viewer (gradtui watch), which this version of gradtui does not have")
     if args.watch is None:
         try:
             resolve_config(args.preset, args.sets)  # each tab would fail the same way: say it once, now

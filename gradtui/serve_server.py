@@ -23,6 +23,7 @@ import asyncio
 import logging
 import re
 import signal
+import socket
 import sys
 from urllib.parse import urlsplit
 
@@ -153,8 +154,10 @@ class TabServer(Server):
                   " Ctrl+C stops the server and every tab's gradtui", flush=True)
             await self._stop_requested.wait()
         finally:
-            await asyncio.gather(*(tab.stop() for tab in list(self.tabs)))
+            open_tabs = list(self.tabs)
+            await asyncio.gather(*(tab.stop() for tab in open_tabs))
             await runner.cleanup()
+        print(f"gradtui serve: stopped; ended the gradtui of {len(open_tabs)} open tab(s)", flush=True)
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
@@ -198,15 +201,13 @@ class TabServer(Server):
         if self._full():
             return self._limit_response()
         websocket = web.WebSocketResponse(heartbeat=15)
-        await websocket.prepare(request)
         tab = TabProcess(self.argv, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
                          close=websocket.close, download_manager=self.download_manager)
-        self.tabs.add(tab)
+        self.tabs.add(tab)  # counted before the first await: two tabs cannot both take the last place
         try:
+            await websocket.prepare(request)
             await tab.start(to_int(request.query.get("width", "80"), 80), to_int(request.query.get("height", "24"), 24))
             await self._process_messages(websocket, tab)
-        except asyncio.CancelledError:
-            pass
         except Exception:  # a broken pipe or a malformed message: end this tab, keep serving the others
             log.exception("tab ended on an error")
         finally:
@@ -224,7 +225,5 @@ def _host_name(host_header: str) -> str:
 def _url_host(host: str) -> str:
     """The host part of the URL to print: this machine's name for an all-interfaces bind."""
     if host in ("0.0.0.0", "::", ""):
-        import socket
-
         return socket.gethostname()
     return f"[{host}]" if ":" in host else host

@@ -121,14 +121,14 @@ def test_neither_import_gradtui_nor_the_command_line_imports_textual_serve():
 
 def test_a_tab_runs_the_terminal_command_line_and_no_tab_outlives_the_server_even_killed(tmp_path):
     """A websocket client stands in for a browser tab; the server is then killed with SIGKILL."""
-    with served(tmp_path, "vanishing-sigmoid", "--set", "model.depth=6") as server:
+    with served(tmp_path, "vanishing-sigmoid", "--set", "model.depth=6", "--fps", "5") as server:
         async def open_tab_then_kill_the_server() -> int:
             async with aiohttp.ClientSession() as session:
                 async with session.ws_connect(f"{server.url}ws?width=100&height=30"):
                     [tab] = server.wait_for_tabs(1)
                     command = Path(f"/proc/{tab}/cmdline").read_bytes().split(b"\0")[:-1]
                     assert [part.decode() for part in command] == [
-                        sys.executable, "-m", "gradtui", "vanishing-sigmoid", "--set", "model.depth=6", "--fps", "10"]
+                        sys.executable, "-m", "gradtui", "vanishing-sigmoid", "--set", "model.depth=6", "--fps", "5"]
                     os.kill(server.process.pid, signal.SIGKILL)  # no chance to clean up
                     server.process.wait(10)
                     return tab
