@@ -35,6 +35,7 @@ from textual_serve.server import Server, to_int
 from gradtui.serve import exposure_warning, is_loopback
 
 QUIT_GRACE = 5.0  # seconds a tab's process gets to quit before it is killed
+LIMIT_RETRY = 5  # seconds between the limit page's attempts to get a place
 log = logging.getLogger("gradtui.serve")
 
 # The page textual-serve renders asks Google for its font; the same font ships in its static
@@ -48,11 +49,12 @@ LOCAL_FONTS = """<style>
 </style>"""
 
 LIMIT_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>gradtui: session limit reached</title></head>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{retry}">
+<title>gradtui: session limit reached</title></head>
 <body style="background:#0c181f;color:#eee;font-family:monospace;padding:3em">
 <h1>gradtui: session limit reached</h1>
 <p>This server runs at most {limit} gradtui session{s} at once, and all of them are in use.</p>
-<p>Close another gradtui tab, or wait for one to end, then reload this page.</p>
+<p>Close another gradtui tab, or wait for one to end: this page tries again every {retry} seconds.</p>
 </body></html>
 """
 
@@ -176,7 +178,7 @@ class TabServer(Server):
         return len(self.tabs) >= self.max_sessions
 
     def _limit_response(self) -> web.Response:
-        text = LIMIT_PAGE.format(limit=self.max_sessions, s="" if self.max_sessions == 1 else "s")
+        text = LIMIT_PAGE.format(limit=self.max_sessions, s="" if self.max_sessions == 1 else "s", retry=LIMIT_RETRY)
         return web.Response(status=503, text=text, content_type="text/html")
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:

@@ -157,7 +157,7 @@ def open_tab(context, url: str, expect_app: bool = True):
                       body=script.replace(TERMINAL_ANCHOR, TERMINAL_ANCHOR + "window.gradtuiTerminal=this.terminal,"))
 
     page.route("**/static/js/textual.js", expose_terminal)
-    page.goto(url)
+    page.response = page.goto(url)
     if expect_app:
         wait_for_screen(page, r"hidden\.0", APP_START)
         # keys go to the terminal, as after a click (without scrolling the page to the hidden textarea)

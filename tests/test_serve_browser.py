@@ -2,7 +2,8 @@
 
 A tab gets its own gradtui process running the command line the terminal would; keys,
 help, the preset picker and export work in it; the session cap refuses the next tab with
-a page saying so; closing a tab or stopping the server ends the tabs' processes.
+a page saying so (which tries again and gets the place a closed tab frees); closing a tab
+or stopping the server ends the tabs' processes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import zipfile
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.serving import alive, launch_chromium, open_tab, pixel_spread, served, wait_for_screen, wait_until_gone
+from tests.serving import APP_START, alive, launch_chromium, open_tab, pixel_spread, served, wait_for_screen, wait_until_gone
 
 SMALL = ("--set", "model.depth=6")  # the same screen as the default preset, less CPU per tab
 
@@ -84,22 +85,21 @@ def test_a_tab_runs_gradtui_and_keys_help_picker_and_export_work(tmp_path, conte
         assert server.stop() == 0
 
 
-def test_the_session_cap_refuses_the_next_tab_and_a_closed_tab_frees_its_place(tmp_path, context):
+def test_the_session_cap_refuses_the_next_tab_which_gets_the_place_a_closed_tab_frees(tmp_path, context):
     with served(tmp_path, *SMALL, "--max-sessions", "1") as server:
         first = open_tab(context, server.url)
         [first_pid] = server.wait_for_tabs(1)
 
-        refused = context.new_page()
-        response = refused.goto(server.url)
-        assert response.status == 503
-        text = refused.inner_text("body")
+        waiting = open_tab(context, server.url, expect_app=False)
+        assert waiting.response.status == 503
+        text = waiting.inner_text("body")
         assert "session limit reached" in text and "at most 1 gradtui session at once" in text
         time.sleep(1)
         assert server.tab_pids() == [first_pid]  # no process for the refused tab
 
         first.close()
         wait_until_ended(first_pid)
-        open_tab(context, server.url)  # the place is free again
+        wait_for_screen(waiting, r"hidden\.0", APP_START)  # the waiting tab tried again and got the place
         [second_pid] = server.wait_for_tabs(1)
         assert server.stop() == 0
         assert not alive(second_pid)  # stopping the server ended the open tab's process
