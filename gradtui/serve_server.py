@@ -35,6 +35,7 @@ from textual_serve.server import Server, to_int
 from gradtui.serve import exposure_warning, is_loopback
 
 QUIT_GRACE = 5.0  # seconds a tab's process gets to quit before it is killed
+SHUTDOWN_GRACE = 3.0  # seconds left to the other requests (downloads) once every tab has ended
 LIMIT_RETRY = 5  # seconds between the limit page's attempts to get a place
 log = logging.getLogger("gradtui.serve")
 
@@ -106,6 +107,7 @@ class TabProcess(AppService):
 
     async def _stop(self) -> None:
         if self._process is None:
+            self._stopping = None  # not started yet: a later stop() looks again
             return
         await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
         if self._process.returncode is None:
@@ -131,6 +133,7 @@ class TabServer(Server):
         self.loopback_only = loopback_only
         self.tabs: set[TabProcess] = set()
         self._stop_requested: asyncio.Event | None = None
+        self.stopping = False
 
     # -- serving -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -143,7 +146,8 @@ class TabServer(Server):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self._stop_requested.set)
-        runner = web.AppRunner(await self._make_app(), handle_signals=False, access_log=None)
+        runner = web.AppRunner(await self._make_app(), handle_signals=False, access_log=None,
+                               shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port)
@@ -156,6 +160,7 @@ class TabServer(Server):
                   " Ctrl+C stops the server and every tab's gradtui", flush=True)
             await self._stop_requested.wait()
         finally:
+            self.stopping = True  # a tab still connecting gets no process
             open_tabs = list(self.tabs)
             await asyncio.gather(*(tab.stop() for tab in open_tabs))
             await runner.cleanup()
@@ -208,6 +213,8 @@ class TabServer(Server):
         self.tabs.add(tab)  # counted before the first await: two tabs cannot both take the last place
         try:
             await websocket.prepare(request)
+            if self.stopping:
+                return websocket
             await tab.start(to_int(request.query.get("width", "80"), 80), to_int(request.query.get("height", "24"), 24))
             await self._process_messages(websocket, tab)
         except Exception:  # a broken pipe or a malformed message: end this tab, keep serving the others

@@ -55,7 +55,7 @@ class Served:
             time.sleep(0.1)
         return pids
 
-    def stop(self, timeout: float = 20) -> int:
+    def stop(self, timeout: float = 30) -> int:
         """Ctrl-C, as a user would; the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -166,7 +166,15 @@ def open_tab(context, url: str, expect_app: bool = True):
 
 
 def screen_text(page) -> str:
-    return page.evaluate(SCREEN_JS)
+    """The terminal's rows; empty while the page (re)loads."""
+    from playwright.sync_api import Error
+
+    try:
+        return page.evaluate(SCREEN_JS)
+    except Error as err:
+        if "navigation" in str(err) or "context was destroyed" in str(err):
+            return ""
+        raise
 
 
 def wait_for_screen(page, pattern: str, timeout: float = 20) -> re.Match:
