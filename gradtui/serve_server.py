@@ -29,12 +29,16 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from textual_serve import download_manager
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
 from gradtui.serve import exposure_warning, is_loopback
 
 QUIT_GRACE = 5.0  # seconds a tab's process gets to quit before it is killed
+# textual-serve gives a tab 4 s to hand over each 64 KB of a download, then breaks the download
+# off; a tab training flat out on a busy machine can take longer than that to answer.
+download_manager.DOWNLOAD_TIMEOUT = max(download_manager.DOWNLOAD_TIMEOUT, 30)
 SHUTDOWN_GRACE = 3.0  # seconds left to the other requests (downloads) once every tab has ended
 LIMIT_RETRY = 5  # seconds between the limit page's attempts to get a place
 log = logging.getLogger("gradtui.serve")
@@ -97,6 +101,10 @@ class TabProcess(AppService):
 
     async def run(self) -> None:
         await super().run()
+        # The relay also stops early when the browser has gone; the process must still be able to
+        # write (or it blocks on a full pipe and never reads the request to quit): read until it ends.
+        while await self._process.stdout.read(1 << 16):
+            pass
         await self.remote_close()  # the process ended (quit, or failed to start): the page says so
 
     async def stop(self) -> None:
@@ -112,15 +120,26 @@ class TabProcess(AppService):
         await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
         if self._process.returncode is None:
             await self.send_meta({"type": "quit"})
-            try:
-                await asyncio.wait_for(self._process.wait(), QUIT_GRACE)
-            except asyncio.TimeoutError:
+            if not await self._exited(QUIT_GRACE):
                 log.warning("gradtui process %s did not quit within %.0f s; killing it", self._process.pid, QUIT_GRACE)
                 self._process.kill()
-                await self._process.wait()
-        if self._task is not None:
-            await self._task
+                await self._exited(QUIT_GRACE)
+        if self._task is not None:  # relaying the last output; never wait on a peer that is gone
+            try:
+                await asyncio.wait_for(self._task, QUIT_GRACE)
+            except asyncio.TimeoutError:
+                log.warning("tab of process %s: output relay did not end; cancelled", self._process.pid)
             self._task = None
+
+    async def _exited(self, timeout: float) -> bool:
+        """Wait until the process has exited. (Not ``process.wait()``: before Python 3.12 it also
+        waits until the process's output has been read to the end.)"""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._process.returncode is None:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
 
 class TabServer(Server):

@@ -9,6 +9,7 @@ added that exposes the terminal object (``window.gradtuiTerminal``); nothing els
 from __future__ import annotations
 
 import base64
+import os
 import re
 import signal
 import subprocess
@@ -62,13 +63,16 @@ class Served:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError(f"gradtui serve did not stop on Ctrl-C within {timeout} s") from None
+            self.process.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack to stderr
+            self.process.wait(10)
+            raise AssertionError(f"gradtui serve did not stop on Ctrl-C within {timeout} s:\n"
+                                 f"{self.stdout()[-3000:]}\n{self.stderr()[-6000:]}") from None
 
 
 def serve_process(folder: Path, *args: str) -> subprocess.Popen:
     """Start `python -m gradtui serve ARGS` in ``folder`` (no waiting)."""
     return subprocess.Popen([sys.executable, "-m", "gradtui", "serve", *args], cwd=folder,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"),
                             stdout=(folder / "serve.out").open("w"), stderr=(folder / "serve.err").open("w"))
 
 
