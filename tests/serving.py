@@ -181,7 +181,7 @@ def screen_text(page) -> str:
         raise
 
 
-def wait_for_screen(page, pattern: str, timeout: float = 20) -> re.Match:
+def wait_for_screen(page, pattern: str, timeout: float = 60) -> re.Match:
     end = time.monotonic() + timeout
     while not (found := re.search(pattern, text := screen_text(page))):
         if time.monotonic() > end:
