@@ -63,9 +63,9 @@ def test_a_tab_runs_gradtui_and_keys_help_picker_and_export_work(tmp_path, conte
         page.keyboard.press("Escape")
         wait_until_gone(page, "gradtui help")
         page.keyboard.press("p")
-        wait_for_screen(page, "presets — ")
+        wait_for_screen(page, "Enter or double click loads")
         page.keyboard.press("Escape")
-        wait_until_gone(page, "presets — ")
+        wait_until_gone(page, "Enter or double click loads")
 
         page.keyboard.press("e")
         wait_for_screen(page, "saved on the server")
