@@ -8,7 +8,7 @@ all statistics on, BLAS limited to one thread, it prints two tables.
 Speed against NumPy:
   - steps/s of ``Experiment.step()`` (one kernel call and one StepRecord per step), of
     ``Experiment.run(16)`` (16 steps per fused kernel call, as the interface's worker runs
-    them) and of benchmarks.numpy_reference.NumpyMLP; the ratio is step() over NumPy.
+    them) and of gradtui.engine.reference.numpy_mlp.NumpyMLP; the ratio is step() over NumPy.
 Efficiency against SGEMM:
   - the fused step's achieved GFLOP/s: the step's matrix-product FLOPs x run(16) steps/s;
   - the machine's single-thread SGEMM GFLOP/s (a large 512^3 product, the usual way a
@@ -39,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import gradtui
-from benchmarks.numpy_reference import NumpyMLP
+from gradtui.engine.reference.numpy_mlp import NumpyMLP
 from benchmarks.sgemm import PEAK_SIZE, sgemm_gflops
 
 SHAPES = ((20, 64, 64), (50, 128, 128), (100, 32, 32))
@@ -104,7 +104,7 @@ def matmul_flops(exp: gradtui.Experiment, batch: int) -> float:
 
 
 def numpy_twin(exp: gradtui.Experiment):
-    """One SGD step of benchmarks.numpy_reference.NumpyMLP shaped like ``exp``'s network, on its next batch."""
+    """One SGD step of gradtui.engine.reference.numpy_mlp.NumpyMLP shaped like ``exp``'s network, on its next batch."""
     m, data = exp.cfg.model, exp.data
     ref = NumpyMLP(m.depth, m.width, data.n_in, data.n_out, m.activation, batchnorm=m.batchnorm,
                    dtype=np.float32, seed=0)
