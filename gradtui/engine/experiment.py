@@ -10,7 +10,7 @@ from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.record import StepRecord
 from gradtui.engine import update as kernel_update
 from gradtui.engine.subnormals import flushed
-from gradtui.engine.tiers import KERNELS, REFERENCE, TIERS, KernelWarmup
+from gradtui.engine.tiers import KERNELS, REFERENCE, TIERS, KernelWarmup, initial_tier
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 from gradtui.tasks import make_dataset
 
@@ -42,6 +42,7 @@ class Experiment:
     def __init__(self, cfg: Config, data=None, tier: str = KERNELS):
         if tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {tier!r}")
+        tier = initial_tier(cfg, tier)
         self.cfg = cfg
         self.dtype = np.dtype(cfg.train.dtype)
         self.data = data if data is not None else make_dataset(cfg)

@@ -20,6 +20,8 @@ STATUS_TEXT = {
     "stopped": "■ stopped",
     "error": "✗ error",
 }
+# Shown after the run state while the Experiment trains on its NumPy tier (gradtui.engine.tiers).
+REFERENCE_TIER_TEXT = "NumPy tier · kernels compiling"
 
 
 class StatusHeader(Widget, can_focus=False):
@@ -47,7 +49,7 @@ class StatusHeader(Widget, can_focus=False):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._data: tuple = ("", "", "compiling", 0, 0.0, "")
+        self._data: tuple = ("", "", "compiling", 0, 0.0, "", "")
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step and speed from a Snapshot.
@@ -64,6 +66,7 @@ class StatusHeader(Widget, can_focus=False):
             int(snapshot.step),
             float(snapshot.steps_per_second),
             message,
+            getattr(snapshot, "tier", ""),
         )
         if data != self._data:
             self._data = data
@@ -74,7 +77,7 @@ class StatusHeader(Widget, can_focus=False):
 
     def render(self) -> Text:
         """Two plain lines (no Rich table: this redraws every frame)."""
-        name, summary, status, step, speed, message = self._data
+        name, summary, status, step, speed, message, tier = self._data
         width = max(20, self.content_region.width or self.size.width or 80)
         state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused"}.get(status, "state")
         right = Text.assemble(
@@ -84,6 +87,8 @@ class StatusHeader(Widget, can_focus=False):
             ("  ·  ", self._style("message")),
             (STATUS_TEXT.get(status, status), self._style(state_style)),
         )
+        if tier == "reference":
+            right.append_text(Text.assemble(("  ·  ", self._style("message")), (REFERENCE_TIER_TEXT, self._style("paused"))))
         left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
         room = width - right.cell_len - 1
         if left.cell_len > room:
