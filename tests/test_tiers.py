@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gradtui
+from gradtui.engine import tiers
 from gradtui.engine.experiment import Experiment
 
 STEPS = 50
@@ -75,9 +76,13 @@ def test_relu_rnn_tiers_agree():
                               "model.recurrent_init": "identity"}))
 
 
-def test_auto_tier_trains_on_numpy_first_and_carries_on_with_the_kernels():
-    cfg = config({**RECURRENT, "model.kind": "lstm", "model.activation": "tanh", "data.task": "adding", "train.optimizer": "adam",
-                  "train.lr": 0.003})
+LSTM = {**RECURRENT, "model.kind": "lstm", "model.activation": "tanh", "data.task": "adding",
+        "train.optimizer": "adam", "train.lr": 0.003}
+
+
+def test_auto_tier_trains_on_numpy_first_and_carries_on_with_the_kernels(monkeypatch):
+    cfg = config(LSTM)
+    monkeypatch.setattr(tiers, "kernels_cached", lambda cfg: False)  # as on a fresh install
     auto, kernels = Experiment(cfg, tier="auto"), Experiment(cfg, tier="kernels")
     assert auto.tier == "reference"  # it swaps only between steps
     records = [auto.step() for _ in range(3)]
@@ -92,6 +97,15 @@ def test_auto_tier_trains_on_numpy_first_and_carries_on_with_the_kernels():
     assert [r.step for r in records] == list(range(1, 9))
     expected = [kernels.step().loss for _ in range(8)]
     np.testing.assert_allclose([r.loss for r in records], expected, rtol=RTOL)
+
+
+def test_auto_tier_uses_cached_kernels_at_once():
+    cfg = config(LSTM)
+    Experiment(cfg, tier="kernels").run(1)  # compiles (or loads) them into the cache
+    Experiment(cfg, tier="kernels").evaluate()
+    assert tiers.kernels_cached(cfg)
+    exp = Experiment(cfg, tier="auto")
+    assert exp.tier == "kernels" and exp.warmup is None
 
 
 def test_unknown_tier_is_refused_with_the_allowed_ones():

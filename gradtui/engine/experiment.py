@@ -145,10 +145,14 @@ class Experiment:
         b = self.cfg.train.batch_size
         reshuffles = self._cursor + k * b > len(self._order)
         saved = (self._order, self._cursor, self._order_rng.bit_generator.state if reshuffles else None)
-        rows = np.empty((k, self.cfg.train.batch_size), dtype=np.int64)
+        if not reshuffles:  # the common case: k consecutive slices of the order, one view
+            rows = self._order[self._cursor : self._cursor + k * b].reshape(k, b)
+            self._cursor += k * b
+            return rows, saved
+        rows = np.empty((k, b), dtype=np.int64)
         for i in range(k):
             rows[i] = self._peek_rows()
-            self._cursor += self.cfg.train.batch_size
+            self._cursor += b
         return rows, saved
 
     def _rewind(self, saved: tuple, taken: int) -> None:

@@ -7,8 +7,10 @@ fuses multiply-adds; never 'nnan'/'ninf', which would break the non-finite check
 
 Numba's own cache is keyed on each function's source file alone, so editing a helper in
 another module (activations.py, say) would leave kernels that inline it stale. The cache
-directory therefore carries a hash of every engine source file and the Numba version:
-any change to the engine compiles afresh. NUMBA_CACHE_DIR, when set, is respected.
+directory therefore carries a hash of every engine source file that defines kernels (it
+mentions ``@kernel`` or ``njit``) and the Numba version: any change to a kernel compiles
+afresh, while editing plain Python (experiment.py, say) keeps the cache. NUMBA_CACHE_DIR,
+when set, is respected.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ def engine_cache_dir() -> Path:
     """~/.cache/gradtui/numba-<hash of the engine's sources and Numba's version>."""
     digest = hashlib.sha256(numba.__version__.encode())
     for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+        text = source.read_bytes()
+        if b"@kernel" in text or b"njit" in text or source.name == "jit.py":
+            digest.update(source.name.encode())
+            digest.update(text)
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradtui"
     return root / f"numba-{digest.hexdigest()[:16]}"
 
