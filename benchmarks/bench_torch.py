@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so th
 from threadpoolctl import threadpool_limits
 
 import gradtui
+from benchmarks.bench_mlp import rate
 from benchmarks.sgemm import peak_sgemm_gflops
 
 try:
@@ -172,16 +172,6 @@ def matmul_flops(exp: gradtui.Experiment) -> float:
     H = m.width
     T = SEQ_LEN
     return 2.0 * T * b * gh * (2 * n_in + 3 * H)
-
-
-def rate(fn, seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds`` (after one warm call)."""
-    fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed
 
 
 def main(argv=None) -> int:

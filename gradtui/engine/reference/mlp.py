@@ -12,35 +12,21 @@ import numpy as np
 from gradtui.engine.activations import CODES, SATURATION_LIMIT
 from gradtui.engine.reference.numpy_mlp import NumpyMLP
 from gradtui.engine.reference.numpy_rnn import fro
+from gradtui.engine.reference.twin import KernelTwin
 
 EVAL_CHUNK = 1024
 
 
-class ReferenceMLP:
+class ReferenceMLP(KernelTwin):
     """Plain NumPy twin of an MLPNetwork (``net``), with its layout and buffers."""
 
     def __init__(self, net):
         m = net.cfg.model
-        self.net = net
-        self.layout = net.layout
-        self.cfg = net.cfg
+        super().__init__(net)
         self.model = NumpyMLP(m.depth, m.width, net.n_in, net.n_out, m.activation, batchnorm=m.batchnorm,
                               residual=m.residual, classification=net.classification, dtype=net.dtype,
                               leaky_slope=m.leaky_slope, elu_alpha=m.elu_alpha)
         self.sat_limit = SATURATION_LIMIT.get(CODES[m.activation], -1.0)
-
-    @property
-    def layer_names(self) -> list[str]:
-        return self.net.layer_names
-
-    def init_params(self, theta, rng) -> None:
-        self.net.init_params(theta, rng)
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return self.net.buffers()
-
-    def extra_stats(self) -> dict[str, np.ndarray]:
-        return {}
 
     def _bind(self, theta) -> None:
         self.model.params = {name: self.layout.view(theta, name) for name in self.layout.names}

@@ -13,6 +13,7 @@ import numpy as np
 
 from gradtui.engine.reference.numpy_mlp import activation
 from gradtui.engine.reference.numpy_rnn import fro, sigmoid
+from gradtui.engine.reference.twin import KernelTwin
 from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT
 
 TANH_BLOCK = {"lstm": 2, "gru": 2}  # g in [i, f, g, o]; n in [r, u, n]
@@ -22,30 +23,15 @@ def _mean_std(a) -> tuple[float, float]:
     return float(np.mean(a, dtype=np.float64)), float(np.std(a, dtype=np.float64))
 
 
-class ReferenceRecurrent:
+class ReferenceRecurrent(KernelTwin):
     """Plain NumPy twin of a RecurrentNetwork (``net``), with its layout."""
 
     def __init__(self, net):
-        self.net = net
-        self.layout = net.layout
-        self.cfg = net.cfg
+        super().__init__(net)
         self.kind = net.kind
         m = net.cfg.model
         self.activation = m.activation if net.kind == "rnn" else "tanh"
         self.H, self.G = net.width, net.n_gates
-
-    @property
-    def layer_names(self) -> list[str]:
-        return self.net.layer_names
-
-    def init_params(self, theta, rng) -> None:
-        self.net.init_params(theta, rng)
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def extra_stats(self) -> dict[str, np.ndarray]:
-        return self.net.extra_stats()
 
     # ------------------------------------------------------------------ forward
     def _layers(self, theta):
