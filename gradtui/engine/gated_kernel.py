@@ -34,7 +34,7 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, input_projection, mean_std3, start_gradients, step_gradients
+from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, input_projection, mean_std3
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -111,15 +111,12 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift
 
 
 @kernel
-def lstm_backward(X, HS, W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, dW_ih, dW_hh, db, part, time_norm, time_on):
-    """BPTT through an LSTM layer: DA[t] = dL/da_t and the layer's gradients (step_gradients);
-    time_norm[t] = ||dL/dh_{t+1}|| when asked. Returns ||DA||_F^2."""
+def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
+    """BPTT through an LSTM layer: DA[t] = dL/da_t; time_norm[t] = ||dL/dh_{t+1}|| when asked."""
     T, B, H = TC.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
     dc[:] = 0.0
-    start_gradients(dW_ih, dW_hh, db)
-    ss = 0.0
     for t in range(T - 1, -1, -1):
         din = DH_IN[t]
         ga = GA[t]
@@ -152,10 +149,8 @@ def lstm_backward(X, HS, W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, dW_ih, dW_hh, 
                 dc[i, j] = d * fg
         if time_on:
             time_norm[t] = np.sqrt(s)
-        ss += step_gradients(X, HS[t], da, da, t, dW_ih, dW_hh, db, part)
         if t > 0:
             np.dot(da, W_hhT, dh_next)
-    return ss
 
 
 @kernel
@@ -188,16 +183,12 @@ def gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, HN, XW, tmp, exact, shift, shi
 
 
 @kernel
-def gru_backward(X, W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, dW_ih, dW_hh, db, db_hn, part,
-                 time_norm, time_on):
-    """BPTT through a GRU layer: DA (input side), DR (recurrent side), the layer's gradients
-    (step_gradients) and db_hn. Returns ||DA||_F^2."""
+def gru_backward(W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on):
+    """BPTT through a GRU layer: DA (input side), DR (recurrent side), db_hn."""
     T, B, H = HN.shape
     W_hhT = np.ascontiguousarray(W_hh.T)
     dh_next[:] = 0.0
     db_hn[:] = 0.0
-    start_gradients(dW_ih, dW_hh, db)
-    ss = 0.0
     for t in range(T - 1, -1, -1):
         din = DH_IN[t]
         ga = GA[t]
@@ -226,11 +217,9 @@ def gru_backward(X, W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, dW_ih, dW_
                 direct[i, j] = dh * u  # the direct path h_{t-1} -> h_t
         if time_on:
             time_norm[t] = np.sqrt(s)
-        ss += step_gradients(X, h_prev, da, dr_t, t, dW_ih, dW_hh, db, part)
         if t > 0:
             np.dot(dr_t, W_hhT, dh_next)  # dh_{t-1} = DR W_hh^T + dh u
             dh_next += direct
-    return ss
 
 
 @kernel

@@ -137,7 +137,6 @@ class RecurrentNetwork:
                 dh_next=np.zeros((B, H), dt),
                 dc=np.zeros((B, H), dt),
                 direct=np.zeros((B, H), dt),
-                part=np.zeros((H, GH), dt),
                 YV=np.zeros((R, B, Ko), dt),
                 YC=np.zeros((R, B), np.int64),
             )
@@ -176,7 +175,7 @@ class RecurrentNetwork:
             self.cell, theta, grad, self.table, ws["XT"], ws["YC"], ws["YV"], self.classification,
             self.class_steps, self.act, self.exact, self.sat_limit, ws["HS"], ws["GA"], ws["C"], ws["TC"],
             ws["XW"], ws["tmp"], ws["LOG"], ws["DLOG"], ws["DH_IN"], ws["DH_BELOW"], ws["DA"], ws["DR"],
-            ws["dh_next"], ws["dc"], ws["direct"], ws["part"], shift, shift_on, on,
+            ws["dh_next"], ws["dc"], ws["direct"], shift, shift_on, on,
             s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
             forget, s["time_delta_norm"],
         ))

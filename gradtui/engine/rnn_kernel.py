@@ -4,10 +4,8 @@ Arrays are time-major: a layer's hidden states HS have shape (T + 1, B, H) with
 HS[0] = h_0 = 0 and HS[t] = h_t; the input projection of the whole sequence is one
 matrix product XW = X W_ih over (T B) rows before the time loop, the recurrent product
 h_{t-1} W_hh is one (B, H) x (H, G H) BLAS call per step, and everything elementwise
-is a fused loop. In the backward time loop each step adds its share to the bias
-gradient, ||dL/da||^2, dW_hh (one small product) and, for narrow inputs, dW_ih while its
-error block is still in cache; after the loop, wide inputs' dW_ih and the gradient for
-the layer below are one matrix product each over all T B rows.
+is a fused loop. After the backward time loop, dW_ih, dW_hh and the gradient for the
+layer below are again one matrix product each over all T B rows.
 
 Vanilla cell (G = 1):  a_t = x_t W_ih + h_{t-1} W_hh + b,  h_t = phi(a_t)
 BPTT:  dh_t = dL/dh_t (total: from the readout or the layer above, plus from step t+1)
@@ -107,56 +105,20 @@ def input_projection(inp, W_ih, b, XW):
             XW2[r, j] += b[j]
 
 
-# Inputs at most this wide take their weight gradient inside the backward time loop (a
-# fused loop over the step's error block, hot in cache); wider ones as one product after it.
-NARROW_INPUT = 8
-
-
 @kernel
-def start_gradients(dW_ih, dW_hh, db):
-    """Zero the layer's gradient accumulators before the backward time loop."""
-    dW_ih[:] = 0.0
-    dW_hh[:] = 0.0
-    db[:] = 0.0
-
-
-@kernel
-def step_gradients(X, h_prev, da, dr, t, dW_ih, dW_hh, db, part):
-    """Step t's share of the layer's gradients, while its error blocks are in cache:
-    db += sum_i da[i];  dW_hh += h_{t-1}^T dr;  dW_ih += x_t^T da for narrow inputs.
-    Returns ||da||_F^2 (accumulated in float64) for the layer's delta_norm.
-
-    dW_hh as one small product per step: with a (H, T B) transposed operand one big
-    product ran slower in OpenBLAS than T small ones."""
-    B, GH = da.shape
-    K = X.shape[2]
-    narrow = K <= NARROW_INPUT
-    ss = 0.0
-    for i in range(B):
-        for j in range(GH):
-            v = da[i, j]
-            db[j] += v
-            w = np.float64(v)
-            ss += w * w
-        if narrow:
-            for k in range(K):
-                xv = X[t, i, k]
-                for j in range(GH):
-                    dW_ih[k, j] += xv * da[i, j]
-    np.dot(h_prev.T, dr, part)
-    for k in range(dW_hh.shape[0]):
-        for j in range(GH):
-            dW_hh[k, j] += part[k, j]
-    return ss
-
-
-@kernel
-def finish_gradients(X, DA, W_ih, dW_ih, DX, below):
-    """After the time loop, one product each over all T B rows: dW_ih = X^T DA for wide
-    inputs, and DX = DA W_ih^T, the gradient reaching the layer below."""
+def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
+    """After the time loop: dW_ih = X^T DA, dW_hh = H_{t-1}^T DR, db = sum DA, DX = DA W_ih^T."""
+    T = DA.shape[0]
     DA2 = rows2d(DA)
-    if X.shape[2] > NARROW_INPUT:
-        np.dot(rows2d(X).T, DA2, dW_ih)
+    np.dot(rows2d(inp).T, DA2, dW_ih)
+    # dW_hh as a sum of per-step products: with a (H, T B) transposed operand one big
+    # product ran about 1.5x slower in OpenBLAS than T small ones.
+    part = np.empty_like(dW_hh)
+    np.dot(HS[0].T, DR[0], dW_hh)
+    for t in range(1, T):
+        np.dot(HS[t].T, DR[t], part)
+        dW_hh += part
+    column_sums(DA2, db)
     if below:
         np.dot(DA2, W_ih.T, rows2d(DX))
 
@@ -179,15 +141,12 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, tmp, act, exact, shift, shift_on)
 
 
 @kernel
-def rnn_backward(X, HS, W_hh, D, DH_IN, DA, dh_next, dW_ih, dW_hh, db, part, time_norm, time_on):
+def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
     """BPTT through a vanilla layer: DA[t] = dL/da_t given DH_IN[t], the gradient reaching h_t
-    from outside the layer, and the layer's gradients (step_gradients). When ``time_on``,
-    time_norm[t] = ||dL/dh_{t+1}||_F (total). Returns ||DA||_F^2."""
+    from outside the layer. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total)."""
     T, B, H = D.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
-    start_gradients(dW_ih, dW_hh, db)
-    ss = 0.0
     for t in range(T - 1, -1, -1):
         din = DH_IN[t]
         Dt = D[t]
@@ -200,10 +159,8 @@ def rnn_backward(X, HS, W_hh, D, DH_IN, DA, dh_next, dW_ih, dW_hh, db, part, tim
                 da[i, j] = g * Dt[i, j]
         if time_on:
             time_norm[t] = np.sqrt(s)
-        ss += step_gradients(X, HS[t], da, da, t, dW_ih, dW_hh, db, part)
         if t > 0:
             np.dot(da, W_hhT, dh_next)
-    return ss
 
 
 @kernel

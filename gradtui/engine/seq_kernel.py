@@ -113,7 +113,7 @@ def seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG):
 
 @kernel
 def seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
-                 dh_next, dc, direct, part, stats, delta_norm, time_norm):
+                 dh_next, dc, direct, stats, delta_norm, time_norm):
     """Readout backward, then BPTT layer by layer, top to bottom; fills ``grad``."""
     L, T1, B, H = HS.shape
     T = T1 - 1
@@ -133,29 +133,29 @@ def seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BE
         fan_in = table[l, COL_FAN_IN]
         W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
         W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
-        dW_ih = matrix(grad, table[l, COL_W_IH], fan_in, GH)
-        dW_hh = matrix(grad, table[l, COL_W_HH], H, GH)
-        db = grad[table[l, COL_B] : table[l, COL_B] + GH]
         time_on = stats and l == L - 1
         if cell == RNN:
-            ss = R.rnn_backward(inp, HS[l], W_hh, GA[l], DH_IN, DA, dh_next, dW_ih, dW_hh, db, part,
-                                time_norm, time_on)
+            R.rnn_backward(W_hh, GA[l], DH_IN, DA, dh_next, time_norm, time_on)
+            rec = DA
         elif cell == LSTM:
-            ss = G.lstm_backward(inp, HS[l], W_hh, GA[l], C[l], TC[l], DH_IN, DA, dh_next, dc,
-                                 dW_ih, dW_hh, db, part, time_norm, time_on)
+            G.lstm_backward(W_hh, GA[l], C[l], TC[l], DH_IN, DA, dh_next, dc, time_norm, time_on)
+            rec = DA
         else:
             db_hn = grad[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
-            ss = G.gru_backward(inp, W_hh, HS[l], GA[l], TC[l], DH_IN, DA, DR, dh_next, direct,
-                                dW_ih, dW_hh, db, db_hn, part, time_norm, time_on)
+            G.gru_backward(W_hh, HS[l], GA[l], TC[l], DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on)
+            rec = DR
         if stats:
-            delta_norm[l] = np.sqrt(ss)
-        R.finish_gradients(inp, DA, W_ih, dW_ih, DH_BELOW, l > 0)
+            delta_norm[l] = R.norm3(DA)
+        R.weight_gradients(inp, HS[l], DA, rec, W_ih,
+                           matrix(grad, table[l, COL_W_IH], fan_in, GH),
+                           matrix(grad, table[l, COL_W_HH], H, GH),
+                           grad[table[l, COL_B] : table[l, COL_B] + GH], DH_BELOW, l > 0)
         DH_IN, DH_BELOW = DH_BELOW, DH_IN
 
 
 @kernel
 def seq_step(cell, theta, grad, table, XT, y_class, y_value, classification, class_steps, act, exact,
-             sat_limit, HS, GA, C, TC, XW, tmp, LOG, DLOG, DH_IN, DH_BELOW, DA, DR, dh_next, dc, direct, part,
+             sat_limit, HS, GA, C, TC, XW, tmp, LOG, DLOG, DH_IN, DH_BELOW, DA, DR, dh_next, dc, direct,
              shift, shift_on, stats, act_mean, act_std, dead, saturation, delta_norm, forget_mean, time_norm):
     """Forward, loss, BPTT and statistics in one call (the GIL is released throughout). Returns the loss."""
     L = HS.shape[0]
@@ -168,7 +168,7 @@ def seq_step(cell, theta, grad, table, XT, y_class, y_value, classification, cla
         saturation[L] = 0.0
     loss, _ = seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG)
     seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
-                 dh_next, dc, direct, part, stats, delta_norm, time_norm)
+                 dh_next, dc, direct, stats, delta_norm, time_norm)
     return loss
 
 
