@@ -49,7 +49,7 @@ def default_session_factory(cfg):
     """A real Session, paused or not, for the interface (imported lazily: it pulls in the engine)."""
     from gradtui.session import Session
 
-    return Session(cfg)
+    return Session(cfg, tier="auto")
 
 
 def zip_folder(directory: Path) -> io.BytesIO:
