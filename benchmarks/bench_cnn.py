@@ -51,7 +51,7 @@ def torch_step(exp: gradtui.Experiment):
     from torch.nn import functional as F
 
     net = exp.network
-    convs = [nn.Conv2d(s.c_in, s.c_out, 3, stride=s.stride, padding=1) for s in net.layers]
+    convs = [nn.Conv2d(s.c_in, s.c_out, 3, stride=s.stride, padding=1) for s in net.specs]
     head = nn.Linear(exp.cfg.model.width, net.n_out)
     model = nn.ModuleList(convs + [head])
     opt = torch.optim.SGD(model.parameters(), lr=exp.cfg.train.lr)
@@ -75,7 +75,7 @@ def torch_step(exp: gradtui.Experiment):
 
 def conv_flops(exp: gradtui.Experiment, batch: int) -> float:
     """FLOPs of one step's convolutions and head (forward, weight gradient, input gradient)."""
-    per_layer = [2.0 * batch * s.side_out ** 2 * 9 * s.c_in * s.c_out for s in exp.network.layers]
+    per_layer = [2.0 * batch * s.side_out ** 2 * 9 * s.c_in * s.c_out for s in exp.network.specs]
     head = 2.0 * batch * exp.cfg.model.width * exp.network.n_out
     return 3.0 * (sum(per_layer) + head) - per_layer[0]
 

@@ -18,7 +18,7 @@ class TorchCNN(nn.Module):
     def __init__(self, exp):
         super().__init__()
         net, m = exp.network, exp.cfg.model
-        self.layers, self.side, self.channels, self.m = net.layers, net.side, net.channels, m
+        self.layers, self.side, self.channels, self.m = net.specs, net.side, net.channels, m
         params = exp.params()
         self.convs, self.norms, self.projections = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
         self.alphas = nn.ParameterList()
@@ -115,6 +115,6 @@ def test_running_statistics_match_pytorch_after_a_training_step():
     model.train()
     model(x)
     exp.step()
-    for l in range(len(exp.network.layers)):
+    for l in range(len(exp.network.specs)):
         np.testing.assert_allclose(exp.network.running_mean[l], model.norms[l].running_mean.numpy(), atol=1e-9)
         np.testing.assert_allclose(exp.network.running_var[l], model.norms[l].running_var.numpy(), atol=1e-9)

@@ -19,6 +19,7 @@ from gradtui.engine import cnn_kernel as K
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
+from gradtui.engine.record import Layer
 from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.cnn_train import cnn_train_steps
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
@@ -59,11 +60,11 @@ class CNNNetwork:
         self.depth, self.width = m.depth, m.width
         self.act = CODES[m.activation]
         self.sat_limit = SATURATION_LIMIT.get(self.act, -1.0)
-        self.layers = plan(m.depth, m.width, m.stages, m.residual, self.side, self.channels)
+        self.specs = plan(m.depth, m.width, m.stages, m.residual, self.side, self.channels)
         self.layout = ParamLayout()
         self.table = np.full((m.depth + 1, K.N_COLS), -1, dtype=np.int64)
         positions = 0  # running offset into the per-image activation buffers
-        for l, spec in enumerate(self.layers):
+        for l, spec in enumerate(self.specs):
             layer = self.layout.add_layer(f"conv.{l}")
             row = self.table[l]
             row[K.COL_W] = self.layout.add(layer, "W", (TAPS * spec.c_in, spec.c_out), weight=True)
@@ -74,7 +75,7 @@ class CNNNetwork:
             if m.activation == "prelu":
                 row[K.COL_ALPHA] = self.layout.add(layer, "alpha", (spec.c_out,))
             if spec.skip == "projection":
-                c_src = self.channels if spec.source < 0 else self.layers[spec.source].c_out
+                c_src = self.channels if spec.source < 0 else self.specs[spec.source].c_out
                 row[K.COL_P] = self.layout.add(layer, "P", (c_src, spec.c_out), weight=True)
             row[K.COL_C_IN], row[K.COL_C_OUT] = spec.c_in, spec.c_out
             row[K.COL_S_IN], row[K.COL_S_OUT], row[K.COL_STRIDE] = spec.side_in, spec.side_out, spec.stride
@@ -94,11 +95,21 @@ class CNNNetwork:
     def layer_names(self) -> list[str]:
         return list(self.layout.layers)
 
+    @property
+    def layers(self) -> list[Layer]:
+        """The layer table: 3x3 convolutions (one unit sees 9 C_in inputs) followed by the
+        activation, then the linear head on the pooled channels."""
+        act, names = self.cfg.model.activation, self.layer_names
+        out = [Layer(name, "conv", act, int(TAPS * row[K.COL_C_IN]), int(row[K.COL_C_OUT]))
+               for name, row in zip(names[:-1], self.table[:-1])]
+        head = self.table[-1]
+        return out + [Layer(names[-1], "output", None, int(head[K.COL_C_IN]), int(head[K.COL_C_OUT]))]
+
     def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
         """Kernels from the init scheme with fan-in 9 C_in and fan-out 9 C_out (projections:
         C_src and C_out); biases N(bias_init, bias_std^2); gamma 1, beta 0, alpha prelu_init."""
         m = self.cfg.model
-        for l, spec in enumerate(self.layers):
+        for l, spec in enumerate(self.specs):
             prefix = f"conv.{l}"
             W = init_weight(m.init, rng, TAPS * spec.c_in, spec.c_out, m.init_gain, m.init_std)
             if m.init in ("xavier", "xavier_normal"):  # a kernel's fan-out is 9 C_out, not C_out
@@ -123,7 +134,7 @@ class CNNNetwork:
         """The layer table with offsets for this batch size, and the column cache's size."""
         table = self.table.copy()
         table[:-1, K.COL_OFF] *= batch
-        sizes = [batch * s.side_out ** 2 * TAPS * s.c_in for s in self.layers]
+        sizes = [batch * s.side_out ** 2 * TAPS * s.c_in for s in self.specs]
         if not keep_columns or sum(sizes) * self.dtype.itemsize > COLUMN_CACHE_BYTES:
             return table, 1
         table[:-1, K.COL_COLS] = np.cumsum([0] + sizes[:-1])
@@ -135,10 +146,10 @@ class CNNNetwork:
             m, dt = self.cfg.model, self.dtype
             table, cached = self._table_for(batch, training)
             total = batch * self.positions
-            largest = max(batch * s.side_out ** 2 * s.c_out for s in self.layers)
-            cols = max(batch * s.side_out ** 2 * TAPS * s.c_in for s in self.layers)
-            wide = max(batch * s.side_out ** 2 * max(s.c_in, s.c_out) for s in self.layers)
-            scratch = max([TAPS * s.c_in * s.c_out for s in self.layers] + [m.width * self.n_out, m.width * self.channels])
+            largest = max(batch * s.side_out ** 2 * s.c_out for s in self.specs)
+            cols = max(batch * s.side_out ** 2 * TAPS * s.c_in for s in self.specs)
+            wide = max(batch * s.side_out ** 2 * max(s.c_in, s.c_out) for s in self.specs)
+            scratch = max([TAPS * s.c_in * s.c_out for s in self.specs] + [m.width * self.n_out, m.width * self.channels])
             ws = (
                 table,
                 np.zeros(total if self.act == PRELU else largest, dt),  # Z: phi's input (prelu keeps every layer's)

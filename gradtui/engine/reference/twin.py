@@ -18,6 +18,11 @@ class KernelTwin:
     def layer_names(self) -> list[str]:
         return self.net.layer_names
 
+    @property
+    def layers(self) -> list:
+        """The layer table a record's header carries (gradtui.engine.record.Layer)."""
+        return self.net.layers
+
     def init_params(self, theta, rng) -> None:
         self.net.init_params(theta, rng)
 
