@@ -16,11 +16,16 @@ from typing import Any
 
 MLP_KINDS = ("mlp",)
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
-KINDS = MLP_KINDS + RECURRENT_KINDS
+TRANSFORMER_KINDS = ("transformer",)
+KINDS = MLP_KINDS + RECURRENT_KINDS + TRANSFORMER_KINDS
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "linear")
+ALL_ACTIVATIONS = ACTIVATIONS + ("gelu",)  # gelu: Transformer MLPs only
 RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 GATED_ACTIVATIONS = ("tanh",)
+TRANSFORMER_ACTIVATIONS = ("relu", "gelu")
+NORM_PLACEMENTS = ("post", "pre", "none")
+SCHEDULES = ("constant", "linear", "cosine")
 INITS = ("standard", "normal", "xavier", "xavier_normal", "he", "he_uniform", "lecun", "orthogonal")
 RECURRENT_INITS = ("orthogonal", "identity", "xavier", "normal")
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
@@ -31,7 +36,8 @@ CLASSIFICATION_TASKS = ("spirals", "moons", "circles", "xor")
 REGRESSION_TASKS = ("teacher",)
 MLP_TASKS = CLASSIFICATION_TASKS + REGRESSION_TASKS
 SEQUENCE_TASKS = ("adding", "copy", "sine")
-TASKS = MLP_TASKS + SEQUENCE_TASKS
+TOKEN_TASKS = ("sort", "reverse", "recall")  # token sequences for the Transformer
+TASKS = MLP_TASKS + SEQUENCE_TASKS + TOKEN_TASKS
 
 
 def key(
@@ -64,13 +70,13 @@ def key(
 class ModelConfig:
     """The network: kind, size, activation, initialisation and architecture switches."""
 
-    kind: str = key("mlp", "Network kind: a feed-forward MLP or a recurrent net.", choices=KINDS)
+    kind: str = key("mlp", "Network kind: a feed-forward MLP, a recurrent net or a Transformer encoder.", choices=KINDS)
     depth: int = key(20, "Hidden layers (MLP) or stacked recurrent layers.", low=1, high=1000)
     width: int = key(64, "Units per hidden (or recurrent) layer.", low=1, high=4096)
     activation: str = key(
         "tanh",
-        "Hidden activation phi. RNNs allow tanh, relu, sigmoid; LSTM and GRU use tanh.",
-        choices=ACTIVATIONS,
+        "Hidden activation phi. RNNs allow tanh, relu, sigmoid; LSTM and GRU use tanh; Transformer MLPs relu or gelu.",
+        choices=ALL_ACTIVATIONS,
     )
     leaky_slope: float = key(0.01, "Negative-side slope of leaky_relu.", low=0.0, high=1.0, high_open=True)
     prelu_init: float = key(0.25, "Initial learnable negative slope of prelu (one per unit).", low=0.0, high=1.0)
@@ -87,7 +93,7 @@ class ModelConfig:
     bias_std: float = key(0.0, "Biases start N(0, bias_std^2); 0 means zero biases.", low=0.0, high=100.0)
     bias_init: float = key(0.0, "Constant added to every initial hidden bias (a negative value kills ReLUs).", low=-100.0, high=100.0, kinds=MLP_KINDS)
     batchnorm: bool = key(False, "Batch-normalise each hidden pre-activation (Ioffe & Szegedy 2015).", kinds=MLP_KINDS)
-    residual: bool = key(False, "Residual connections: a layer outputs h + phi(z) where widths match.", kinds=MLP_KINDS)
+    residual: bool = key(False, "Residual connections: a layer outputs h + phi(z) where widths match (MLP); each Transformer sub-layer adds its input (Transformer).", kinds=MLP_KINDS + TRANSFORMER_KINDS)
     recurrent_init: str = key(
         "orthogonal",
         "Recurrent weight init: orthogonal (Saxe et al. 2013), identity (Le et al. 2015), xavier, normal.",
@@ -95,6 +101,11 @@ class ModelConfig:
         kinds=RECURRENT_KINDS,
     )
     recurrent_gain: float = key(1.0, "Multiplies the recurrent weights (spectral radius for orthogonal/identity).", low=0.0, low_open=True, high=100.0, kinds=RECURRENT_KINDS)
+    heads: int = key(4, "Attention heads; model.width must be divisible by it.", low=1, high=256, kinds=TRANSFORMER_KINDS)
+    mlp_ratio: int = key(4, "Width of each block's MLP as a multiple of model.width.", low=1, high=16, kinds=TRANSFORMER_KINDS)
+    norm: str = key("pre", "LayerNorm placement: post (after the residual addition, the original Transformer), pre (inside the branch, plus a final LayerNorm; Xiong et al. 2020), none.", choices=NORM_PLACEMENTS, kinds=TRANSFORMER_KINDS)
+    max_len: int = key(64, "Rows of the learned positional embedding: the longest sequence the Transformer accepts.", low=1, high=4096, kinds=TRANSFORMER_KINDS)
+    causal: bool = key(False, "Causal attention: position i attends to positions <= i only.", kinds=TRANSFORMER_KINDS)
     forget_bias: float = key(1.0, "Added to the LSTM forget gate's bias at initialisation.", low=-100.0, high=100.0, kinds=("lstm",))
 
 
@@ -102,7 +113,7 @@ class ModelConfig:
 class DataConfig:
     """The task: generated on the fly from a seed, never downloaded."""
 
-    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); adding, copy, sine (recurrent).", choices=TASKS)
+    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); adding, copy, sine (recurrent); sort, reverse, recall (Transformer).", choices=TASKS)
     samples: int = key(2048, "Examples generated (training plus held-out).", low=16, high=1_000_000)
     test_fraction: float = key(0.2, "Fraction of the examples held out for evaluation.", low=0.0, high=0.9, low_open=True)
     noise: float = key(0.1, "Noise added to inputs (2-D tasks), teacher targets, or the sine signal.", low=0.0, high=10.0)
@@ -110,7 +121,7 @@ class DataConfig:
     classes: int = key(3, "Number of spiral arms.", low=2, high=10, tasks=("spirals",))
     features: int = key(8, "Input dimension of the teacher task.", low=1, high=1024, tasks=("teacher",))
     outputs: int = key(1, "Output dimension of the teacher task.", low=1, high=256, tasks=("teacher",))
-    seq_len: int = key(50, "Sequence length T (recurrent tasks).", low=2, high=2000, tasks=SEQUENCE_TASKS)
+    seq_len: int = key(50, "Sequence length T (recurrent and Transformer tasks).", low=2, high=2000, tasks=SEQUENCE_TASKS + TOKEN_TASKS)
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,8 @@ class TrainConfig:
     batch_size: int = key(64, "Examples per optimiser step.", low=1, high=65536)
     seed: int = key(0, "Seed of initialisation and batch order.", low=0, high=2**31 - 1)
     dtype: str = key("float32", "Number type: float32 (fast; on x86 values below 1.2e-38 count as zero) or float64 (exact, for gradient checks).", choices=DTYPES)
+    warmup_steps: int = key(0, "Linear learning-rate warmup: lr x min(1, (t+1)/warmup_steps) over the first steps; 0 = none.", low=0, high=10**9)
+    schedule: str = key("constant", "Learning-rate decay after the warmup: constant, linear (to 0 at train.steps) or cosine (to 0 at train.steps).", choices=SCHEDULES)
     steps: int = key(3000, "Steps `gradtui run` trains when --steps is not given.", low=1, high=10**9)
     eval_every: int = key(100, "Steps between evaluations on the held-out split.", low=1, high=10**9)
 

@@ -17,6 +17,10 @@ from gradtui.tasks import make_dataset
 
 def build_network(cfg: Config, data, dtype):
     """The network the config describes, for the dataset's input and output sizes."""
+    if cfg.model.kind == "transformer":
+        from gradtui.engine.transformer import TransformerNetwork
+
+        return TransformerNetwork(cfg, data, dtype)
     if cfg.is_recurrent:
         from gradtui.engine.recurrent import RecurrentNetwork
 

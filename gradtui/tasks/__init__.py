@@ -38,6 +38,10 @@ def make_dataset(cfg) -> Dataset:
     """Generate the config's task from ``data.seed`` (float64; the engine casts)."""
     d = cfg.data
     rng = np.random.default_rng(d.seed)
+    if d.task in ("sort", "reverse", "recall"):
+        from gradtui.tasks.tokens import make_token_dataset
+
+        return make_token_dataset(cfg, rng)
     if d.task in ("adding", "copy", "sine"):
         from gradtui.tasks.sequences import make_sequence_dataset
 
