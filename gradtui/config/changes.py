@@ -12,9 +12,9 @@ from gradtui.config.schema import key_specs
 
 CARRY_OVER_KEYS = frozenset({
     "model.activation", "model.leaky_slope", "model.prelu_init", "model.elu_alpha",
-    "model.batchnorm", "model.residual",
+    "model.batchnorm", "model.residual", "model.norm", "model.causal",
     "train.optimizer", "train.lr", "train.momentum", "train.weight_decay",
-    "train.clip", "train.clip_threshold", "train.batch_size", "train.steps", "train.eval_every",
+    "train.clip", "train.clip_threshold", "train.warmup_steps", "train.schedule", "train.batch_size", "train.steps", "train.eval_every",
 })
 
 

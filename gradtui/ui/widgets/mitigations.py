@@ -19,19 +19,28 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     """(label, value, key, dotted setting) rows for a config."""
     m, t = cfg.model, cfg.train
     rows = []
-    if m.kind != "mlp":
-        rows.append(("cell", m.kind, "g", "model.kind"))
-    if m.kind in ("mlp", "rnn"):
+    if m.kind == "transformer":
+        rows.append(("layer norm", m.norm, "l", "model.norm"))
+        rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
         rows.append(("activation", m.activation, "a", "model.activation"))
-    if m.kind == "mlp":
+        rows.append(("init", init_text(cfg), "i", "model.init"))
+    elif m.kind == "mlp":
+        rows.append(("activation", m.activation, "a", "model.activation"))
         rows.append(("init", init_text(cfg), "i", "model.init"))
         rows.append(("batch norm", "on" if m.batchnorm else "off", "b", "model.batchnorm"))
         rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
     else:
+        rows.append(("cell", m.kind, "g", "model.kind"))
+        if m.kind == "rnn":
+            rows.append(("activation", m.activation, "a", "model.activation"))
         rows.append(("rec. init", m.recurrent_init, "i", "model.recurrent_init"))
     rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
     rows.append(("optimiser", t.optimizer, "o", "train.optimizer"))
     rows.append(("learn rate", fmt_short(t.lr), "+ -", "train.lr"))
+    if m.kind == "transformer" or t.warmup_steps:
+        rows.append(("warmup", f"{t.warmup_steps} steps" if t.warmup_steps else "off", "w", "train.warmup_steps"))
+    if t.schedule != "constant":
+        rows.append(("schedule", t.schedule, "", "train.schedule"))
     rows.append(("depth", str(m.depth), "] [", "model.depth"))
     return rows
 
