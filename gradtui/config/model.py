@@ -258,6 +258,8 @@ def _check_transformer(cfg: Config) -> None:
     if m.width % m.heads:
         raise ConfigError(f"model.width = {m.width} is not divisible by model.heads = {m.heads}: each head gets width/heads units; "
                           f"allowed heads for this width: {', '.join(str(h) for h in range(1, min(m.width, 256) + 1) if m.width % h == 0)}")
+    if d.task == "recall" and d.seq_len < 3:
+        raise ConfigError(f"data.seq_len = {d.seq_len} is too short for the recall task: it needs at least 3 (a key, its value and the query)")
     if d.seq_len > m.max_len:
         raise ConfigError(f"data.seq_len = {d.seq_len} is longer than the positional table (model.max_len = {m.max_len}): "
                           f"raise model.max_len to at least {d.seq_len} or shorten the sequences")

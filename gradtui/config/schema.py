@@ -161,6 +161,7 @@ class AlertsConfig:
     swing_level: float = key(0.1, "A loss swing counts only while the window's highest block average is at least this fraction of the first block average since the start or the last change: a loss far below where it started fluctuates with the mini-batches, not from overshooting.", low=0.0, high=1.0)
     dead_fraction: float = key(0.4, "Dead units when a layer's fraction of dead units is above this.", low=0.0, high=1.0, high_open=True)
     saturation: float = key(0.4, "Saturation when a layer's fraction of saturated activations is above this.", low=0.0, high=1.0, high_open=True)
+    collapse_spread: float = key(0.1, "Rank collapse when the last Transformer block's token spread ||X - 1 xbar^T||_F / ||X||_F is below this.", low=0.0, low_open=True, high=1.0, high_open=True)
     rise_steps: int = key(20, "Steps a condition must hold before its alert rises.", low=1, high=100_000)
     clear_steps: int = key(50, "Steps a condition must be absent before its alert clears.", low=1, high=100_000)
     window: int = key(100, "Steps of history the trend rules (growth, flat loss, oscillation, weight growth) look at, in 10 blocks.", low=10, high=100_000)
