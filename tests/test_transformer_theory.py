@@ -45,17 +45,19 @@ def test_post_ln_over_pre_ln_gradient_grows_like_sqrt_depth():
 
 
 def spread_at_init(depth, residual, seed=0):
-    exp = gradtui.Experiment(transformer_cfg("none", depth, seed, residual=residual, width=32).with_overrides({"train.dtype": "float32"}))
+    exp = gradtui.Experiment(transformer_cfg("pre", depth, seed, residual=residual, width=32).with_overrides({"train.dtype": "float32"}))
     return exp.step().token_spread
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rank_collapse_without_residuals_and_not_with_them(seed):
     """Dong, Cordonnier & Loukas 2021: pure attention layers drive the tokens to one vector doubly
-    exponentially with depth. Without residuals the token spread falls block after block and is tiny
-    after 12 blocks; with residuals it stays near its value at the embedding (above 0.5)."""
+    exponentially with depth. In a Pre-LN net without residuals the token spread falls block after
+    block (0.38, 0.016, 3e-6 over the first three, measured) and stays at float32's floor (~1e-7);
+    with residuals it stays near its value at the embedding (0.91 -> 0.73 over 12 blocks, measured):
+    we require above 0.5."""
     plain = spread_at_init(12, residual=False, seed=seed)
     skip = spread_at_init(12, residual=True, seed=seed)
     assert plain[-1] < 0.1 * plain[0] and plain[-1] < 1e-2, plain
-    assert np.all(np.diff(np.log(plain[:6])) < 0), plain  # falls at every one of the first blocks
+    assert np.all(np.diff(np.log(plain[:3])) < np.log(0.5)), plain  # more than halves at each of the first blocks
     assert np.all(skip > 0.5), skip

@@ -327,9 +327,10 @@ def _message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
                 "what happened early in the sequence.")
     if f.kind == "collapse":
         return (f"The tokens collapsed onto their mean: their spread ||X - mean||/||X|| is {fmt(f.figure)} after {f.layers[1]} "
-                f"(below {fmt(cfg.alerts.collapse_spread)} from {f.layers[0]} on), so every position carries the same vector; "
-                "without residual connections each attention layer averages the tokens together (Dong et al. 2021) "
-                "and the gradient collapses with them.")
+                f"(below {fmt(cfg.alerts.collapse_spread)} from {f.layers[0]} on), so every position carries the same vector: "
+                + ("each attention layer averages the tokens together" if cfg.model.residual else
+                   "without residual connections each attention layer averages the tokens together (Dong et al. 2021)")
+                + " and the gradient collapses with them.")
     if f.kind == "dead":
         more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(cfg.alerts.dead_fraction)})" if len(f.layers) > 1 else ""
         return (f"{_pct(f.figure)} of {f.layers[0]}'s units are dead{more}: their ReLUs output 0 for every example in the batch, "
