@@ -19,6 +19,7 @@ This module holds the worker loop and the publishing; the command queue is in
 
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 import traceback
@@ -49,6 +50,8 @@ class Session(RunChanges):
                  start_paused: bool = False, max_steps: int | None = None):
         if every < 1:
             raise ValueError(f"every must be at least 1, not {every}")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
+            raise ValueError(f"max_steps must be a whole number of at least 1 (or None: no limit), not {max_steps!r}")
         self._cfg = cfg
         self.every = int(every)
         self.max_steps = max_steps
@@ -150,7 +153,9 @@ class Session(RunChanges):
         """Ask the worker to stop and wait up to ``timeout`` seconds; True when it has ended.
 
         Returns promptly even when a step is slow: the worker checks the flag between steps
-        and closes the record when it leaves.
+        and closes the record when it leaves. If it is still busy (compiling, or in a long
+        step) when the time is up, the record is closed here, with its "end" line, so that a
+        process exiting now leaves a complete record; the worker's later lines are dropped.
         """
         self._commands.request_stop()
         if self._thread is None:
@@ -159,7 +164,10 @@ class Session(RunChanges):
             self._close_record("stopped")
             return True
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            self._close_record("stopped")
+            return False
+        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the run finishes (max_steps), stops, fails, or pauses on a non-finite step.
@@ -392,5 +400,6 @@ class Session(RunChanges):
             record_path=self._journal.path,
             record_error=self._journal.record_error,
             raised=self._journal.raised_tuple,
+            baseline_loss=exp.data.baseline_loss if exp is not None else None,
         )
 

@@ -61,3 +61,4 @@ class Snapshot:
     record_path: str = ""  # the JSON Lines record being written, if any
     record_error: str = ""  # set when writing the record failed (training went on, recording stopped)
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)
+    baseline_loss: float | None = None  # the task's loss for a constant guess (Dataset.baseline_loss), if known

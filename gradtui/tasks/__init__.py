@@ -25,6 +25,7 @@ class Dataset:
     n_out: int
     classification: bool
     baseline_loss: float | None = None
+    tokens: bool = False  # x holds integer tokens 0 .. n_in - 1 and y labels -1 (not scored) .. n_out - 1
 
 
 def _split(x, y, test_fraction, rng, n_in, n_out, classification, baseline=None) -> Dataset:

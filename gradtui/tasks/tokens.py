@@ -15,6 +15,8 @@ recall (associative recall, as in Ba et al. 2016): K = (T - 1) // 2 pairs "key v
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from gradtui.tasks import Dataset, _split
@@ -73,4 +75,5 @@ def make_token_dataset(cfg, rng: np.random.Generator) -> Dataset:
         n_in = recall_vocabulary(d.seq_len)
     else:
         raise ValueError(f"unknown token task {d.task!r}")
-    return _split(x.astype(np.int64), y.astype(np.int64), d.test_fraction, rng, n_in, DIGITS, True, float(np.log(DIGITS)))
+    data = _split(x.astype(np.int64), y.astype(np.int64), d.test_fraction, rng, n_in, DIGITS, True, float(np.log(DIGITS)))
+    return dataclasses.replace(data, tokens=True)
