@@ -68,7 +68,7 @@ def torch_step(cfg):
         norms = [torch.sqrt(sum(torch.linalg.vector_norm(p.grad) ** 2 for p in grp)) for grp in groups]
         torch.stack(norms).tolist()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
     return step
 
 

@@ -204,7 +204,7 @@ def _transformer_remedies(kind: str, cfg) -> tuple[Remedy, ...]:
     if kind in ("collapse", "vanishing") and not m.residual:
         out.append(Remedy("r", "residual connections: the skip path keeps every token's own vector and carries the "
                           "gradient past each block (Dong et al. 2021)", (("model.residual", True),)))
-    if kind in ("exploding", "nonfinite", "vanishing") and post_no_warmup:
+    if kind in ("exploding", "nonfinite", "vanishing", "collapse") and post_no_warmup:
         out += [_warmup(), _pre_ln()]
     if kind in ("exploding", "nonfinite"):
         if t.clip == "none":

@@ -280,7 +280,7 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
     """One plain sentence for a student, carrying the measured figure (and, for a Post-LN
     Transformer without warmup, a second naming that cause)."""
     text = _message(f, cfg, rec, predicted)
-    if f.kind in ("exploding", "nonfinite", "vanishing"):
+    if f.kind in ("exploding", "nonfinite", "vanishing", "collapse"):
         text += postln_cause(cfg)
     return text
 
