@@ -65,9 +65,13 @@ def test_fused_runs_of_several_steps_follow_the_schedule():
     assert a.schedule_step == 8
 
 
-def test_changing_the_warmup_restarts_the_schedule():
+def test_changing_the_warmup_or_schedule_restarts_training():
+    """A warmup shapes the start of training: turning it on restarts with fresh weights, so the
+    new schedule starts at its first step."""
+    from gradtui.config.changes import restart_keys
+
     cfg = gradtui.load_config("vanishing-sigmoid")
-    exp = gradtui.Experiment(cfg)
-    exp.run(30)
-    exp.reconfigure(cfg.with_overrides({"train.warmup_steps": 10}))
-    assert exp.current_lr == pytest.approx(cfg.train.lr / 10)
+    assert restart_keys(cfg, cfg.with_overrides({"train.warmup_steps": 10})) == ["train.warmup_steps"]
+    assert restart_keys(cfg, cfg.with_overrides({"train.schedule": "cosine"})) == ["train.schedule"]
+    fresh = gradtui.Experiment(cfg.with_overrides({"train.warmup_steps": 10}))
+    assert fresh.current_lr == pytest.approx(cfg.train.lr / 10)

@@ -83,7 +83,7 @@ WARMUP_STEPS = 200  # the warmup the w key and the Post-LN remedy turn on
 
 def _warmup() -> Remedy:
     return Remedy("w", f"learning-rate warmup over {WARMUP_STEPS} steps: the first updates stay small while the "
-                  "output layers' gradients are large (Xiong et al. 2020)", (("train.warmup_steps", WARMUP_STEPS),))
+                  "output layers' gradients are large (Xiong et al. 2020); restarts", (("train.warmup_steps", WARMUP_STEPS),))
 
 
 def _pre_ln() -> Remedy:

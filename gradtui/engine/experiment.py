@@ -265,9 +265,6 @@ class Experiment:
         old_state = [old_layout.to_dict(s) for s in self._state[:2]]
         old_buffers = {k: v.copy() for k, v in self.network.buffers().items()}
         keep_state = cfg.train.optimizer == self.cfg.train.optimizer
-        old_train = self.cfg.train
-        if (cfg.train.warmup_steps, cfg.train.schedule) != (old_train.warmup_steps, old_train.schedule):
-            self.schedule_step = 0  # a new schedule starts from its first step
         self.cfg = cfg
         self.network = build_network(cfg, self.data, self.dtype)
         self.layout = self.network.layout

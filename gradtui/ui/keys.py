@@ -79,9 +79,9 @@ KEYS: tuple[KeySpec, ...] = (
             "Post-LN Transformers need warmup: at initialisation the output layers' gradients are large and do not shrink "
             "with depth; Pre-LN's fall like 1/sqrt(depth) (Xiong et al. 2020, On Layer Normalization in the Transformer).",
             kinds=("transformer",), setting="model.norm", hide_elsewhere=True),
-    KeySpec("w", "w", "mitigate('w')", "warmup", f"Learning-rate warmup on ({WARMUP_STEPS} steps, linear) or off; the schedule restarts.",
+    KeySpec("w", "w", "mitigate('w')", "warmup", f"Learning-rate warmup on ({WARMUP_STEPS} steps, linear) or off; restarts with fresh weights.",
             "Unstable first steps with Adam (Post-LN Transformers above all): warmup keeps the first updates small while "
-            "the gradients settle.", kinds=("transformer",), setting="train.warmup_steps", hide_elsewhere=True),
+            "the gradients settle.", restarts=True, kinds=("transformer",), setting="train.warmup_steps", hide_elsewhere=True),
     KeySpec("c", "c", "mitigate('c')", "clip", "Gradient clipping on/off: scale the whole gradient down when its norm exceeds a threshold.",
             "Exploding gradients: it caps the size of each step so one huge gradient cannot throw the weights to infinity "
             "(NaN). It does not help vanishing gradients.", setting="train.clip"),
