@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the thread limit applies)
 from threadpoolctl import threadpool_limits
 
 import gradtui
