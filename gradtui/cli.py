@@ -1,4 +1,5 @@
-"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`.
+"""The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`,
+`gradtui sweep` (a grid of runs on Dask: gradtui.sweep.command).
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -25,6 +26,7 @@ commands:
   gradtui run PRESET_OR_PATH      train headless with a progress bar and a summary (see gradtui run -h)
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+  gradtui sweep PRESET_OR_PATH    train a grid of configs on Dask and draw a heatmap (see gradtui sweep -h)
 
 examples:
   gradtui run vanishing-sigmoid --steps 500
@@ -192,6 +194,10 @@ def _silence_stdout() -> None:
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "sweep":  # its own parser; Dask is imported only here
+        from gradtui.sweep.command import main as sweep_main
+
+        return sweep_main(argv[1:])
     ui, top = build_parsers()
     if argv and argv[0] in SUBCOMMANDS:
         args = top.parse_args(argv)

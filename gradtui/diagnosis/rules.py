@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradtui.diagnosis.health import LOOSEN, is_vanishing  # one definition with the bars' row marks
+
 N_BLOCKS = 10  # the trend window is split into this many blocks of window // N_BLOCKS steps
 RECENT = 5  # steps the exploding-growth rule takes the minimum over
-LOOSEN = 10.0  # a flat loss loosens the vanishing thresholds by this factor
 
 
 @dataclass
@@ -152,7 +153,7 @@ def vanishing(rec, tr: Trends, a, names, first: int = 0, last: int | None = None
     info = {"flat": flat, "loss_from": loss_a, "loss_to": loss_b, "depth": last - first + 1}
     if dl > 0 and gl > 0:
         rd, rg = d0 / dl, g0 / gl
-        if rd < a.vanishing_ratio * k and rg < a.vanishing_ratio * k:
+        if is_vanishing(d0, dl, a.vanishing_ratio * k) and is_vanishing(g0, gl, a.vanishing_ratio * k):
             info.update(delta_ratio=rd, grad_ratio=rg)
             return Finding("vanishing", "warning", (names[first], names[last]), rd, "ratio", info)
     early = rec.update_ratio[first : first + max(1, (last - first + 1) // 4)]

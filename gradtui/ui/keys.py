@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradtui.config.summary import change_text
+from gradtui.diagnosis.remedies import best_remedies
 from gradtui.config.schema import (
     ACTIVATIONS,
     INITS,
@@ -107,7 +109,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
-    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter loads it).", group="app"),
+    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter or a double click loads it), or open a .toml file by its path.", group="app"),
     KeySpec("e", "e", "export", "export", "Save an SVG screenshot and the JSON Lines record of the run so far.", group="app"),
     KeySpec("question_mark", "?", "help", "help", "This help.", group="app"),
     KeySpec("q", "q", "quit_app", "quit", "Quit.", group="app"),
@@ -191,20 +193,16 @@ def change_for(label: str, cfg, alerts=()) -> dict:
 
 
 def describe_change(change: dict) -> str:
-    """'activation sigmoid → relu'-style text for a notification (values only)."""
-    parts = []
-    for k, v in change.items():
-        name = k.split(".", 1)[1]
-        parts.append(f"{name} = {v:g}" if isinstance(v, float) else f"{name} = {v}")
-    return ", ".join(parts)
+    """'activation relu, batch norm on' for a notification, with the screen's labels."""
+    return change_text(change)
 
 
 def suggested_settings(alerts) -> set:
-    """Dotted keys (and key labels) the active alerts' remedies point at, for highlighting."""
+    """Dotted keys and key labels of the one or two best remedies for the active alerts
+    (:func:`gradtui.diagnosis.remedies.best_remedies`), for the "◀ try" marks."""
     out = set()
-    for alert in alerts or ():
-        for remedy in getattr(alert, "remedies", ()):
-            out.add(remedy.key)
-            for k, _ in remedy.change:
-                out.add(k)
+    for remedy in best_remedies(alerts):
+        out.add(remedy.key)
+        for k, _ in remedy.change:
+            out.add(k)
     return out

@@ -12,37 +12,37 @@ from rich.text import Text
 from textual.widget import Widget
 
 from gradtui.ui.keys import suggested_settings
-from gradtui.config.summary import clip_text, fmt_short, init_text
+from gradtui.config.summary import clip_text, fmt_short, init_text, setting_label, setting_value
 
 
 def rows_for(cfg) -> list[tuple[str, str, str, str]]:
-    """(label, value, key, dotted setting) rows for a config."""
+    """(label, value, key, dotted setting) rows for a config; labels from SETTING_LABELS."""
     m, t = cfg.model, cfg.train
     rows = []
     if m.kind == "transformer":
-        rows.append(("layer norm", m.norm, "l", "model.norm"))
-        rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
-        rows.append(("activation", m.activation, "a", "model.activation"))
-        rows.append(("init", init_text(cfg), "i", "model.init"))
+        rows.append((m.norm, "l", "model.norm"))
+        rows.append((setting_value(m.residual), "r", "model.residual"))
+        rows.append((m.activation, "a", "model.activation"))
+        rows.append((init_text(cfg), "i", "model.init"))
     elif m.kind == "mlp":
-        rows.append(("activation", m.activation, "a", "model.activation"))
-        rows.append(("init", init_text(cfg), "i", "model.init"))
-        rows.append(("batch norm", "on" if m.batchnorm else "off", "b", "model.batchnorm"))
-        rows.append(("residual", "on" if m.residual else "off", "r", "model.residual"))
+        rows.append((m.activation, "a", "model.activation"))
+        rows.append((init_text(cfg), "i", "model.init"))
+        rows.append((setting_value(m.batchnorm), "b", "model.batchnorm"))
+        rows.append((setting_value(m.residual), "r", "model.residual"))
     else:
-        rows.append(("cell", m.kind, "g", "model.kind"))
+        rows.append((m.kind, "g", "model.kind"))
         if m.kind == "rnn":
-            rows.append(("activation", m.activation, "a", "model.activation"))
-        rows.append(("rec. init", m.recurrent_init, "i", "model.recurrent_init"))
-    rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
-    rows.append(("optimiser", t.optimizer, "o", "train.optimizer"))
-    rows.append(("learn rate", fmt_short(t.lr), "+ -", "train.lr"))
+            rows.append((m.activation, "a", "model.activation"))
+        rows.append((m.recurrent_init, "i", "model.recurrent_init"))
+    rows.append(("off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
+    rows.append((t.optimizer, "o", "train.optimizer"))
+    rows.append((fmt_short(t.lr), "+ -", "train.lr"))
     if m.kind == "transformer" or t.warmup_steps:
-        rows.append(("warmup", f"{t.warmup_steps} steps" if t.warmup_steps else "off", "w", "train.warmup_steps"))
+        rows.append((f"{t.warmup_steps} steps" if t.warmup_steps else "off", "w", "train.warmup_steps"))
     if t.schedule != "constant":
-        rows.append(("schedule", t.schedule, "", "train.schedule"))
-    rows.append(("depth", str(m.depth), "] [", "model.depth"))
-    return rows
+        rows.append((t.schedule, "", "train.schedule"))
+    rows.append((str(m.depth), "] [", "model.depth"))
+    return [(setting_label(setting), value, key, setting) for value, key, setting in rows]
 
 
 class MitigationsPanel(Widget, can_focus=False):
