@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the thread limit applies)
 from threadpoolctl import threadpool_limits
 
 import gradtui
+from benchmarks.bench_mlp import rate
 
 SHAPES = ((6, 64, 4, 16, 64), (24, 32, 4, 16, 32))
 TARGET = 2.0
@@ -71,16 +71,6 @@ def torch_step(cfg):
         opt.step()
         return float(loss.detach())
     return step
-
-
-def rate(fn, seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds`` (after one warm-up call)."""
-    fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed
 
 
 def measure(shape, seconds: float, rounds: int) -> dict:
