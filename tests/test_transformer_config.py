@@ -120,3 +120,10 @@ def test_layer_norm_key_cycles_and_carries_the_weights():
     exp.reconfigure(c.with_overrides(change_for("l", c)))
     after = exp.params()
     assert exp.cfg.model.norm == "pre" and all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_help_entries_cite_the_two_papers():
+    from gradtui.ui.keys import BY_LABEL
+
+    assert "Xiong et al. 2020" in BY_LABEL["l"].helps
+    assert "Dong, Cordonnier & Loukas 2021" in BY_LABEL["r"].helps
