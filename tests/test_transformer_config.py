@@ -127,3 +127,30 @@ def test_help_entries_cite_the_two_papers():
 
     assert "Xiong et al. 2020" in BY_LABEL["l"].helps
     assert "Dong, Cordonnier & Loukas 2021" in BY_LABEL["r"].helps
+
+
+@pytest.mark.parametrize("task", ["reverse", "recall"])
+def test_held_out_accuracy_per_position(task):
+    """Per position, the share of held-out sequences answered right; recall scores only the last
+    position (the others are NaN), and the positions weighted by their counts give evaluate()'s accuracy."""
+    exp = gradtui.Experiment(cfg(**{"data.task": task}))
+    exp.run(5)
+    loss, per_position = exp.network.evaluate_positions(exp.theta, exp.data.x_test, exp.data.y_test)
+    assert per_position.shape == (8,)
+    if task == "recall":
+        assert np.all(np.isnan(per_position[:-1])) and 0 <= per_position[-1] <= 1
+    else:
+        assert np.all((per_position >= 0) & (per_position <= 1))
+    x, y = exp.data.x_test, exp.data.y_test  # independently: argmax of the training path's logits
+    exp.gradients(x, y)
+    logits = exp.network.workspace(len(x)).LOGITS.reshape(len(x), 8, -1)
+    right = (logits.argmax(axis=2) == y).astype(float)
+    counted = y >= 0
+    with np.errstate(invalid="ignore"):
+        by_hand = np.where(counted.any(axis=0), (right * counted).sum(axis=0) / counted.sum(axis=0), np.nan)
+    np.testing.assert_allclose(per_position, by_hand, rtol=1e-12)
+    scored = (exp.data.y_test >= 0).sum(axis=0)
+    ok = ~np.isnan(per_position)
+    expected = np.sum(per_position[ok] * scored[ok]) / scored[ok].sum()
+    assert exp.evaluate()["accuracy"] == pytest.approx(expected)
+    assert exp.evaluate()["loss"] == pytest.approx(loss)
