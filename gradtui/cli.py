@@ -1,5 +1,5 @@
 """The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui presets`, `gradtui check`,
-`gradtui sweep` (a grid of runs on Dask: gradtui.sweep.command).
+`gradtui sweep` (a grid of runs on Dask: gradtui.sweep.command), `gradtui serve` (browser tabs: gradtui.serve).
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-SUBCOMMANDS = ("run", "presets", "check")
+SUBCOMMANDS = ("run", "presets", "check", "serve")
 
 EPILOG = """\
 commands:
@@ -27,6 +27,7 @@ commands:
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
   gradtui sweep PRESET_OR_PATH    train a grid of configs on Dask and draw a heatmap (see gradtui sweep -h)
+  gradtui serve [PRESET_OR_PATH]  the interface in web browser tabs, one process per tab (see gradtui serve -h)
 
 examples:
   gradtui run vanishing-sigmoid --steps 500
@@ -95,6 +96,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "Validate a preset or TOML file (with any --set overrides) and print the resolved config; "
         "exit status 2 when it is not valid."), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(check)
+    from gradtui.serve import add_serve_parser  # argparse only: textual-serve loads when serving
+
+    add_serve_parser(sub, _add_config_args, _positive_int, EPILOG)
     return ui, top
 
 
@@ -221,6 +225,10 @@ def _main(argv: list[str]) -> int:
         from gradtui.cli_run import run_headless
 
         return run_headless(cfg, args)
+    if args.command == "serve":
+        from gradtui.serve import serve_command
+
+        return serve_command(args)
     cfg = resolve_config(args.preset, args.sets)
     return _run_ui(cfg, args.fps)
 

@@ -64,7 +64,7 @@ class Diagnoser:
         self._a = a
         self._hyst.rise_steps, self._hyst.clear_steps = a.rise_steps, a.clear_steps
         self._trends = Trends(a.window)
-        self._recurrent = bool(getattr(cfg, "is_recurrent", cfg.model.kind != "mlp"))
+        self._recurrent = bool(getattr(cfg, "is_recurrent", cfg.model.kind not in ("mlp", "cnn")))
         self._remedies = {kind: remedies_for(kind, cfg) for kind in KINDS}
         self.predicted, self.prediction = _predicted_attenuation(cfg)
         self._built.clear()  # rebuild active alerts (remedies may have changed)

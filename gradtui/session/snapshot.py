@@ -60,5 +60,6 @@ class Snapshot:
     run: int = 0  # fresh initialisations so far (0 for the first run; +1 per restart)
     record_path: str = ""  # the JSON Lines record being written, if any
     record_error: str = ""  # set when writing the record failed (training went on, recording stopped)
+    tier: str = ""  # "reference" (NumPy, while the kernels compile) or "kernels"; "" before the first Experiment
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)
     baseline_loss: float | None = None  # the task's loss for a constant guess (Dataset.baseline_loss), if known

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from gradtui.config.summary import change_text
 from gradtui.diagnosis.remedies import best_remedies
 from gradtui.config.schema import (
+    FEEDFORWARD_KINDS,
     ACTIVATIONS,
     INITS,
     NORM_PLACEMENTS,
@@ -72,11 +73,11 @@ KEYS: tuple[KeySpec, ...] = (
             restarts=True, setting="model.init"),
     KeySpec("b", "b", "mitigate('b')", "batch norm", "Batch normalisation on/off: re-centre and re-scale every layer's inputs on each batch.",
             "Vanishing and exploding gradients: it keeps sigmoid and tanh inputs out of their flat tails (saturation) and "
-            "keeps every layer's signal at a steady size.", kinds=("mlp",), setting="model.batchnorm"),
+            "keeps every layer's signal at a steady size.", kinds=FEEDFORWARD_KINDS, setting="model.batchnorm"),
     KeySpec("r", "r", "mitigate('r')", "residual", "Residual (skip) connections on/off: each layer outputs its input plus its own result.",
             "Vanishing gradients in deep networks: the skip path carries the gradient straight back to early layers "
             "(the idea behind ResNets). In a Transformer it also stops rank collapse, attention averaging all tokens "
-            "into one vector (Dong, Cordonnier & Loukas 2021).", kinds=("mlp", "transformer"), setting="model.residual"),
+            "into one vector (Dong, Cordonnier & Loukas 2021).", kinds=FEEDFORWARD_KINDS + ("transformer",), setting="model.residual"),
     KeySpec("l", "l", "mitigate('l')", "layer norm", "Move LayerNorm: post → pre → none (Transformers; weights carry over).",
             "Post-LN Transformers need warmup: at initialisation the output layers' gradients are large and do not shrink "
             "with depth; Pre-LN's fall like 1/sqrt(depth) (Xiong et al. 2020, On Layer Normalization in the Transformer).",
@@ -140,7 +141,7 @@ def cycle_change(label: str, cfg) -> dict:
             return {"model.recurrent_init": _next(RECURRENT_INITS, m.recurrent_init)}
         return {"model.init": _next(INITS, m.init)}
     if label == "b":
-        return {"model.batchnorm": not m.batchnorm} if m.kind == "mlp" else {}
+        return {"model.batchnorm": not m.batchnorm} if m.kind in FEEDFORWARD_KINDS else {}
     if label == "r":
         return {} if recurrent else {"model.residual": not m.residual}
     if label == "l":

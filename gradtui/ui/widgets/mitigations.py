@@ -24,7 +24,7 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
         rows.append((setting_value(m.residual), "r", "model.residual"))
         rows.append((m.activation, "a", "model.activation"))
         rows.append((init_text(cfg), "i", "model.init"))
-    elif m.kind == "mlp":
+    elif not cfg.is_recurrent:  # mlp, cnn
         rows.append((m.activation, "a", "model.activation"))
         rows.append((init_text(cfg), "i", "model.init"))
         rows.append((setting_value(m.batchnorm), "b", "model.batchnorm"))
