@@ -10,6 +10,8 @@ its steps, with its layer table and the header's thresholds.
 
 from __future__ import annotations
 
+import dataclasses
+
 from gradtui.config import ConfigError
 from gradtui.diagnosis import Diagnoser, ModelFacts
 from gradtui.diagnosis.alert import Alert
@@ -79,7 +81,7 @@ class RecordFeeder:
         names = [layer.name for layer in self.layers]
         try:
             facts = ModelFacts.from_config(self.config) if self.config is not None else ModelFacts.from_layers(
-                self.layers, self.header.get("alerts"), self.source)
+                self.layers, self.header.get("alerts"), self.source, self.header)
             return Diagnoser(facts, names)
         except (ConfigError, ValueError) as err:
             self.problem = f"no diagnosis: {err}"
@@ -144,6 +146,10 @@ class RecordFeeder:
         self.config = new if new is not None else self.config
         if self.config is not None and not isinstance(m.diagnosis, NoDiagnoser):
             m.diagnosis.set_config(self.config)
+        elif isinstance(m.diagnosis, Diagnoser) and "train.lr" in (ev.get("overrides") or {}):
+            lr = ev["overrides"]["train.lr"]  # a live change of a model gradtui did not build
+            if isinstance(lr, (int, float)):
+                m.diagnosis.set_config(dataclasses.replace(m.diagnosis.facts, lr=float(lr)))
         m.history.add_marker(step, text)
 
     def _fresh_run(self, ev: dict, run: int, marker: str) -> None:
