@@ -73,6 +73,10 @@ class RecordFeeder:
         self.ended = ""
         self.nonfinite = False
         self.problem = ""  # a line that could not be used, for the message
+        opt = header.get("optimizer") if isinstance(header.get("optimizer"), dict) else {}
+        # a gradtui.torch writer's live settings (what its control file changes), as the record says
+        self.remote = {"train.lr": opt.get("lr"), "train.clip": "none", "train.on_nonfinite": header.get("on_nonfinite"),
+                       "train.paused": False} if header.get("control") else {}
         monitor.new_run(self.layers, self._diagnosis())
 
     def _diagnosis(self):
@@ -133,6 +137,9 @@ class RecordFeeder:
 
     def _change(self, ev: dict, step: int, run: int) -> None:
         m = self.monitor
+        for key, value in (ev.get("overrides") or {}).items():
+            if key in self.remote:
+                self.remote[key] = value
         new = _config(ev.get("config"), self.source)
         changed = ev.get("changed") or list((ev.get("overrides") or {}).keys())
         text = ", ".join(f"{k}={new.get(k)}" if new is not None else f"{k}={(ev.get('overrides') or {}).get(k)}" for k in changed)

@@ -118,7 +118,14 @@ class AlertsPanel(Widget, can_focus=False):
             out.append(alert.message)
             for remedy, key in zip(alert.remedies, remedy_keys(alert.remedies)):
                 out.append("\n ")
-                if key:
+                if getattr(remedy, "code", ""):  # a model gradtui did not build: the code to write
+                    if key:
+                        out.append(f" {key} ", self._style("key"))
+                    else:
+                        out.append(" ·  ", self._style("note"))
+                    out.append(short_label(remedy.label) + "\n    ", self._style("note"))
+                    out.append(remedy.code)
+                elif key:
                     out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
                 else:  # no key: a setting to change by hand (--set or a preset)
