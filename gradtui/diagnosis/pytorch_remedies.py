@@ -53,6 +53,9 @@ CODE_REMEDIES: tuple[CodeRemedy, ...] = (
 BY_NAME = {r.name: r for r in CODE_REMEDIES}
 
 
+_CLASS = {"conv": "nn.Conv2d", "linear": "nn.Linear"}
+
+
 def access(name: str) -> str:
     """Python that reaches a module from ``model``: "encoder.layers.3.linear1" -> model.encoder.layers[3].linear1."""
     out = "model"
@@ -94,14 +97,20 @@ def code_remedies(kind: str, facts, named: tuple = ()) -> tuple[Remedy, ...]:
         out.append((name, label, code, change))
 
     if kind in ("vanishing", "dead") and relu_fed:
+        which = f"for m in ({_list(relu_fed, 99)},)"
+        if len(relu_fed) > 4:  # many: every layer of those classes
+            classes = sorted({_CLASS.get(la.kind, "nn.Linear") for la in relu_fed})
+            which = f"for m in model.modules() if isinstance(m, ({', '.join(classes)},))"
         add("kaiming_init", f"He init for the layers followed by ReLU ({_list(relu_fed)})",
-            f"for m in ({_list(relu_fed, 99)},): nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")")
+            f"[nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\") {which}]")
     if kind in ("vanishing", "saturation") and sat_fed:
         act = sat_fed[0].activation
         add("relu", f"ReLU in place of {act} after {_list(sat_fed)}",
             f"nn.ReLU()  # or nn.LeakyReLU(0.01), in place of nn.{'Sigmoid' if act == 'sigmoid' else 'Tanh'}() after {_list(sat_fed)}")
+        which = f"for m in ({_list(sat_fed, 99)},)" if len(sat_fed) <= 4 else \
+            f"for m in model.modules() if isinstance(m, ({', '.join(sorted({_CLASS.get(la.kind, 'nn.Linear') for la in sat_fed}))},))"
         add("xavier_init", "Xavier init for the layers followed by " + act,
-            f"for m in ({_list(sat_fed, 99)},): nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain({act!r}))")
+            f"[nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain({act!r})) {which}]")
     if kind in ("vanishing", "saturation", "exploding", "nonfinite") and first is not None and first.kind != "norm":
         add("normalise", f"normalise the output of {access(first.name)}",
             f"nn.Sequential({access(first.name)}, {_norm_layer(first)})  # normalise its output")
