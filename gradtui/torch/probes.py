@@ -19,7 +19,7 @@ sampled step).
   1-t^2 < 0.05, GELU and SiLU from their input); act_mean and act_std are over all values.
   A layer with no activation module after it gets act_mean/act_std of its own output.
 * **non-finite**: per call, whether the output (and, in the backward pass, its gradient) is
-  all finite; the first layer in forward order with a non-finite output, else the last one
+  all finite, read from its sum (or mean) and its norm, into which NaN and Inf propagate; the first layer in forward order with a non-finite output, else the last one
   (nearest the loss) whose output gradient is non-finite, is named.
 * **time_delta_norm** (recurrent layers): ||dL/dh_t|| over the batch and units, per time step
   of the first recurrent layer's output sequence.
@@ -58,7 +58,7 @@ def _unit_dims(x: torch.Tensor, channels: bool) -> tuple:
 def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
     """(zero-derivative mask or None, saturated mask or None) of an activation's values."""
     if name == "relu":
-        return out <= 0, None
+        return out <= 0, None  # (activation_stats counts dead ReLUs from the maximum instead)
     if name == "relu6":
         return (out <= 0) | (out >= 6), None
     if name == "sigmoid":
@@ -86,8 +86,10 @@ def activation_stats(name: str, x_in, out: torch.Tensor, channels: bool) -> torc
     of = o.float()
     std, mean = torch.std_mean(of, correction=0)
     nothing = torch.zeros((), device=o.device)
-    if zero is not None and o.dim() >= 1:
-        dims = _unit_dims(o, channels)
+    dims = _unit_dims(o, channels) if o.dim() >= 1 else ()
+    if name == "relu" and dims:  # a unit is dead when even its largest output is <= 0: one pass
+        dead = (o.amax(dim=dims) <= 0).float().mean()
+    elif zero is not None and o.dim() >= 1:
         dead = zero.all(dim=dims).float().mean() if dims else zero.float().mean()
     else:
         dead = nothing
@@ -138,8 +140,12 @@ class Probes:
         if z is None or not z.is_floating_point():
             return
         zd = z.detach()
-        self.out_finite[i].append(torch.isfinite(zd).all())
-        self.out_stats[i].append(torch.stack(torch.std_mean(zd.float(), correction=0)[::-1]))
+        if self.layers[i].activation is None:  # its own output is what act_mean/act_std describe
+            std, mean = torch.std_mean(zd, correction=0)
+            self.out_stats[i].append(torch.stack((mean, std)).float())
+            self.out_finite[i].append(torch.isfinite(mean))  # NaN and Inf propagate into the mean
+        else:
+            self.out_finite[i].append(torch.isfinite(zd.sum(dtype=torch.float32)))
         if z.requires_grad:
             time_axis = None
             if i == self.recurrent and self.measure_time and self.time_profile is None and z.dim() == 3:
@@ -150,8 +156,9 @@ class Probes:
     def _grad_hook(self, i: int, time_axis):
         def hook(grad):
             g = grad.detach()
-            self.delta_sq[i].append(torch.linalg.vector_norm(g, dtype=torch.float32) ** 2)
-            self.grad_finite[i].append(torch.isfinite(g).all())
+            norm = torch.linalg.vector_norm(g, dtype=torch.float32)
+            self.delta_sq[i].append(norm ** 2)
+            self.grad_finite[i].append(torch.isfinite(norm))  # NaN and Inf propagate into the norm
             if time_axis is not None:
                 dims = tuple(d for d in range(g.dim()) if d != time_axis)
                 self.time_profile.append(torch.linalg.vector_norm(g, dim=dims, dtype=torch.float32))

@@ -57,9 +57,12 @@ def _unwrap(model):
             return model, compiled
 
 
-def _rank() -> int:
+def _rank() -> tuple[int, int]:
+    """(rank, world size) of this process (0, 1 without torch.distributed)."""
     dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _norms(tensors) -> torch.Tensor:
@@ -88,7 +91,9 @@ class Watcher:
         self.paused = False
         self.steps = 0
         self.closed = False
-        self.active = _rank() == 0  # DDP: rank 0 records, every other rank only runs its loop
+        rank, world = _rank()
+        self.active = rank == 0  # DDP: rank 0 records, every other rank only runs its loop
+        control = control and world == 1  # a live change on one rank would make the replicas diverge
         inner, self.compiled = _unwrap(model)
         self._t0 = time.monotonic()
         self._pending: dict | None = None
