@@ -288,3 +288,17 @@ def test_bad_arguments_say_what_is_allowed(tmp_path):
         gt.watch(model, opt, record=tmp_path / "r.jsonl", on_nonfinite="ignore")
     with pytest.raises(ValueError, match="every"):
         gt.watch(model, opt, record=tmp_path / "r.jsonl", every=0)
+
+
+def test_mixed_precision_norms_are_float32(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 3)).to(torch.bfloat16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = data()
+    path = tmp_path / "r.jsonl"
+    with gt.watch(model, opt, record=path, every=1) as w:
+        _train(model, opt, x.to(torch.bfloat16), y, 1, w)
+    (s,) = steps(path)
+    assert s["grad_norm"][0] == pytest.approx(model[0].weight.grad.float().norm().item(), rel=1e-5)
+    assert s["weight_norm"][1] == pytest.approx(model[2].weight.float().norm().item(), rel=1e-5)
+    assert lines(path)[0]["layers"][0]["activation"] == "gelu" and 0 <= s["saturation"][0] <= 1

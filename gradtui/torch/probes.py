@@ -82,7 +82,7 @@ def activation_stats(name: str, x_in, out: torch.Tensor, channels: bool) -> torc
     """[act_mean, act_std, dead_fraction, saturation] of one call, a float32 tensor on the device."""
     o = out.detach()
     x = x_in.detach() if isinstance(x_in, torch.Tensor) and x_in.data_ptr() != o.data_ptr() else None
-    zero, sat = derivative_masks(name, x, o)
+    zero, sat = (None, None) if name == "relu" else derivative_masks(name, x, o)
     of = o.float()
     std, mean = torch.std_mean(of, correction=0)
     nothing = torch.zeros((), device=o.device)
