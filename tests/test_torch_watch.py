@@ -302,3 +302,32 @@ def test_mixed_precision_norms_are_float32(tmp_path):
     assert s["grad_norm"][0] == pytest.approx(model[0].weight.grad.float().norm().item(), rel=1e-5)
     assert s["weight_norm"][1] == pytest.approx(model[2].weight.float().norm().item(), rel=1e-5)
     assert lines(path)[0]["layers"][0]["activation"] == "gelu" and 0 <= s["saturation"][0] <= 1
+
+
+def test_recurrent_layers_get_the_per_time_step_gradient(tmp_path):
+    class Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(3, 5, batch_first=True)
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    model = Seq()
+    x = torch.randn(4, 6, 3)
+    xg = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(model(xg).pow(2).mean(), xg)
+    expected = g.norm(dim=(0, 2)).tolist()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "r.jsonl"
+    with gt.watch(model, opt, record=path, every=1) as w:
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        w.log(loss=loss)
+    header, (s,) = lines(path)[0], steps(path)
+    assert header["layers"][0]["kind"] == "recurrent" and header["layers"][0]["cell"] == "rnn"
+    assert s["time_delta_norm"] == pytest.approx(expected, rel=1e-5)
+    assert 0 < expected[0] < expected[-1]  # the error reaches every step, less the further back

@@ -21,8 +21,9 @@ sampled step).
 * **non-finite**: per call, whether the output (and, in the backward pass, its gradient) is
   all finite, read from its sum (or mean) and its norm, into which NaN and Inf propagate; the first layer in forward order with a non-finite output, else the last one
   (nearest the loss) whose output gradient is non-finite, is named.
-* **time_delta_norm** (recurrent layers): ||dL/dh_t|| over the batch and units, per time step
-  of the first recurrent layer's output sequence.
+* **time_delta_norm** (recurrent layers): ||dL/dx_t|| over the batch and features, per time
+  step of the first recurrent module's input sequence (a fused nn.RNN/LSTM/GRU hides h_t; the
+  gradient at its input x_t is what reached step t through the recurrence, times W_ih).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class Probes:
             self.handles.append(info.module.register_forward_hook(self._layer_hook))
         for module in self.acts:
             self.handles.append(module.register_forward_hook(self._act_hook))
+        if self.recurrent is not None and self.measure_time:
+            self.handles.append(self.layers[self.recurrent].module.register_forward_pre_hook(self._time_hook))
 
     def detach(self) -> None:
         for h in self.handles:
@@ -147,22 +150,31 @@ class Probes:
         else:
             self.out_finite[i].append(torch.isfinite(zd.sum(dtype=torch.float32)))
         if z.requires_grad:
-            time_axis = None
-            if i == self.recurrent and self.measure_time and self.time_profile is None and z.dim() == 3:
-                time_axis = 1 if getattr(module, "batch_first", False) else 0
-                self.time_profile = []
-            z.register_hook(self._grad_hook(i, time_axis))
+            z.register_hook(self._grad_hook(i))
 
-    def _grad_hook(self, i: int, time_axis):
+    def _grad_hook(self, i: int):
         def hook(grad):
             g = grad.detach()
             norm = torch.linalg.vector_norm(g, dtype=torch.float32)
             self.delta_sq[i].append(norm ** 2)
             self.grad_finite[i].append(torch.isfinite(norm))  # NaN and Inf propagate into the norm
-            if time_axis is not None:
-                dims = tuple(d for d in range(g.dim()) if d != time_axis)
-                self.time_profile.append(torch.linalg.vector_norm(g, dim=dims, dtype=torch.float32))
         return hook
+
+    def _time_hook(self, module, inputs):
+        """Before the first recurrent module: ||dL/dx_t|| per time step of its input sequence, the
+        error that reached step t through the recurrence (times W_ih). An input that needs no
+        gradient (the data itself) is given one on a detached copy: the same values, no upstream
+        parameters, so the results do not change."""
+        x = inputs[0] if inputs else None
+        if self.time_profile is not None or not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+            return None
+        axis = 1 if getattr(module, "batch_first", False) else 0
+        self.time_profile = []
+        if not x.requires_grad:
+            x = x.detach().requires_grad_()
+        dims = (0, 2) if axis == 1 else (1, 2)
+        x.register_hook(lambda g: self.time_profile.append(torch.linalg.vector_norm(g.detach(), dim=dims, dtype=torch.float32)))
+        return (x,) + tuple(inputs[1:])
 
     def _act_hook(self, module, inputs, output) -> None:
         i = self._last
