@@ -1,17 +1,23 @@
 """The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui replay` and `gradtui watch`
-(the interface on a record), `gradtui presets`, `gradtui check`.
+(the interface on a record), `gradtui presets`, `gradtui check`, `gradtui sweep` (a grid of runs on Dask:
+gradtui.sweep.command).
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
-malformed TOML, unwritable record), 130 interrupted with Ctrl-C.
+malformed TOML, unwritable or busy record, a config too large for the memory),
+130 interrupted with Ctrl-C, 143 ended by SIGTERM.
+
+Every expected failure becomes one line on stderr and its exit status in one place,
+:func:`main`; everything else (NumPy, Numba, rich, the engine) is imported inside it,
+so even a Ctrl-C while those load ends with a line, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-
-from gradtui.config import ConfigError
 
 SUBCOMMANDS = ("run", "replay", "watch", "presets", "check")
 
@@ -23,6 +29,7 @@ commands:
   gradtui watch RUN.jsonl         follow a record another process is writing (like tail -f)
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
+  gradtui sweep PRESET_OR_PATH    train a grid of configs on Dask and draw a heatmap (see gradtui sweep -h)
 
 A PRESET_OR_PATH may also be a record (RUN.jsonl): its header's config, so
 `gradtui run RUN.jsonl` trains the recorded run again (same seed, same losses).
@@ -35,8 +42,23 @@ examples:
   gradtui watch run.jsonl                            # in another (or over SSH)
   gradtui replay run.jsonl
 
-exit status: 0 done, 1 training stopped on a problem, 2 bad input, 130 interrupted (Ctrl-C)
+exit status: 0 done, 1 training stopped on a problem, 2 bad input, 130 interrupted (Ctrl-C), 143 SIGTERM
 """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that the same clean stop follows."""
+
+    status = 143
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def interrupt_status(err: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return getattr(err, "status", 130)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +90,8 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="train headless", description=_wrap(
         "Train headless: a progress bar with steps/s, loss and the worst active alert, then a per-layer "
-        "summary and the alerts raised. Ctrl-C stops cleanly (the record is closed, exit status 130)."),
+        "summary and the alerts raised. Ctrl-C or SIGTERM stops cleanly (the record is closed, exit status "
+        "130 or 143)."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     _add_config_args(run)
     run.add_argument("--steps", type=_positive_int, default=None, metavar="N", help="steps to train (default: the config's train.steps)")
@@ -131,14 +154,17 @@ def _nonneg_int(text: str) -> int:
 
 
 def resolve_config(preset, sets, seed=None):
-    """load_config + --set overrides (+ --seed); raises ConfigError."""
+    """load_config + --set overrides (+ --seed), refused when it cannot fit in memory; raises ConfigError."""
     from gradtui.config import DEFAULT_PRESET, load_config, parse_assignments
+    from gradtui.engine.memory import check_fits
 
     cfg = load_config(preset or DEFAULT_PRESET)
     overrides = parse_assignments(sets or [])
     if seed is not None:
         overrides["train.seed"] = seed
-    return cfg.with_overrides(overrides) if overrides else cfg
+    cfg = cfg.with_overrides(overrides) if overrides else cfg
+    check_fits(cfg)
+    return cfg
 
 
 def fail(message: str, status: int = 2) -> int:
@@ -146,18 +172,60 @@ def fail(message: str, status: int = 2) -> int:
     return status
 
 
+def _describe_os_error(err: OSError) -> str:
+    from gradtui.config.loader import shown
+
+    where = f"{shown(os.fsdecode(err.filename))}: " if err.filename else ""
+    return where + (err.strerror or str(err))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Every expected failure ends here as one line and its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # called from another thread than the main one: signals stay as they are
+        previous = None
+    try:
         return _main(argv)
-    except KeyboardInterrupt:
-        print("gradtui: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `gradtui presets | head`
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside a run (a run handles its own)
+        print("gradtui: terminated" if isinstance(err, Terminated) else "gradtui: interrupted", file=sys.stderr)
+        return interrupt_status(err)
+    except BrokenPipeError:  # `gradtui presets | head -1`: the reader has all it wanted
+        _silence_stdout()
         return 0
+    except RecursionError:
+        return fail("the input is nested too deeply to read")
+    except OverflowError as err:
+        return fail(f"a number is too large: {err}")
+    except OSError as err:  # a name too long, a directory that cannot be read ...
+        return fail(_describe_os_error(err))
+    except Exception as err:  # noqa: BLE001
+        from gradtui.config import ConfigError
+
+        if isinstance(err, ConfigError):
+            return fail(str(err))
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] == "sweep":  # its own parser; Dask is imported only here
+        from gradtui.sweep.command import main as sweep_main
+
+        return sweep_main(argv[1:])
     ui, top = build_parsers()
     if argv and argv[0] in SUBCOMMANDS:
         args = top.parse_args(argv)
@@ -167,26 +235,23 @@ def _main(argv: list[str]) -> int:
             return 0
         args = ui.parse_args(argv)
         args.command = None
-    try:
-        if args.command == "presets":
-            from gradtui.cli_output import print_presets
+    if args.command == "presets":
+        from gradtui.cli_output import print_presets
 
-            return print_presets()
-        if args.command == "check":
-            cfg = resolve_config(args.preset, args.sets)
-            from gradtui.cli_output import print_check
-
-            return print_check(cfg)
-        if args.command in ("replay", "watch"):
-            return _run_record_ui(args)
-        if args.command == "run":
-            cfg = resolve_config(args.preset, args.sets, args.seed)
-            from gradtui.cli_run import run_headless
-
-            return run_headless(cfg, args)
+        return print_presets()
+    if args.command in ("replay", "watch"):
+        return _run_record_ui(args)
+    if args.command == "check":
         cfg = resolve_config(args.preset, args.sets)
-    except ConfigError as err:
-        return fail(str(err))
+        from gradtui.cli_output import print_check
+
+        return print_check(cfg)
+    if args.command == "run":
+        cfg = resolve_config(args.preset, args.sets, args.seed)
+        from gradtui.cli_run import run_headless
+
+        return run_headless(cfg, args)
+    cfg = resolve_config(args.preset, args.sets)
     return _run_ui(cfg, args.fps)
 
 
@@ -194,16 +259,17 @@ def _run_record_ui(args) -> int:
     """`gradtui replay` and `gradtui watch`: the interface on a record."""
     from pathlib import Path
 
+    from gradtui.config.loader import shown
     from gradtui.record import RecordError
 
     path = Path(args.record).expanduser()
     if path.is_dir():
-        return fail(f"{path} is a directory; give a record file (RUN.jsonl)")
+        return fail(f"{shown(str(path))} is a directory; give a record file (RUN.jsonl)")
     if args.command == "replay":
         from gradtui.sources.replay import ReplaySource
 
         if not path.is_file():
-            return fail(f"no record at {path} (to follow a record that is still to be written, use `gradtui watch`)")
+            return fail(f"no record at {shown(str(path))} (to follow a record that is still to be written, use `gradtui watch`)")
         try:
             source = ReplaySource(path, start_paused=args.paused)
         except RecordError as err:
@@ -221,8 +287,10 @@ def _run_record_ui(args) -> int:
 
 
 def _run_ui(cfg, fps: int) -> int:
+    from gradtui.engine.kernel_cache import kernel_cache_dir
     from gradtui.ui import run_app  # imported here: the headless commands never load Textual
 
+    kernel_cache_dir()  # its notice, if any, before the screen takes over
     return run_app(cfg, fps=fps) or 0
 
 

@@ -11,8 +11,17 @@ from rich.text import Text
 MAX_ROWS = 40  # layers shown in full; deeper networks show both ends
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+class PipeSafeConsole(Console):
+    """A rich Console that lets a closed pipe (``gradtui presets | head -1``) reach the
+    command line's handler as BrokenPipeError (exit 0) instead of rich's SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def _console(stderr: bool = False, soft_wrap: bool = False) -> Console:
+    return PipeSafeConsole(stderr=stderr, highlight=False, soft_wrap=soft_wrap)
 
 
 # -- presets ---------------------------------------------------------------------------------
@@ -82,7 +91,17 @@ def print_check(cfg) -> int:
     console.print(format_config(cfg), markup=False)
     console.print("\nAt initialisation (mean-field " + "theory, before any training):", markup=False)
     console.print("  " + theory_line(cfg), markup=False)
+    console.print("\n" + memory_line(cfg), markup=False)
     return 0
+
+
+def memory_line(cfg) -> str:
+    """The memory a run of this config needs, by part, and what the machine has available."""
+    from gradtui.engine.memory import available_memory, estimate_memory, format_bytes
+
+    estimate, available = estimate_memory(cfg), available_memory()
+    have = f"; {format_bytes(available)} available" if available is not None else ""
+    return f"Memory: about {format_bytes(estimate.total)} ({estimate.describe()}){have}."
 
 
 def theory_line(cfg) -> str:
@@ -163,10 +182,16 @@ COLUMN_HELP = (
 
 
 def print_summary(snap, console: Console, interrupted: bool = False, record=None) -> None:
-    """The end-of-run report: per-layer table, evaluation, alerts raised, record."""
+    """The end-of-run report: per-layer table, the time profile (recurrent nets), evaluation
+    against the task's baseline, the alerts raised with the ``--set`` that fixes each, the record."""
     if snap.latest_finite:
         console.print(summary_table(snap))
         console.print(Text(COLUMN_HELP, style="dim"))
+        profile = time_profile(snap.latest_finite.get("time_delta_norm"), snap.config.alerts.time_ratio)
+        if profile:
+            console.print()
+        for part in profile:
+            console.print(part)
     else:
         console.print("No step finished, so there are no statistics to show.")
     loss = snap.latest_finite.get("loss") if snap.latest_finite else None
@@ -174,7 +199,7 @@ def print_summary(snap, console: Console, interrupted: bool = False, record=None
     parts = [f"training loss {_fmt(loss)}" if loss is not None else ""]
     if ev:
         parts.append(f"held-out loss {_fmt(ev.get('loss'))}" + (f", accuracy {ev['accuracy']:.1%}" if "accuracy" in ev else ""))
-    console.print("\n" + "; ".join(p for p in parts if p))
+    console.print("\n" + "; ".join(p for p in parts if p) + baseline_note(ev.get("loss", loss), snap.baseline_loss))
     console.print()
     raised = list(snap.raised)
     active = {a.kind for a in snap.alerts}
@@ -188,11 +213,77 @@ def print_summary(snap, console: Console, interrupted: bool = False, record=None
             line.append(f"{alert.severity.upper()} {alert.kind}", style="red" if alert.severity == "critical" else "yellow")
             line.append(f" ({state}): {alert.message}")
             console.print(line)
-            fixes = ["--set " + " --set ".join(f"{k}={_cli_value(v)}" for k, v in r.change) for r in alert.remedies if r.change]
-            if fixes:
-                console.print(Text("      try: " + "   or   ".join(fixes), style="dim"))
+            fixes = [headless_change(r.change, alert, snap.config) for r in alert.remedies if r.change]
+            for text in fix_lines(fixes, console.width):
+                console.print(Text(text, style="dim"), soft_wrap=True)
     if record:
         console.print(f"\nRecord: {record}  (load it with gradtui.read_record)")
+
+
+def time_profile(profile, time_ratio: float) -> tuple:
+    """|dL/dh_t| of the top layer at a few time steps, first to last, as a small table, and
+    a line with its ratio h_1 / h_T and what it means (recurrent nets); () without a profile."""
+    values = [v for v in (profile or []) if isinstance(v, float)]
+    if len(values) < 2:
+        return ()
+    T = len(values)
+    picks = sorted({0, T // 4, T // 2, (3 * T) // 4, T - 1})
+    caption = ""
+    if values[-1] > 0:
+        ratio = values[0] / values[-1]
+        verdict = "it vanishes before reaching the first steps" if ratio < time_ratio else "it reaches the first steps"
+        caption = f"h_1 / h_{T} = {_fmt(ratio)}: {verdict} (alerts.time_ratio = {time_ratio:g})"
+    table = Table(title="Gradient through time: |dL/dh_t| of the top layer (the loss reads the last steps)",
+                  title_justify="left", show_edge=False, pad_edge=False)
+    for t in picks:
+        table.add_column(f"t={t + 1}", justify="right", no_wrap=True)
+    table.add_row(*(_fmt(values[t]) for t in picks))
+    return (table, caption) if caption else (table,)
+
+
+def baseline_note(loss, baseline) -> str:
+    """How a loss compares with the task's baseline (the loss of a constant guess)."""
+    if baseline is None or loss is None or not math.isfinite(loss) or baseline <= 0:
+        return ""
+    note = f"; the task's baseline (a constant guess) is {_fmt(baseline)}"
+    if loss >= 0.9 * baseline:
+        return note + ": no better than that yet"
+    return note + f": {1 - loss / baseline:.0%} below it"
+
+
+def headless_change(change: tuple, alert, cfg) -> tuple:
+    """A remedy's change for the command line. The interface's "one layer fewer" is a step
+    to take repeatedly; here the depth is the one at which the measured attenuation per
+    layer would stay above alerts.vanishing_ratio:
+    depth' = 1 + (depth - 1) * log(vanishing_ratio) / log(attenuation)."""
+    out = []
+    for key, value in change:
+        figure = alert.figure
+        if key == "model.depth" and alert.kind == "vanishing" and figure is not None and cfg.model.depth > 2:
+            ratio = cfg.alerts.vanishing_ratio
+            if figure <= 0:
+                value = 2
+            elif figure < ratio:
+                value = max(2, min(value, int(1 + (cfg.model.depth - 1) * math.log(ratio) / math.log(figure))))
+        out.append((key, value))
+    return tuple(out)
+
+
+def fix_lines(changes: list, width: int) -> list[str]:
+    """``try: --set K=V --set K=V`` then ``or: ...`` lines, broken only between options
+    (never inside one) so that each line still pastes into a shell."""
+    lines = []
+    for i, change in enumerate(changes):
+        lead = "      try: " if i == 0 else "       or: "
+        line = lead
+        for key, value in change:
+            unit = f"--set {key}={_cli_value(value)}"
+            if line.strip() not in ("try:", "or:") and len(line) + 1 + len(unit) + 2 > width:
+                lines.append(line + " \\")
+                line = " " * len(lead)
+            line += ("" if line.endswith(" ") else " ") + unit
+        lines.append(line)
+    return lines
 
 
 def _cli_value(value) -> str:

@@ -7,15 +7,19 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Column
 
-from gradtui.cli_output import _fmt, print_summary, theory_line, worst_alert
+from gradtui.cli_output import PipeSafeConsole, _fmt, print_summary, theory_line, worst_alert
 from gradtui.config.summary import model_summary
 from gradtui.record import RecordError
 
 POLL = 0.1  # seconds between progress updates
+LARGE_RECORD = 1 << 30  # bytes: a record projected past this is announced at the start
 
 
 def run_headless(cfg, args) -> int:
+    from gradtui.cli import interrupt_status
+    from gradtui.engine.kernel_cache import kernel_cache_dir
     from gradtui.session import Session
 
     steps = args.steps or cfg.train.steps
@@ -24,35 +28,49 @@ def run_headless(cfg, args) -> int:
     except RecordError as err:
         print(f"gradtui: error: {err}", file=sys.stderr)
         return 2
-    out = Console(highlight=False)
-    err_console = Console(stderr=True, highlight=False)
+    out = PipeSafeConsole(highlight=False)
+    err_console = PipeSafeConsole(stderr=True, highlight=False)
     t0 = time.perf_counter()
-    interrupted = False
+    interrupted = 0
     if not args.quiet:
         err_console.print(describe_run(cfg, steps, args))
         err_console.print(theory_line(cfg), style="dim")
+    if args.record:
+        size = projected_record_bytes(cfg, steps, args.every)
+        if size > LARGE_RECORD:
+            print(f"gradtui: note: the record will grow to about {size / 1e9:,.1f} GB ({steps:,} steps, "
+                  f"every {args.every}); --every K records every K-th step only", file=sys.stderr)
     try:
+        kernel_cache_dir()  # its notice, if any, before the progress bar
         session.start()
         if args.quiet:
             _wait_quiet(session)
         else:
             _wait_with_progress(session, cfg, steps, err_console)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (gradtui.cli.Terminated)
+        interrupted = interrupt_status(err)
     finally:
-        ended = session.stop(timeout=2.0)
+        try:
+            ended = session.stop(timeout=2.0)
+        except KeyboardInterrupt as err:  # a second Ctrl-C or SIGTERM while stopping: close the record now
+            interrupted = interrupted or interrupt_status(err)
+            ended = session.stop(timeout=0)
     snap = session.snapshot()
     elapsed = time.perf_counter() - t0
     status = 0
     problem = ""
     if interrupted:
-        status, problem = 130, f"interrupted at step {snap.step}; the record is closed" if args.record else f"interrupted at step {snap.step}"
+        what = "terminated (SIGTERM)" if interrupted == 143 else "interrupted"
+        status, problem = interrupted, f"{what} at step {snap.step}" + ("; the record is closed" if args.record else "")
     elif snap.record_error:
         status, problem = 1, snap.record_error
     elif snap.pause_reason == "nonfinite":
         where = snap.latest.get("nonfinite_layer") or "the network"
         status, problem = 1, (f"training stopped at step {snap.step}: non-finite values (NaN or Inf) appeared in {where}, "
                               "so that update was not applied; try one of the fixes listed above")
+    elif snap.status == "error" and snap.message.startswith("training failed: MemoryError"):
+        status, problem = 1, (f"{snap.message}: the machine ran out of memory (gradtui check estimates what a config "
+                              "needs); make the network or the batch smaller")
     elif snap.status == "error":
         status, problem = 1, snap.message
         print(session.error_traceback, file=sys.stderr)  # an internal error: the traceback helps a bug report
@@ -61,8 +79,11 @@ def run_headless(cfg, args) -> int:
     if args.quiet:
         loss = snap.latest.get("loss") if snap.latest else None
         alerts = ", ".join(f"{a.kind}" for _, a in snap.raised) or "none"
-        out.print(f"{snap.step} steps in {elapsed:.1f} s, loss {_fmt(loss)}, alerts raised: {alerts}"
-                  + (f", record {args.record}" if args.record else ""))
+        line = f"{snap.step} steps in {elapsed:.1f} s, loss {_fmt(loss)}, alerts raised: {alerts}"
+        if not problem:  # the one line on stdout says the run succeeded; otherwise stderr says what failed
+            out.print(line + (f", record {args.record}" if args.record else ""))
+        else:
+            problem += f" ({line})"
     else:
         plural = "" if snap.step == 1 else "s"
         out.print(f"{'Interrupted after' if interrupted else 'Trained'} {snap.step} step{plural} in {elapsed:.1f} s.")
@@ -70,6 +91,28 @@ def run_headless(cfg, args) -> int:
     if problem:
         print(f"gradtui: {problem}", file=sys.stderr)
     return status
+
+
+def projected_record_bytes(cfg, steps: int, every: int) -> int:
+    """The size a record of ``steps`` steps at every ``every``-th step reaches: one step line of
+    this config's shape (typical float32 values) times the recorded steps."""
+    import json
+
+    import numpy as np
+
+    from gradtui.engine.memory import task_shape
+    from gradtui.engine.record import PER_LAYER, StepRecord
+
+    rng = np.random.default_rng(0)
+    values = lambda n: rng.lognormal(-5.0, 2.0, n).astype(np.float32).astype(np.float64)  # noqa: E731
+    layers = cfg.model.depth + 1
+    time_steps = task_shape(cfg)[2] if cfg.is_recurrent else 0
+    rec = StepRecord(step=steps, loss=float(values(1)[0]), grad_norm_total=float(values(1)[0]), clipped=False,
+                     **{name: values(layers) for name in PER_LAYER},
+                     time_delta_norm=values(time_steps) if time_steps else None,
+                     forget_gate_mean=values(cfg.model.depth) if cfg.model.kind == "lstm" else None)
+    line = {"type": "step", "run": 0, "time": 12345.123456, **rec.to_dict()}
+    return (len(json.dumps(line, separators=(",", ":"))) + 1) * (steps // every)
 
 
 def describe_run(cfg, steps: int, args) -> str:
@@ -87,13 +130,17 @@ def _wait_quiet(session) -> None:
 
 
 def _wait_with_progress(session, cfg, steps: int, console: Console) -> None:
-    progress = Progress(
-        TextColumn("{task.description:>9}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>7} steps/s  loss {task.fields[loss]:>8}  {task.fields[alert]}"),
+    counts = len(f"{steps}/{steps}")
+    progress = Progress(  # on a narrow terminal the bar and the alert give way; numbers are never cut
+        TextColumn("{task.description:>9}", table_column=Column(no_wrap=True, min_width=9)),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, no_wrap=True, max_width=20)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=counts)),
+        TextColumn("{task.fields[rate]:>7} steps/s  loss {task.fields[loss]:>8}",
+                   table_column=Column(no_wrap=True, min_width=31)),
+        TextColumn("{task.fields[alert]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
         console=console,
         transient=False,
+        expand=True,
         refresh_per_second=10,
     )
     rate = "-"

@@ -20,8 +20,11 @@ Reading: :mod:`gradtui.record_read` (:func:`read_record`, :class:`Record`).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 
 from gradtui.engine.record import plain_number
@@ -34,6 +37,10 @@ class RecordError(OSError):
     """The record cannot be written or read; the message says why and where."""
 
 
+class RecordExists(RecordError):
+    """The record file exists and overwriting it was not asked for."""
+
+
 def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
@@ -41,27 +48,55 @@ def _describe(err: OSError) -> str:
 class RecordWriter:
     """Writes one JSON Lines record. Opening checks the path at once (before any training).
 
-    ``force=False`` refuses an existing file. Errors raise :class:`RecordError`; after a
-    failed write the writer is ``failed`` and ignores further lines.
+    ``force=False`` refuses an existing file (:class:`RecordExists`). The file is locked
+    (``flock``, exclusive) before it is emptied, so a second writer of the same file, in
+    this process or another, is refused whatever ``force`` says, and the first one's lines
+    stay intact. Errors raise :class:`RecordError`; after a failed write the writer is
+    ``failed`` and ignores further lines. ``lock`` serialises lines and closing between threads.
     """
 
     def __init__(self, path: str | os.PathLike, force: bool = False):
+        from gradtui.config.loader import shown
+
         self.path = Path(path).expanduser()
+        self.name = shown(str(self.path))  # for messages
         self.failed: str = ""
         self.lines = 0
+        self.lock = threading.RLock()
         self._offset = 0
-        if self.path.is_dir():
-            raise RecordError(f"cannot write the record to {self.path}: it is a directory (give a file name such as run.jsonl)")
-        if self.path.exists() and not force:
-            raise RecordError(f"the record file {self.path} already exists; use --force to overwrite it or choose another name")
-        if not self.path.parent.is_dir():
-            raise RecordError(f"cannot write the record to {self.path}: the directory {self.path.parent} does not exist")
         try:
-            self._file = open(self.path, "wb" if force else "xb", buffering=0)
-        except FileExistsError:
-            raise RecordError(f"the record file {self.path} already exists; use --force to overwrite it or choose another name") from None
+            self._file = self._open_locked(force)
+        except RecordError:
+            raise
         except OSError as err:
-            raise RecordError(f"cannot write the record to {self.path}: {_describe(err)}") from None
+            raise RecordError(f"cannot write the record to {self.name}: {_describe(err)}") from None
+
+    def _open_locked(self, force: bool):
+        if self.path.is_dir():
+            raise RecordError(f"cannot write the record to {self.name}: it is a directory (give a file name such as run.jsonl)")
+        if not self.path.parent.is_dir():
+            raise RecordError(f"cannot write the record to {self.name}: the directory {self.path.parent} does not exist")
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (0 if force else os.O_EXCL)
+        try:
+            fd = os.open(self.path, flags, 0o666)
+        except FileExistsError:
+            raise RecordExists(f"the record file {self.name} already exists; use --force to overwrite it or choose another name") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RecordError(f"the record file {self.name} is being written by another gradtui run; "
+                                      "wait for it to end or choose another name") from None
+                if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                # a file system without locks: write unlocked rather than not at all
+            if os.path.isfile(self.path):
+                os.ftruncate(fd, 0)  # only now, holding the lock
+        except OSError:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "wb", buffering=0)
 
     @property
     def closed(self) -> bool:
@@ -69,9 +104,13 @@ class RecordWriter:
 
     def write(self, obj: dict) -> None:
         """Write one object as one line, whole, and flush it to the OS."""
-        if self.failed or self._file.closed:
-            return
         data = (json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default) + "\n").encode("utf-8")
+        with self.lock:
+            if self.failed or self._file.closed:
+                return
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
         try:
             written = self._file.write(data)
             while written is not None and written < len(data):  # rare: a partial write
@@ -109,11 +148,12 @@ class RecordWriter:
         self.write(obj)
 
     def close(self) -> None:
-        if not self._file.closed:
-            try:
-                self._file.close()
-            except OSError:
-                pass
+        with self.lock:
+            if not self._file.closed:
+                try:
+                    self._file.close()  # releases the lock
+                except OSError:
+                    pass
 
     def __enter__(self):
         return self
@@ -179,8 +219,13 @@ def plain(obj):
     return obj
 
 
-# the reader, re-exported: ``from gradtui.record import read_record`` keeps working
-from gradtui.record_read import Record, read_record  # noqa: E402
+def __getattr__(name: str):
+    """The reader lives in gradtui.record_read; ``from gradtui.record import read_record`` keeps working."""
+    if name in ("Record", "read_record"):
+        from gradtui import record_read
+
+        return getattr(record_read, name)
+    raise AttributeError(f"module 'gradtui.record' has no attribute {name!r}")
 
 
 def statistics_table() -> str:

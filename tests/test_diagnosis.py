@@ -343,3 +343,83 @@ def test_vanilla_rnn_on_long_adding_raises_vanishing_through_time():
 def test_lstm_on_long_adding_does_not_raise_vanishing_through_time():
     _, _, events = train(adding_cfg("lstm"), 150)
     assert not [a for _, e, a in events if a.kind == "vanishing_time"], [a.message for _, _, a in events]
+
+
+# -- one definition for row marks and alerts; the best remedies; each preset's own remedy ----------
+def test_row_marks_and_the_vanishing_rule_share_one_definition():
+    """The rule fires on a record exactly when the first hidden layer is marked vanishing in both
+    the dL/dW and the dL/dz profile (the bars' marks), and never on the output layer's scale."""
+    from gradtui.diagnosis.health import marks
+
+    cfg = cfg_with(**{"model.depth": 5})
+    a = cfg.alerts
+    names = [f"hidden.{i}" for i in range(5)] + ["output"]
+    rng = np.random.default_rng(1)
+    agreed = 0
+    for _ in range(200):
+        g = 10.0 ** rng.uniform(-8, 1, 6)
+        d = g * 10.0 ** rng.uniform(-1, 1, 6)
+        rec = StepRecord(100, 1.0, 1.0, False, g, d, np.ones(6), np.full(6, 1e-3), np.zeros(6), np.zeros(6),
+                         np.zeros(6), np.zeros(6))
+        fired = rules.vanishing(rec, Trends(a.window), a, names)
+        fired = fired is not None and fired.sign == "ratio"
+        by_marks = (marks(list(g), a.vanishing_ratio, a.exploding_norm)[0] == "vanishing"
+                    and marks(list(d), a.vanishing_ratio, a.exploding_norm)[0] == "vanishing")
+        assert fired == by_marks
+        agreed += fired
+    assert 20 < agreed < 180  # both outcomes were exercised
+    big_output = [1e-3] * 5 + [10.0]  # as after b: the output layer's gradient 1e4 x the hidden layers'
+    assert marks(big_output, a.vanishing_ratio, a.exploding_norm)[:-1] == ["healthy"] * 5
+
+
+def test_best_remedies_are_one_or_two_with_each_alerts_best_first():
+    from gradtui.diagnosis.remedies import best_remedies
+
+    def lead(remedies):  # the setting each remedy changes first: one remedy per setting
+        return [r.change[0][0] for r in remedies]
+
+    cfg = cfg_with()  # deep sigmoid, tiny weights
+    vanishing = Alert("vanishing", "warning", "m", (), remedies_for("vanishing", cfg))
+    saturation = Alert("saturation", "warning", "m", (), remedies_for("saturation", cfg))
+    assert lead(best_remedies((vanishing,))) == ["model.batchnorm", "model.activation"]
+    assert lead(best_remedies((vanishing, saturation))) == ["model.batchnorm", "model.activation"]
+    dead = Alert("dead", "warning", "m", (), remedies_for("dead", cfg_with(**{"model.activation": "relu"})))
+    assert [dict(r.change) for r in best_remedies((dead, vanishing))] == [
+        {"model.activation": "leaky_relu"}, {"model.batchnorm": True}]  # each alert's best first
+    assert best_remedies(()) == ()
+    # only the remedies the caller can apply count (the interface: those a key applies)
+    assert lead(best_remedies((vanishing,), applies=lambda r: r.change[0][0] != "model.batchnorm")) == [
+        "model.activation", "model.init"]
+    assert len(best_remedies((vanishing,), most=1)) == 1
+
+
+def test_the_interface_marks_the_best_remedies_by_their_keys():
+    from gradtui.ui import keys
+
+    cfg = cfg_with()
+    vanishing = Alert("vanishing", "warning", "m", (), remedies_for("vanishing", cfg))
+    saturation = Alert("saturation", "warning", "m", (), remedies_for("saturation", cfg))
+    assert keys.try_keys((vanishing,)) == {"b", "a"}
+    assert keys.try_keys((vanishing, saturation)) == {"b", "a"}
+    assert all(r.change[0][0] in keys.REMEDY_KEYS for r in keys.best_remedies((vanishing, saturation)))
+    assert keys.try_keys(()) == set()
+
+
+def test_each_presets_own_remedy_is_among_its_alerts_suggestions():
+    from test_preset_promises import PROMISES
+
+    from gradtui.config import load_config
+    from gradtui.ui.keys import try_keys
+
+    for promise in PROMISES:
+        cfg = load_config(promise.preset)
+        offered = remedy_keys(remedies_for(promise.alert, cfg))
+        assert promise.keys[0] in offered, (promise.preset, offered)
+    ortho = load_config("orthogonal-deep-linear")
+    first = remedies_for("nonfinite", ortho)[0]
+    assert remedy_keys((first,)) == ("i",) and dict(first.change)["model.init"] == "orthogonal"
+    for preset, key in (("residual-rescue", "r"), ("exploding-init", "i"), ("orthogonal-deep-linear", "i")):
+        cfg = load_config(preset)
+        kind = "vanishing" if preset == "residual-rescue" else "nonfinite"
+        alert = Alert(kind, "warning", "m", (), remedies_for(kind, cfg))
+        assert key in try_keys((alert,)), preset  # and it is marked "◀ try"

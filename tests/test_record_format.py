@@ -76,7 +76,7 @@ def test_hand_written_conv_record_replays_and_raises_vanishing(tmp_path):
             app.source.seek_to(-1)
             app.redraw_now()
             await pilot.pause()
-            return app.panels.header.render().plain, app.panels.alerts.render().plain, app.panels.bars.render().plain
+            return app.panels.header.render().plain, app.panels.alerts.content.plain, app.panels.bars.render().plain
 
     header, alerts, bars = asyncio.run(screen())
     assert "3 layers: conv sigmoid 27→8" in header and "step 60 / 60" in header

@@ -119,9 +119,9 @@ def test_activation_swap_keeps_weights_bit_for_bit():
             assert after[name].tobytes() == value.tobytes(), name
         snap = s.snapshot()
         assert snap.config.model.activation == "relu" and snap.step == 5 and snap.run == 0
-        assert snap.before["step"] == 5 and "model.activation=relu" in snap.before["change"]
+        assert snap.before["step"] == 5 and snap.before["change"] == "activation relu"
         assert len(snap.before["grad_norm"]) == 4
-        assert snap.history.markers[-1] == (5, "model.activation=relu")
+        assert snap.history.markers[-1] == (5, "activation relu")
         assert "carried over" in snap.message
         s.step_once()
         assert wait_for(lambda: s.snapshot().step == 6)  # and it keeps training
@@ -139,8 +139,8 @@ def test_init_swap_restarts_with_fresh_weights():
         assert any(after[n].tobytes() != before[n].tobytes() for n in before)
         snap = s.snapshot()
         assert snap.step == 0 and snap.run == 1 and snap.config.model.init == "he"
-        assert snap.before["step"] == 5 and "model.init=he" in snap.before["change"]
-        assert snap.history.markers == ((0, "model.init=he (fresh weights)"),)
+        assert snap.before["step"] == 5 and snap.before["change"] == "init he"
+        assert snap.history.markers == ((0, "init he (fresh weights)"),)
         assert "fresh weights" in snap.message
     finally:
         assert s.stop(1.0)

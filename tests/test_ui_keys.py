@@ -15,6 +15,7 @@ from rich.console import Console
 
 from gradtui.config import load_config
 from gradtui.config.schema import ACTIVATIONS, INITS, OPTIMIZERS
+from gradtui.config.summary import change_text
 from gradtui.diagnosis.alert import Alert, Remedy
 from gradtui.monitor.snapshot import HistoryView, Snapshot
 from gradtui.sources.protocol import LIVE
@@ -99,7 +100,7 @@ class FakeSession:
     def apply(self, overrides):
         self.applied.append(dict(overrides))
         g = self._profile(self.cfg)
-        self.before = {"step": self.step, "change": ", ".join(f"{k}={v}" for k, v in overrides.items()),
+        self.before = {"step": self.step, "change": change_text(overrides),
                        "grad_norm": g, "delta_norm": tuple(2 * x for x in g), "time_delta_norm": None}
         self.cfg = self.cfg.with_overrides(overrides)
         self._publish()
@@ -223,10 +224,14 @@ def test_mitigation_keys_change_the_config_and_the_screen(key, setting, expected
 def test_g_is_greyed_on_an_mlp_and_cycles_cells_on_an_rnn():
     async def go():
         app, sessions = make_app()
+        notes = []
+        app.notify = lambda message, **kw: notes.append(message)
         async with app.run_test(size=(120, 40)) as pilot:
             await press(pilot, "g")
             assert sessions[0].applied == []
-            assert app.check_action("mitigate", ("g",)) is None  # greyed out
+            assert notes == ["g: not available for a mlp model"]  # greyed out, and it says why
+            await press(pilot, "t")
+            assert app.mode == "grad" and "t: the time view is for recurrent models" in notes
             bar = app.query_one(KeyBar)
             assert any("disabled" in str(span.style) or span.style for span in bar.render().spans)
         app, sessions = make_app(rnn_cfg())
@@ -328,11 +333,11 @@ def test_before_marker_after_a_swap():
     async def go():
         app, _ = make_app()
         async with app.run_test(size=(120, 40)) as pilot:
-            assert "◆ = before" not in app.query_one(GradientBars).render().plain
+            assert "◆ before" not in app.query_one(GradientBars).render().plain
             await press(pilot, "a")
             await pilot.pause(0.15)
             text = app.query_one(GradientBars).render().plain
-            assert "◆ = before" in text and "activation=relu" in text
+            assert "◆ before activation relu (step 0)" in text
     run(go())
 
 
@@ -406,7 +411,7 @@ def test_compact_layout_keeps_bars_alerts_and_summary():
             await pilot.pause(0.1)
             assert app.query_one("#bars").display and app.query_one("#alerts").display
             assert not app.query_one("#loss").display
-            assert "vanishing" in app.query_one(AlertsPanel).render().plain
+            assert "vanishing" in app.query_one(AlertsPanel).content.plain
             assert not app.query_one("#mitigations").display  # alerts up: they get the room
             await press(pilot, "b")  # batch norm: the fake's alert clears
             await pilot.pause(0.6)

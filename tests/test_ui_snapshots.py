@@ -40,7 +40,7 @@ async def settle(pilot, steps: int = STEPS, timeout: float = 60.0) -> None:
     await pilot.pause(0.1)
 
 
-@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+@pytest.mark.parametrize("size", [(120, 40), (80, 24), (70, 24), (60, 20)], ids=["120x40", "80x24", "70x24", "60x20"])
 def test_main_screen(snap_compare, size):
     assert snap_compare(paused_app(), terminal_size=size, run_before=settle)
 

@@ -140,7 +140,7 @@ def test_watch_screen_at_80x24(tmp_path, two_records):
             await pilot.pause()
             header = app.panels.header.render().plain
             assert "writer ended" in header and "step 60" in header and "watch a.jsonl" in header
-            assert "vanishing" in app.panels.alerts.render().plain
+            assert "vanishing" in app.panels.alerts.content.plain
             await pilot.press("space")  # the writer is in control: unavailable, with the reason
             await pilot.pause()
             assert any("unavailable" in n.message and "another process" in n.message for n in app._notifications)

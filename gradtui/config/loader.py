@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-from gradtui.config.model import Config, ConfigError, build_config, closest, parse_value
+from gradtui.config.model import Config, ConfigError, build_config, closest, parse_value, unknown_key
 from gradtui.config.schema import key_specs
 
 if sys.version_info >= (3, 11):
@@ -27,13 +27,26 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """A user-given name for a message, shortened when it is very long."""
+    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-12:]} ({len(text)} characters)"
+
+
+def _is_file(path) -> bool:
+    """path.is_file(), False for names the system refuses (too long, say) instead of an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG; a NUL byte
+        return False
+
+
 def preset_path(name: str):
     """The resource path of a shipped preset; ConfigError naming the closest ones if unknown."""
     candidate = _preset_dir() / f"{name}.toml"
-    if not candidate.is_file():
+    if "/" in name or not _is_file(candidate):
         names = preset_names()
         raise ConfigError(
-            f"unknown preset {name!r}{closest(name, names)} (shipped presets: {', '.join(names)}; "
+            f"unknown preset {shown(name)!r}{closest(name, names)} (shipped presets: {', '.join(names)}; "
             "or give a path to a .toml file)"
         )
     return candidate
@@ -42,9 +55,11 @@ def preset_path(name: str):
 def parse_toml(text: str, source: str) -> dict:
     """Parse TOML text; a syntax error becomes a ConfigError carrying the line number."""
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark is allowed, as in TOML 1.1
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: malformed TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: malformed TOML: values are nested too deeply (arrays or tables inside each other)") from None
 
 
 def config_from_header(header: dict, source: str) -> Config:
@@ -89,17 +104,17 @@ def load_config(name_or_path: str | Path) -> Config:
     text_name = str(name_or_path)
     path = Path(text_name).expanduser()
     if text_name.endswith(".jsonl"):
-        if not path.is_file():
-            raise ConfigError(f"no record file at {text_name}")
+        if not _is_file(path):
+            raise ConfigError(f"no record file at {shown(text_name)}")
         return load_record_config(path)
-    looks_like_path = text_name.endswith(".toml") or "/" in text_name or path.is_file()
+    looks_like_path = text_name.endswith(".toml") or "/" in text_name or _is_file(path)
     if looks_like_path:
-        if not path.is_file():
-            raise ConfigError(f"no preset file at {text_name} (shipped presets: {', '.join(preset_names())})")
+        if not _is_file(path):
+            raise ConfigError(f"no preset file at {shown(text_name)} (shipped presets: {', '.join(preset_names())})")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read {text_name}: {err}") from None
+            raise ConfigError(f"cannot read {shown(text_name)}: {getattr(err, 'strerror', None) or err}") from None
         source = str(path)
         default_name = path.stem
     else:
@@ -121,6 +136,6 @@ def parse_assignments(assignments: Iterable[str]) -> dict:
         if not sep:
             raise ConfigError(f"--set {item!r} is not KEY=VALUE (for example --set model.depth=30)")
         if dotted not in specs:
-            raise ConfigError(f"unknown key {dotted}{closest(dotted, specs)}")
+            raise unknown_key(dotted)
         overrides[dotted] = parse_value(specs[dotted], value)
     return overrides

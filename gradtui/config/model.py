@@ -40,6 +40,34 @@ def closest(word: str, candidates) -> str:
     return f"; did you mean {match[0]}?" if match else ""
 
 
+def unknown_key(dotted: str, where: str = "") -> ConfigError:
+    """The one message for a key that is not in the schema: the closest key and every allowed one."""
+    specs = key_specs()
+    shown = repr(dotted) if not dotted or dotted != dotted.strip() else dotted
+    allowed = "; ".join(f"[{section}] " + ", ".join(d.partition(".")[2] for d in specs if d.startswith(section + "."))
+                        for section in SECTIONS)
+    return ConfigError(f"{where}unknown key {shown}{closest(dotted, specs)} (keys are SECTION.NAME; allowed: {allowed})")
+
+
+def flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"model": {"depth": 3}}`` and ``{"model.depth": 3}`` alike -> ``{"model.depth": 3}`` (nested tables, as in TOML)."""
+    flat: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if isinstance(value, Mapping):
+            for name, inner in flatten_overrides(value).items():
+                flat[f"{dotted}.{name}"] = inner
+        else:
+            flat[str(dotted)] = value
+    return flat
+
+
+def plain_scalar(value: Any) -> Any:
+    """NumPy scalars (np.int64, np.float32, np.bool_, np.str_) as the Python value they hold."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated, immutable experiment configuration.
@@ -63,17 +91,19 @@ class Config:
         """The value of a dotted key such as ``"model.depth"``."""
         section, _, name = dotted.partition(".")
         if section not in SECTIONS or not hasattr(getattr(self, section), name):
-            raise ConfigError(f"unknown key {dotted}{closest(dotted, key_specs())}")
+            raise unknown_key(dotted)
         return getattr(getattr(self, section), name)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Config":
-        """A new Config with dotted keys replaced, validated like the TOML."""
+        """A new Config with keys replaced, validated like the TOML: dotted keys
+        (``{"model.depth": 30}``) or nested tables (``{"model": {"depth": 30}}``)."""
         specs = key_specs()
         raw = self.to_dict(explicit_only=True)
+        overrides = flatten_overrides(overrides)
         for dotted, value in overrides.items():
-            section, _, name = str(dotted).partition(".")
-            if section not in SECTIONS or not name:
-                raise ConfigError(f"unknown key {dotted}{closest(str(dotted), specs)}")
+            section, _, name = dotted.partition(".")
+            if dotted not in specs:
+                raise unknown_key(dotted)
             raw.setdefault(section, {})[name] = value
         # Keys inherited from this config that stop applying (data.classes after a switch
         # away from spirals, say) fall back to their defaults; the overrides stay strict.
@@ -114,11 +144,19 @@ def parse_value(spec: KeySpec, text: str) -> Any:
         if lowered in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"{spec.dotted} = {text!r} is not allowed: expected {spec.allowed()}")
+    if spec.type is int:
+        try:
+            return int(text)  # exactly, however many digits (float() would round them)
+        except ValueError:
+            pass  # "1e3", "3.0", "3.5": read as a number below, so the message can say why it is refused
     if spec.type in (int, float):
         try:
             number = float(text)
         except ValueError:
-            raise ConfigError(f"{spec.dotted} = {text!r} is not allowed: expected {spec.allowed()}") from None
+            number = math.nan
+        if not math.isfinite(number):  # not a number, or too large for a float: show what was typed
+            shown = text if len(text) <= 40 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+            raise ConfigError(f"{spec.dotted} = {shown!r} is not allowed: expected {spec.allowed()}")
         return int(number) if spec.type is int and number.is_integer() else number
     return text.strip("\"'")
 
@@ -126,10 +164,13 @@ def parse_value(spec: KeySpec, text: str) -> Any:
 def _check_value(spec: KeySpec, value: Any) -> Any:
     """Return the value coerced to the key's type, or raise a ConfigError naming what is allowed."""
 
-    given = value
+    given = value = plain_scalar(value)
 
     def bad(why: str = "") -> ConfigError:
-        return ConfigError(f"{spec.dotted} = {given!r} is not allowed: expected {spec.allowed()}{why}")
+        shown = repr(given)
+        if len(shown) > 40:
+            shown = f"{shown[:12]}...{shown[-6:]} ({len(shown)} characters)"
+        return ConfigError(f"{spec.dotted} = {shown} is not allowed: expected {spec.allowed()}{why}")
 
     if spec.type is bool:
         if not isinstance(value, bool):
@@ -148,7 +189,10 @@ def _check_value(spec: KeySpec, value: Any) -> Any:
             raise bad()
         value = int(value)
     else:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            raise bad() from None
         if not math.isfinite(value):
             raise bad()
     if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
@@ -184,7 +228,7 @@ def build_config(raw: Mapping[str, Any], source: str = "", blame_source: bool = 
         for name, value in body.items():
             dotted = f"{top}.{name}"
             if dotted not in specs:
-                raise ConfigError(f"{where}unknown key {dotted}{closest(dotted, specs)}")
+                raise unknown_key(dotted, where)
             try:
                 sections[top][name] = _check_value(specs[dotted], value)
             except ConfigError as err:
@@ -239,4 +283,7 @@ def _check_relations(cfg: Config, specs: dict[str, KeySpec]) -> None:
             f"allowed: 1 to {n_train}"
         )
     if n_train < 1 or cfg.data.samples - n_train < 1:
-        raise ConfigError("data.samples and data.test_fraction leave no training or no held-out examples")
+        raise ConfigError(
+            f"data.samples = {cfg.data.samples} with data.test_fraction = {cfg.data.test_fraction:g} leaves "
+            f"{n_train} training and {cfg.data.samples - n_train} held-out examples; both must be at least 1 "
+            "(raise data.samples or move data.test_fraction away from 0 and 1)")

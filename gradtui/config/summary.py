@@ -11,6 +11,36 @@ def fmt_short(value) -> str:
         return str(value)
 
 
+# the name each setting goes by on screen (settings panel, status line, the ◆ legend)
+SETTING_LABELS = {
+    "model.kind": "cell", "model.activation": "activation", "model.init": "init", "model.init_gain": "init gain",
+    "model.init_std": "init std", "model.batchnorm": "batch norm", "model.residual": "residual",
+    "model.recurrent_init": "rec. init", "model.recurrent_gain": "rec. gain", "model.forget_bias": "forget bias",
+    "model.bias_init": "bias init", "model.depth": "depth", "model.width": "width", "train.clip": "clipping",
+    "train.clip_threshold": "clip at", "train.optimizer": "optimiser", "train.lr": "learn rate", "train.seed": "seed",
+}
+
+
+def setting_label(key: str) -> str:
+    """'model.batchnorm' -> 'batch norm' (a key without a label: its last part, spaced)."""
+    return SETTING_LABELS.get(key, key.rsplit(".", 1)[-1].replace("_", " "))
+
+
+def setting_value(value) -> str:
+    """A setting's value as the screen shows it: on/off, 0.05, relu."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return fmt_short(value)
+    return str(value)
+
+
+def change_text(changes) -> str:
+    """'batch norm on, learn rate 0.05' for ((dotted key, new value), ...) or a dict."""
+    items = changes.items() if isinstance(changes, dict) else changes
+    return ", ".join(f"{setting_label(k)} {setting_value(v)}" for k, v in items)
+
+
 def init_text(cfg) -> str:
     m = cfg.model
     if m.init == "normal":
@@ -29,8 +59,13 @@ def clip_text(cfg) -> str:
 
 def model_summary(cfg) -> str:
     """'mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip'."""
+    return " · ".join(summary_parts(cfg))
+
+
+def summary_parts(cfg) -> list[str]:
+    """The parts of :func:`model_summary`, so a narrow screen can drop whole parts, never cut a number."""
     if cfg is None:
-        return ""
+        return []
     m, t = cfg.model, cfg.train
     opt = f"{t.optimizer} lr {fmt_short(t.lr)}"
     if m.kind == "mlp":
@@ -51,7 +86,7 @@ def model_summary(cfg) -> str:
             opt,
             clip_text(cfg),
         ]
-    return " · ".join(parts)
+    return parts
 
 
 def layers_summary(layers) -> str:

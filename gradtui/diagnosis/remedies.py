@@ -14,6 +14,7 @@ RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
 SATURATING = ("sigmoid", "tanh")
 HE_FAMILY = ("he", "he_uniform")
 XAVIER_FAMILY = ("xavier", "xavier_normal")
+DEEP = 30  # from this depth on, residual connections and orthogonal init are offered early
 
 
 def init_sigma_w2(init: str, width: int, init_std: float = 0.01, gain: float = 1.0) -> float:
@@ -74,6 +75,20 @@ def _batchnorm(why: str) -> Remedy:
     return Remedy(f"batch norm: {why}", (("model.batchnorm", True),))
 
 
+def _orthogonal(why: str) -> Remedy:
+    return Remedy(f"orthogonal init (Saxe et al. 2013): {why}; restarts", (("model.init", "orthogonal"), ("model.init_gain", 1.0)))
+
+
+def wants_orthogonal(cfg) -> bool:
+    """A deep linear (or near-linear tanh) MLP whose init has the right variance but is not
+    orthogonal: the product of many random Gaussian matrices stretches some directions and
+    squashes others (its singular values spread with depth), while orthogonal matrices keep
+    every singular value at 1 whatever the depth."""
+    m = cfg.model
+    return (m.kind == "mlp" and m.activation in ("linear", "tanh") and m.init != "orthogonal"
+            and m.depth >= DEEP and not init_too_small(cfg) and not init_too_large(cfg))
+
+
 def _residual() -> Remedy:
     return Remedy("residual connections: the skip path carries the gradient past every layer", (("model.residual", True),))
 
@@ -120,6 +135,11 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         tiny = mlp and init_too_small(cfg)
         if mlp and not m.batchnorm and tiny:  # works whatever the weights' scale: offer it first
             out.append(_batchnorm("re-scales every layer's inputs, so the tiny weights no longer matter"))
+        deep = mlp and not m.residual and m.depth >= DEEP
+        if deep:  # the skip path helps whatever the activation and the weights' scale
+            out.append(_residual())
+        if mlp and wants_orthogonal(cfg):
+            out.append(_orthogonal("every singular value 1, so the gradient keeps its size through all the layers"))
         if mlp and m.activation not in RELU_FAMILY:
             why = "derivative 1 wherever a unit is active, no saturating tails (or leaky_relu/elu/prelu)"
             if tiny:
@@ -129,7 +149,7 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
             out.append(_init(cfg, "keeps the gradient's size layer to layer"))
         if mlp and not m.batchnorm and not tiny:
             out.append(_batchnorm("keeps every layer's inputs in the range where the activation has slope"))
-        if mlp and not m.residual and m.depth >= 2:
+        if mlp and not m.residual and 2 <= m.depth < DEEP:
             out.append(_residual())
         if m.kind == "rnn":
             out.append(_lstm(cfg))
@@ -149,11 +169,13 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if t.clip == "none":
             out.append(_clip("guards the exploding side once gradients survive through time"))
     elif kind in ("exploding", "nonfinite"):
+        if wants_orthogonal(cfg) and m.activation == "linear":  # the cause is the init's spread, not its scale
+            out.append(_orthogonal("every singular value 1, so the product of the layers cannot stretch the gradient"))
+        if init_too_large(cfg):  # the cause itself: offered first
+            out.append(_init(cfg, "smaller initial weights, so each layer stops amplifying the gradient"))
         if t.clip == "none":
             out.append(_clip("caps every step's length whatever the gradient's size"))
         out.append(_halve_lr(cfg, "smaller steps stop the weights from overshooting and growing"))
-        if init_too_large(cfg):
-            out.append(_init(cfg, "smaller initial weights, so each layer stops amplifying the gradient"))
         if mlp and not m.batchnorm:
             out.append(_batchnorm("renormalises every layer, so activations and gradients cannot grow layer after layer"))
         if m.kind in ("rnn", "lstm", "gru") and m.recurrent_gain > 1.0:
@@ -177,3 +199,26 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start with variance about 1, inside the slope"))
     return tuple(r for r in out if r is not None)
+
+
+def best_remedies(alerts, applies=None, most: int = 2) -> tuple[Remedy, ...]:
+    """The one or two remedies worth trying first for the active alerts (worst alert first).
+
+    Each alert lists its remedies best first (see :func:`remedies_for`), so the ranking is:
+    the worst alert's first remedy, then the next alert's first, then the rest in order, one
+    per setting (the first setting a remedy changes), at most ``most``. ``applies(remedy)``
+    keeps only the remedies that can be applied (the interface passes the ones it has a key
+    for, :func:`gradtui.ui.keys.best_remedies`); by default every remedy that changes something.
+    The interface marks these, and only these, with "◀ try".
+    """
+    def lead(remedy) -> str:
+        return remedy.change[0][0]
+
+    usable = [[r for r in getattr(alert, "remedies", ()) if r.change and (applies is None or applies(r))]
+              for alert in alerts or ()]
+    order = [rs[0] for rs in usable if rs] + [r for rs in usable for r in rs[1:]]  # each alert's best first
+    out: list[Remedy] = []
+    for remedy in order:
+        if len(out) < most and all(lead(r) != lead(remedy) for r in out):
+            out.append(remedy)
+    return tuple(out)

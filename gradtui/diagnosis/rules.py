@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradtui.diagnosis.health import LOOSEN, is_vanishing  # one definition with the bars' row marks
+
 N_BLOCKS = 10  # the trend window is split into this many blocks of window // N_BLOCKS steps
 RECENT = 5  # steps the exploding-growth rule takes the minimum over
-LOOSEN = 10.0  # a flat loss loosens the vanishing thresholds by this factor
 
 
 @dataclass
@@ -154,7 +155,8 @@ def vanishing(rec, tr: Trends, a, names, first: int = 0, last: int | None = None
     if gl > 0 and (dl > 0 or not known_delta):
         rg = g0 / gl
         rd = d0 / dl if known_delta else rg
-        if rd < a.vanishing_ratio * k and rg < a.vanishing_ratio * k:
+        ratio = a.vanishing_ratio * k
+        if is_vanishing(g0, gl, ratio) and (not known_delta or is_vanishing(d0, dl, ratio)):
             info.update(delta_ratio=rd, grad_ratio=rg)
             return Finding("vanishing", "warning", (names[first], names[last]), rd, "ratio", info)
     early = rec.update_ratio[first : first + max(1, (last - first + 1) // 4)]

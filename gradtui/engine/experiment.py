@@ -6,13 +6,12 @@ import numpy as np
 
 from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
+from gradtui.engine.inputs import check_batch, check_dataset, check_param, check_steps
 from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.record import PER_LAYER, StepRecord
 from gradtui.engine.subnormals import flushed
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 from gradtui.tasks import make_dataset
-
-
 
 
 def build_network(cfg: Config, data, dtype):
@@ -31,11 +30,16 @@ class Experiment:
 
     >>> exp = Experiment(load_config("vanishing-sigmoid"))
     >>> rec = exp.step()            # one optimiser step -> StepRecord
+
+    Every method that takes arrays (``data``, :meth:`gradients`, :meth:`set_params`)
+    checks them (gradtui.engine.inputs) and raises ValueError before a kernel runs.
     """
 
     def __init__(self, cfg: Config, data=None):
         self.cfg = cfg
         self.dtype = np.dtype(cfg.train.dtype)
+        if data is not None:
+            check_dataset(data)
         self.data = data if data is not None else make_dataset(cfg)
         self._x_train = np.ascontiguousarray(self.data.x_train, dtype=self.dtype)
         self._y_train = np.ascontiguousarray(self.data.y_train if self.data.classification else self.data.y_train.astype(self.dtype))
@@ -73,15 +77,15 @@ class Experiment:
         return self.layout.to_dict(self.theta)
 
     def set_params(self, params: dict) -> None:
-        """Load some or all parameters back; names and shapes must match."""
-        for name, value in params.items():
+        """Load some or all parameters back; names and shapes must match. Every value is
+        checked before any is loaded, so a bad one changes nothing."""
+        checked = {}
+        for name, value in dict(params).items():
             if name not in self.layout:
                 raise KeyError(f"no parameter {name!r}; parameters are {', '.join(self.layout.names)}")
-            target = self.layout.view(self.theta, name)
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise ValueError(f"{name} has shape {target.shape}, not {value.shape}")
-            target[:] = value
+            checked[name] = check_param(name, value, self.layout.view(self.theta, name))
+        for name, value in checked.items():
+            self.layout.view(self.theta, name)[:] = value
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         """The next training batch, without stepping."""
@@ -114,7 +118,11 @@ class Experiment:
         self._take_batches(taken)
 
     def gradients(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
-        """Loss and gradients (same keys as params) on (x, y); no update, no side effects."""
+        """Loss and gradients (same keys as params) on (x, y); no update, no side effects.
+
+        ``x`` and ``y`` are shaped like :meth:`batch`'s (any number of examples, at least one);
+        class labels must lie in 0 .. classes - 1. ValueError, naming the argument, otherwise."""
+        x, y = check_batch(self.data, x, y)
         grad = np.zeros_like(self.theta)
         with flushed(self.dtype):
             loss = self.network.loss_and_grad(self.theta, grad, x, y, False, None)
@@ -145,7 +153,7 @@ class Experiment:
         where the network has a fused kernel (the MLP). Stops after a non-finite step,
         whose record is the last; the batch order then continues right after it.
         float32 steps treat subnormal numbers as zero (gradtui.engine.subnormals)."""
-        if steps < 1:
+        if check_steps(steps) == 0:
             return []
         with flushed(self.dtype):
             return self._run(steps)
@@ -274,12 +282,15 @@ class Experiment:
         in the order they were taken."""
         if saved["cfg"] != self.cfg:
             raise ValueError("this state was saved under another config")
-        self.theta[:] = saved["theta"]
-        for buf, value in zip(self._state[:2], saved["state"]):
+        theta = check_param("theta", saved["theta"], self.theta)
+        state = [check_param(f"state[{i}]", value, buf) for i, (buf, value) in enumerate(zip(self._state[:2], saved["state"]))]
+        buffers = {name: check_param(name, saved["buffers"][name], value) for name, value in self.network.buffers().items()}
+        self.theta[:] = theta
+        for buf, value in zip(self._state[:2], state):
             buf[:] = value
         for name, value in self.network.buffers().items():
-            value[:] = saved["buffers"][name]
-        self._updates = saved["updates"]
+            value[:] = buffers[name]
+        self._updates = check_steps(saved["updates"])
 
     def _weight_norms(self) -> np.ndarray:
         norms = np.zeros(len(self.layer_names))

@@ -1,41 +1,28 @@
 """The one set of Numba options every kernel uses, and where compiled kernels are cached.
 
 nogil: the worker thread releases the GIL for the whole step, so the interface stays live.
-cache: compiled kernels are kept on disk; later processes load them in a fraction of a second.
+cache: compiled kernels are kept on disk in the directory gradtui.engine.kernel_cache
+chooses (writable, keyed on the engine's sources and Numba's version, never the package
+directory); later processes load them in a fraction of a second. When no directory can be
+written, kernels are not cached.
 fastmath: only reassociation and contraction, so LLVM vectorises the float64 reductions and
 fuses multiply-adds; never 'nnan'/'ninf', which would break the non-finite checks.
-
-Numba's own cache is keyed on each function's source file alone, so editing a helper in
-another module (activations.py, say) would leave kernels that inline it stale. The cache
-directory therefore carries a hash of every engine source file and the Numba version:
-any change to the engine compiles afresh. NUMBA_CACHE_DIR, when set, is respected.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
+from gradtui.engine.kernel_cache import kernel_cache_dir
 
-import numba
-from numba import njit
+CACHE_DIR = kernel_cache_dir()  # before Numba loads: it reads NUMBA_CACHE_DIR when it starts
+
+import numba  # noqa: E402
+from numba import njit  # noqa: E402
+
+if CACHE_DIR is not None:
+    numba.config.CACHE_DIR = str(CACHE_DIR)  # in case Numba was loaded before this module
 
 FASTMATH = {"reassoc", "contract", "nsz"}
-OPTIONS = dict(nogil=True, cache=True, error_model="numpy", fastmath=FASTMATH)
-
-
-def engine_cache_dir() -> Path:
-    """~/.cache/gradtui/numba-<hash of the engine's sources and Numba's version>."""
-    digest = hashlib.sha256(numba.__version__.encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradtui"
-    return root / f"numba-{digest.hexdigest()[:16]}"
-
-
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    numba.config.CACHE_DIR = str(engine_cache_dir())
+OPTIONS = dict(nogil=True, cache=CACHE_DIR is not None, error_model="numpy", fastmath=FASTMATH)
 
 
 def kernel(func=None, **extra):

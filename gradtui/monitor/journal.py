@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from gradtui.record import RecordError, RecordWriter, plain
+from gradtui.record import RecordError, RecordExists, RecordWriter, plain
 
 MAX_EVENTS = 10_000
 MAX_RAISED = 500
@@ -112,16 +112,20 @@ class Journal:
                 self._on_error()
 
     def close(self, reason: str, step: int, run: int, message: str) -> None:
-        """Write the "end" event (when the header made it) and close the record; idempotent."""
+        """Write the "end" event (when the header made it) and close the record; idempotent,
+        and safe from any thread (the first caller writes the end line, later lines are ignored)."""
         w = self.writer
-        if w is None or w.closed:
+        if w is None:
             return
-        if not w.failed and w.lines:  # no "end" line in a file that never got its header
-            try:
-                w.event("end", step, run=run, time=self.elapsed(), reason=reason, message=message)
-            except RecordError as err:
-                self.record_error = str(err)
-        w.close()
+        with w.lock:
+            if w.closed:
+                return
+            if not w.failed and w.lines:  # no "end" line in a file that never got its header
+                try:
+                    w.event("end", step, run=run, time=self.elapsed(), reason=reason, message=message)
+                except RecordError as err:
+                    self.record_error = str(err)
+            w.close()
 
     # -- export ---------------------------------------------------------------------------------
     def export(self, snap, directory) -> str:
@@ -133,11 +137,15 @@ class Journal:
         cfg = snap.config
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         base = f"gradtui-{getattr(cfg, 'name', 'run')}-{stamp}"
-        for i in range(1000):
+        for i in range(1000):  # the name is claimed by creating the file, so concurrent exports never collide
             path = directory / (f"{base}.jsonl" if i == 0 else f"{base}-{i}.jsonl")
-            if not path.exists():
+            try:
+                writer = RecordWriter(path)
                 break
-        writer = RecordWriter(path)
+            except RecordExists:
+                continue
+        else:
+            raise RecordError(f"cannot export to {directory}: {base}.jsonl and 999 numbered variants already exist")
         try:
             h = snap.history
             writer.header(cfg, snap.layers or snap.layer_names, {

@@ -65,3 +65,4 @@ class Snapshot:
     source: str = "live"  # "live" | "replay" | "follow" (gradtui.sources.protocol.Capabilities.kind)
     position: str = ""  # where a replay or a followed record is: "step 1,200 / 3,000"
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)
+    baseline_loss: float | None = None  # the task's loss for a constant guess (Dataset.baseline_loss), if known

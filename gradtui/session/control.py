@@ -15,6 +15,7 @@ import traceback
 
 from gradtui.config import ConfigError
 from gradtui.config.changes import changed_keys, restart_keys
+from gradtui.config.summary import change_text, setting_label
 from gradtui.record import plain
 from gradtui.monitor.diagnoser import NoDiagnoser
 
@@ -134,7 +135,7 @@ class RunControl:
         if not changed:
             self._message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
             return
-        text = ", ".join(f"{k}={new.get(k)}" for k in changed)
+        text = change_text((k, new.get(k)) for k in changed)
         blocked = restart_keys(old, new)
         step = self._exp.step_count
         if not blocked:
@@ -147,7 +148,7 @@ class RunControl:
                 diagnosis.set_config(new)  # keeps active alerts; they clear when the problem has gone
             self._chunk = 1  # the step time may have changed (batch norm, another activation)
             self.monitor.history.add_marker(step, text)
-            self._message = f"applied {text} at step {step}; the weights carried over{rolled}"
+            self._message = f"applied {text} at step {step:,}; the weights carried over{rolled}"
             self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
                         config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
             self._record_prediction()
@@ -170,7 +171,7 @@ class RunControl:
         self._record_prediction()
         self._evaluate()
         self.monitor.history.add_marker(0, f"{text} (fresh weights)")
-        self._message = f"applied {text}: {', '.join(blocked)} needs fresh weights, so training restarted"
+        self._message = f"applied {text}: {', '.join(setting_label(k) for k in blocked)} needs fresh weights, so training restarted"
         self._status = "paused" if self._paused else "running"
         self._after_change()
 
@@ -208,7 +209,7 @@ class RunControl:
         self._single = 0
         self._status = "paused"
         back = self._checkpoint["step"] if self._checkpoint is not None else 0
-        self._message = (f"paused at step {rec.step}: non-finite values (NaN or Inf) appeared in {where}; "
+        self._message = (f"paused at step {rec.step:,}: non-finite values (NaN or Inf) appeared in {where}; "
                          "the update was not applied. A remedy that keeps the weights (c clipping, - a lower "
                          f"learning rate, b batch norm) or space goes back to the last healthy weights (step {back}); "
                          "i (another init) or n starts afresh.")

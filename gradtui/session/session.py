@@ -20,6 +20,7 @@ the run in :mod:`~gradtui.session.control`.
 
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 import traceback
@@ -49,6 +50,8 @@ class Session(RunControl):
                  start_paused: bool = False, max_steps: int | None = None):
         if every < 1:
             raise ValueError(f"every must be at least 1, not {every}")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
+            raise ValueError(f"max_steps must be a whole number of at least 1 (or None: no limit), not {max_steps!r}")
         self._cfg = cfg
         self.every = int(every)
         self.max_steps = max_steps
@@ -147,7 +150,9 @@ class Session(RunControl):
         """Ask the worker to stop and wait up to ``timeout`` seconds; True when it has ended.
 
         Returns promptly even when a step is slow: the worker checks the flag between steps
-        and closes the record when it leaves.
+        and closes the record when it leaves. If it is still busy (compiling, or in a long
+        step) when the time is up, the record is closed here, with its "end" line, so that a
+        process exiting now leaves a complete record; the worker's later lines are dropped.
         """
         self._commands.request_stop()
         if self._thread is None:
@@ -156,7 +161,10 @@ class Session(RunControl):
             self._close_record("stopped")
             return True
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            self._close_record("stopped")
+            return False
+        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until the run finishes (max_steps), stops, fails, or pauses on a non-finite step.
@@ -355,5 +363,6 @@ class Session(RunControl):
             message=self._message,
             pause_reason=self._pause_reason if self._paused else "",
             run=self._run,
+            baseline_loss=exp.data.baseline_loss if exp is not None else None,
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from gradtui.config import ConfigError
+from gradtui.config.summary import change_text
 from gradtui.diagnosis import Diagnoser, ModelFacts
 from gradtui.diagnosis.alert import Alert
 from gradtui.engine.record import Layer, StepRecord
@@ -142,7 +143,8 @@ class RecordFeeder:
                 self.remote[key] = value
         new = _config(ev.get("config"), self.source)
         changed = ev.get("changed") or list((ev.get("overrides") or {}).keys())
-        text = ", ".join(f"{k}={new.get(k)}" if new is not None else f"{k}={(ev.get('overrides') or {}).get(k)}" for k in changed)
+        overrides = ev.get("overrides") or {}
+        text = change_text((k, new.get(k) if new is not None else overrides.get(k)) for k in changed)  # as the live run words it
         m.keep_before(text, self.run)
         if ev.get("mode") == "restart":
             self.config = new

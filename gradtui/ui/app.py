@@ -28,6 +28,7 @@ from gradtui.control_channel import ControlError
 from gradtui.sources.protocol import CHANGE, REMOTE
 from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change, key_allowed
 from gradtui.ui.screens import HelpScreen, PresetPicker
+from gradtui.ui.svg import fix_spacing
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
 
 SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
@@ -61,14 +62,16 @@ class GradApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gradtui"
     ENABLE_COMMAND_PALETTE = False
-    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (60, "-narrow"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (60, "-slim"), (80, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-tiny-h"), (20, "-short"), (32, "-tall")]
     # the playback keys first: where they share a key with a mitigation ([ and ]), a replay
     # takes the playback meaning and a live run, whose source cannot seek, the mitigation
     BINDINGS = [
         Binding(spec.key, spec.action, spec.short, key_display=spec.label, show=False)
         for spec in PLAYBACK_KEYS + KEYS
-    ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True)]
+    ] + [Binding("ctrl+c", "quit_app", "quit", show=False, priority=True),
+         Binding("pagedown", "scroll_alerts(1)", "alerts down", show=False),
+         Binding("pageup", "scroll_alerts(-1)", "alerts up", show=False)]
 
     def __init__(self, cfg, fps: float = 10.0, source_factory=None, name: str | None = None, source=None) -> None:
         """``cfg`` starts the live trainer (``source_factory(cfg)``, a Session by default);
@@ -81,6 +84,8 @@ class GradApp(App[int]):
         self.source = None
         self.panels: _Widgets | None = None
         self.preset_name = name or getattr(cfg, "name", "")
+        self.cfg_started = cfg
+        self.preset_source = getattr(cfg, "source", None) or self.preset_name
         self.mode = "grad"  # grad | delta | time
         self._mode_chosen = False
         self._version = -1
@@ -121,11 +126,13 @@ class GradApp(App[int]):
             self._start_source(self._given_source)
         else:
             self._start_session(self.cfg)
+        self.call_after_refresh(self.redraw_now)  # again with the first layout's sizes
         self.set_interval(1.0 / self.fps, self.poll, name="poll")
 
     # -- the source ----------------------------------------------------------------------
     def _start_session(self, cfg) -> None:
-        self.cfg = cfg
+        self.cfg = self.cfg_started = cfg
+        self.preset_source = cfg.source or self.preset_name
         self._start_source(self._factory(cfg))
 
     def _start_source(self, source) -> None:
@@ -137,7 +144,7 @@ class GradApp(App[int]):
         # recurrent models show their problem through time: start there (t switches back)
         self.mode = "time" if cfg is not None and cfg.is_recurrent else "grad"
         self._mode_chosen = cfg is not None  # a followed record's config arrives with its header
-        self.poll()
+        self.redraw_now()  # at once: nothing of the previous source stays on screen
 
     def _stop_source(self) -> None:
         if self.source is not None:
@@ -198,19 +205,21 @@ class GradApp(App[int]):
             self._bars_key, self._bars_at = bars_key, now
             self.panels.bars.show(snap, self.mode)
         key = (id(cfg), snap.status, getattr(snap, "run", 0), len(snap.alerts), id(snap.before))
-        if not (force or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
+        if not (force or not running or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
             return
         self._slow_key, self._slow_at = key, now
-        weights = self.panels.weights
-        if weights.display:
-            weights.show(snap)
-        self.panels.alerts.show(snap)
+        # also while hidden (cheap: no render), so a resize that reveals it has data at once
+        self.panels.weights.show(snap, footer=self.panels.bars.footer_lines)
+        header = self.panels.header
+        self.panels.alerts.show(snap, message=snap.message if header.message_cut else "")
         self.panels.right.set_class(bool(snap.alerts), "-alerting")
         self.panels.mitigations.show(cfg, snap.alerts, getattr(self.source, "remote_state", None))
         self.panels.keys.show(cfg, self.capabilities)
-        loss = self.panels.loss
-        if loss.display:
-            loss.show(snap, force=force)
+        self.panels.loss.show(snap, force=force)
+
+    def on_resize(self) -> None:
+        """Redraw once the new layout is in place: what fits (the header's message) depends on it."""
+        self.call_after_refresh(self.redraw_now)
 
     def _boost(self) -> None:
         """Poll quickly for a moment after a command so its effect shows within a frame."""
@@ -219,15 +228,12 @@ class GradApp(App[int]):
 
     # -- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Grey out keys that do not apply to this model (g and t on an MLP) and the playback
-        keys of a source that cannot seek (then [ and ] fall through to their mitigation)."""
-        cfg = self.current_config() if self.source is not None else self.cfg
+        """The playback keys of a source that cannot seek are off, so [ and ] fall through to
+        their mitigation; every other key stays on and says why when it does not apply."""
         caps = getattr(self, "capabilities", None)
-        for spec in PLAYBACK_KEYS + KEYS:
+        for spec in PLAYBACK_KEYS:
             if spec.action.split("(")[0] == action and (not parameters or f"({parameters[0]!r})" in spec.action):
-                if spec.group == "playback" and (caps is None or not caps.allows(spec.needs)):
-                    return None
-                return True if spec.applies_to(cfg) else None
+                return True if caps is not None and caps.allows(spec.needs) else None
         return True
 
     def _unavailable(self, label: str, needs: str) -> bool:
@@ -339,13 +345,21 @@ class GradApp(App[int]):
         if self._snapshot is not None:
             self.panels.bars.show(self._snapshot, self.mode)
 
+    def action_scroll_alerts(self, direction: int) -> None:
+        """PgDn / PgUp page through the alerts panel when its text is taller than the panel."""
+        alerts = self.panels.alerts
+        if direction > 0:
+            alerts.scroll_page_down(animate=False)
+        else:
+            alerts.scroll_page_up(animate=False)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.current_config(), self.capabilities))
 
     def action_presets(self) -> None:
         if self._unavailable("p", BY_LABEL["p"].needs):
             return
-        self.push_screen(PresetPicker(self.preset_name), self._load_preset)
+        self.push_screen(PresetPicker(self.preset_source, self.cfg_started), self._load_preset)
 
     def _load_preset(self, name: str | None) -> None:
         if not name:
@@ -356,7 +370,7 @@ class GradApp(App[int]):
             self.notify(str(err), severity="error", timeout=6)
             return
         self._stop_source()
-        self.preset_name = name
+        self.preset_name = cfg.name or name
         self._start_session(cfg)
         self.notify(f"loaded preset {name}", timeout=3)
 
@@ -367,7 +381,8 @@ class GradApp(App[int]):
         self.redraw_now()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            svg = self.save_screenshot(filename="screen.svg", path=str(directory))
+            svg = str(directory / "screen.svg")
+            Path(svg).write_text(fix_spacing(self.export_screenshot()), encoding="utf-8")
             record = self.source.export(str(directory))
         except Exception as err:
             self.notify(f"export failed: {err}", severity="error", timeout=8)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradtui.config.summary import change_text
 from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
+from gradtui.diagnosis import remedies as _remedies
 from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, REMOTE, RESTART, SEEK, SPEED, STEP
 from gradtui.config.schema import (
     ACTIVATIONS,
@@ -111,7 +113,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
-    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter loads it).", group="app", needs=CHANGE),
+    KeySpec("p", "p", "presets", "presets", "Pick another preset (Enter or a double click loads it), or open a .toml file by its path.",
+            group="app", needs=CHANGE),
     KeySpec("e", "e", "export", "export", "Save an SVG screenshot and the JSON Lines record of the run so far.", group="app", needs=EXPORT),
     KeySpec("question_mark", "?", "help", "help", "This help.", group="app"),
     KeySpec("q", "q", "quit_app", "quit", "Quit.", group="app"),
@@ -208,6 +211,17 @@ def remedy_keys(remedies) -> tuple[str, ...]:
     return tuple(out)
 
 
+def best_remedies(alerts) -> tuple:
+    """The one or two best remedies for the active alerts among those a key applies
+    (:func:`gradtui.diagnosis.remedies.best_remedies`)."""
+    return _remedies.best_remedies(alerts, applies=lambda remedy: remedy.change[0][0] in REMEDY_KEYS)
+
+
+def try_keys(alerts) -> set:
+    """The keys of :func:`best_remedies`: the remedies the alerts panel marks "◀ try"."""
+    return {REMEDY_KEYS[remedy.change[0][0]] for remedy in best_remedies(alerts)}
+
+
 def remedy_change(label: str, cfg, alerts=()) -> dict:
     """The change of the first active alert's remedy bound to this key that alters ``cfg``; {} if none."""
     for alert in alerts or ():
@@ -232,21 +246,16 @@ def change_for(label: str, cfg, alerts=()) -> dict:
 
 
 def describe_change(change: dict) -> str:
-    """'activation sigmoid → relu'-style text for a notification (values only)."""
-    parts = []
-    for k, v in change.items():
-        name = k.split(".", 1)[1]
-        parts.append(f"{name} = {v:g}" if isinstance(v, float) else f"{name} = {v}")
-    return ", ".join(parts)
+    """'activation relu, batch norm on' for a notification, with the screen's labels."""
+    return change_text(change)
 
 
 def suggested_settings(alerts) -> set:
-    """Dotted keys (and key labels) the active alerts' remedies point at, for highlighting."""
+    """Dotted keys and key labels of the one or two best remedies for the active alerts
+    (:func:`gradtui.diagnosis.remedies.best_remedies`), for the "◀ try" marks."""
     out = set()
-    for alert in alerts or ():
-        remedies = getattr(alert, "remedies", ())
-        out.update(k for k in remedy_keys(remedies) if k)
-        for remedy in remedies:
-            for k, _ in remedy.change:
-                out.add(k)
+    for remedy in best_remedies(alerts):
+        out.add(REMEDY_KEYS[remedy.change[0][0]])
+        for k, _ in remedy.change:
+            out.add(k)
     return out

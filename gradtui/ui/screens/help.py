@@ -29,11 +29,12 @@ INTRO = (
     "makes it grow."
 )
 SIGNS = (
-    ("↓ vanishing", "the layer gets less than a thousandth of the last layer's gradient. Its weights barely "
+    ("↓ vanishing", "the layer gets less than a thousandth of the last hidden layer's gradient, or none at all "
+     "(the vanishing alert rises when the first layer stays like this for a while). Its weights barely "
      "move (tiny update ratio, flat weight sparkline) and the loss stays flat: the early layers stop learning."),
     ("↑ exploding", "the gradient is huge (above 1e3). Weights grow step after step, the loss jumps around, "
      "and finally numbers overflow to NaN."),
-    ("✓ healthy", "the gradient reaching this layer is of the same order as the last layer's."),
+    ("✓ healthy", "the gradient reaching this layer is within a factor 1000 of the last hidden layer's."),
     ("◆ before", "after you press a key, the profile from just before the change stays as a marker, so you "
      "can compare before and after."),
 )

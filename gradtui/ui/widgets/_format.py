@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 LOG_MIN, LOG_MAX = -12.0, 3.0  # the bars' fixed log10 scale: 1e-12 .. 1e+3
-VANISHING_FLOOR = 1e-10  # below this a gradient is vanishing whatever the reference
 
 HEALTH_SYMBOL = {"vanishing": "↓", "healthy": "✓", "exploding": "↑", "nonfinite": "✗", "none": " "}
 SPARK = "▁▂▃▄▅▆▇█"
@@ -37,19 +36,6 @@ def fmt(value, digits: int = 1) -> str:
     return f"{v:.{digits}e}"
 
 
-
-
-def health(value: float, reference: float, vanishing_ratio: float, exploding_norm: float) -> str:
-    """vanishing / healthy / exploding / nonfinite for one norm, relative to the reference (last) one."""
-    if not math.isfinite(value):
-        return "nonfinite"
-    if value > exploding_norm:
-        return "exploding"
-    if value < VANISHING_FLOOR:
-        return "vanishing"
-    if math.isfinite(reference) and reference > 0 and value < vanishing_ratio * reference:
-        return "vanishing"
-    return "healthy"
 
 
 def bar_fraction(value: float) -> float:
@@ -81,6 +67,37 @@ def groups(n: int, rows: int) -> list[tuple[int, int]]:
     return out
 
 
+def row_spans(n: int, height: int, footer: int = 0) -> list[tuple[int, int]]:
+    """The rows of a per-layer panel ``height`` lines high: a head line (the bars' axis, the
+    weights' column titles), the rows, a legend line and ``footer`` lines of notes; one line
+    more goes to the aggregation note when layers share rows; the last layer keeps its own row. GradientBars and WeightPanel
+    both lay out with it, given the same height and footer, so their rows line up."""
+    rows = height - 2 - footer
+    if n <= rows:
+        return groups(n, rows)
+    rows = max(2, rows - 1)
+    # the output layer keeps a row of its own (short labels, and it is the layer next to the loss)
+    return groups(n - 1, rows - 1) + [(n - 1, n)]
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with a visible '…' (never silently)."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def fit_parts(parts, width: int, sep: str = " · ") -> str:
+    """As many whole ``parts`` as fit in ``width``, joined by ``sep``, then ' …' when some are left
+    out: a part (which may hold a number) is dropped whole, never cut."""
+    out = ""
+    for i, part in enumerate(parts):
+        candidate = part if not out else out + sep + part
+        more = i < len(parts) - 1
+        if len(candidate) + (2 if more else 0) > width:
+            return (out + " …") if out else fit(part, width)
+        out = candidate
+    return out
+
+
 def geomean(values) -> float:
     """Geometric mean of positive finite values; nan/inf propagate so a bad layer is never hidden."""
     vals = [num(v) for v in values]
@@ -106,14 +123,26 @@ def group_label(names, start: int, stop: int) -> str:
     return f"{first}-{last}"
 
 
-def sparkline(values, width: int) -> str:
-    """A unicode sparkline of the last ``width`` values, scaled to their own min..max."""
-    vals = [num(v) for v in values][-width:] if width > 0 else []
-    vals = [v for v in vals if math.isfinite(v)]
-    if not vals:
+def shared_scale(rows) -> tuple[float, float]:
+    """The range (lo, hi) of every row's value relative to its first, over all rows; always
+    containing 1 and at least ±1% wide, so stillness draws as a flat line in the middle."""
+    ratios = [v / r[0] for r in rows if r and num(r[0]) > 0 for v in r if math.isfinite(num(v))]
+    lo, hi = min(ratios + [1.0]), max(ratios + [1.0])
+    return min(lo, 0.99), max(hi, 1.01)
+
+
+def relative_sparkline(values, lo: float, hi: float) -> str:
+    """A sparkline of values / values[0] on the shared scale lo..hi (logarithmic)."""
+    vals = [num(v) for v in values]
+    if not vals or not vals[0] > 0:
         return ""
-    lo, hi = min(vals), max(vals)
-    if hi - lo <= 1e-12 * max(abs(hi), 1e-30):
-        return SPARK[0] * len(vals)
+    span = math.log(hi) - math.log(lo)
     top = len(SPARK) - 1
-    return "".join(SPARK[int(round((v - lo) / (hi - lo) * top))] for v in vals)
+    out = []
+    for v in vals:
+        if not (math.isfinite(v) and v > 0):
+            out.append(" ")
+            continue
+        x = (math.log(v / vals[0]) - math.log(lo)) / span
+        out.append(SPARK[int(round(min(1.0, max(0.0, x)) * top))])
+    return "".join(out)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual.widget import Widget
+from textual.containers import VerticalScroll
+from textual.widgets import Static
 
-from gradtui.ui.keys import remedy_keys
-
+from gradtui.ui.keys import remedy_keys, try_keys
 from gradtui.ui.widgets._format import fmt, num
 
 SEVERITY_SYMBOL = {"critical": "✗", "warning": "!", "info": "i"}
@@ -33,12 +33,16 @@ def measured_attenuation(snapshot) -> float:
     return deltas[0] / deltas[last]
 
 
-class AlertsPanel(Widget, can_focus=False):
-    """Active alerts with remedies and keys; predicted vs measured attenuation."""
+class AlertsPanel(VerticalScroll, can_focus=False):
+    """Active alerts with remedies and keys; predicted vs measured attenuation.
+
+    The whole text is always there: when it is taller than the panel, the panel scrolls
+    (PgDn / PgUp, or the mouse wheel) and its bottom border says so.
+    """
 
     COMPONENT_CLASSES = {"alerts-panel--critical", "alerts-panel--warning", "alerts-panel--info",
-                         "alerts-panel--ok", "alerts-panel--key", "alerts-panel--note"}
-    """Severity styles, the all-clear line, remedy keys and the theory note."""
+                         "alerts-panel--ok", "alerts-panel--key", "alerts-panel--note", "alerts-panel--try"}
+    """Severity styles, the all-clear line, remedy keys, notes and the "◀ try" marks."""
 
     DEFAULT_CSS = """
     AlertsPanel {
@@ -47,32 +51,46 @@ class AlertsPanel(Widget, can_focus=False):
         padding: 0 1;
         border: round $primary;
         border-title-color: $text;
+        border-subtitle-color: $warning;
+        scrollbar-size-vertical: 1;
     }
+    AlertsPanel > Static { width: 1fr; height: auto; }
     AlertsPanel > .alerts-panel--critical { color: $error; text-style: bold; }
     AlertsPanel > .alerts-panel--warning { color: $warning; text-style: bold; }
     AlertsPanel > .alerts-panel--info { color: $primary; }
     AlertsPanel > .alerts-panel--ok { color: $success; }
     AlertsPanel > .alerts-panel--key { color: $accent; text-style: bold; }
     AlertsPanel > .alerts-panel--note { color: $text-muted; }
+    AlertsPanel > .alerts-panel--try { color: $warning; text-style: bold; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "alerts"
         self._alerts: tuple = ()
+        self._keys_apply = True
         self._predicted = ""
         self._measured = math.nan
         self._status = "compiling"
+        self._waiting = True
         self._message = ""
         self._theory_cfg = None
         self._prediction = None
         self._drawn = None
+        self.content = Text()
+        """What the panel shows (all of it; the panel scrolls when it is taller than the room)."""
 
-    def show(self, snapshot) -> None:
-        """Take alerts, the message and the attenuation figures from a Snapshot."""
+    def compose(self):
+        yield Static(id="alerts-body")
+
+    def show(self, snapshot, message: str = "") -> None:
+        """Take alerts, the attenuation figures and (when the header had to cut it) the
+        session's ``message`` from a Snapshot."""
         self._alerts = tuple(snapshot.alerts or ())
         self._status = snapshot.status
-        self._message = snapshot.message or ""
+        self._keys_apply = snapshot.source == "live"  # a record's remedies are shown without keys
+        self._waiting = not snapshot.latest
+        self._message = message
         cfg = snapshot.config
         if cfg is not None and cfg != self._theory_cfg:
             self._theory_cfg = cfg
@@ -84,39 +102,59 @@ class AlertsPanel(Widget, can_focus=False):
                 self._prediction = None
         self._measured = measured_attenuation(snapshot)
         self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
-        key = (self._alerts, self._status, fmt(self._measured), id(self._prediction))
+        key = (self._alerts, self._status, self._waiting, self._message, fmt(self._measured), id(self._prediction),
+               self._keys_apply)
         if key != self._drawn:
             self._drawn = key
-            self.refresh()  # a repaint only: the panel's height (1fr) does not follow its text
+            self.content = self._text()
+            if self.is_mounted:
+                self.query_one("#alerts-body", Static).update(self.content)
+                self.call_after_refresh(self._hint)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._hint)
+
+    def _hint(self) -> None:
+        """Say on the bottom border when part of the text is out of view."""
+        self.border_subtitle = "↓ more: PgDn" if self.max_scroll_y > 0 else ""
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)
 
-    def render(self) -> Text:
+    def _text(self) -> Text:
         out = Text()
+        if self._message:
+            out.append(self._message + "\n", self._style("note"))
         pred = self._prediction
         if pred is not None and self._theory_cfg is not None and self._theory_cfg.model.kind == "mlp":
             if pred.applies and math.isfinite(pred.attenuation):
                 out.append("first/last layer error: theory ", self._style("note"))
                 out.append(fmt(pred.attenuation))
                 out.append(" · measured ", self._style("note"))
-                out.append(fmt(self._measured) if math.isfinite(self._measured) else "- (no step yet)")
+                if math.isfinite(self._measured):
+                    out.append(fmt(self._measured))
+                elif self._waiting:
+                    out.append("- (no step yet)")
+                else:
+                    out.append("- (the last hidden layer's error is 0 or not finite)")
             else:
                 why = pred.reason.split(":")[0].replace("the simple mean-field prediction does not apply ", "")
                 out.append(f"theory: no prediction {why}", self._style("note"))
             out.append("\n")
         if not self._alerts:
-            if self._status == "compiling":
-                out.append("… waiting for the first steps", self._style("note"))
+            if self._status == "compiling" or self._waiting:
+                out.append("… waiting for the first step", self._style("note"))
             else:
                 out.append("✓ no problem detected", self._style("ok"))
+        best = try_keys(self._alerts) if self._keys_apply else set()
         for i, alert in enumerate(self._alerts):
             if i:
                 out.append("\n")
             sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
             out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
             out.append(alert.message)
-            for remedy, key in zip(alert.remedies, remedy_keys(alert.remedies)):
+            keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
+            for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
                 if getattr(remedy, "code", ""):  # a model gradtui did not build: the code to write
                     if key:
@@ -128,8 +166,12 @@ class AlertsPanel(Widget, can_focus=False):
                 elif key:
                     out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
-                else:  # no key: a setting to change by hand (--set or a preset)
-                    out.append(" ·  " + short_label(remedy.label), self._style("note"))
+                    if key in best:
+                        out.append(" ◀ try", self._style("try"))
+                elif self._keys_apply:  # no key: a setting to change by hand (--set or a preset)
+                    out.append("    " + short_label(remedy.label) + " (no key: --set)", self._style("note"))
+                else:  # a record: what the run could change, nothing to press here
+                    out.append("    " + short_label(remedy.label), self._style("note"))
         return out
 
 

@@ -1,16 +1,22 @@
 """StatusHeader: preset name, one-line model summary, step, steps/s, and running or paused.
 
-Two lines: the preset and the run state on the first, the model summary
-("mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip")
-and the latest session message on the second.
+The preset, the step, the latest train loss, the held-out accuracy, steps/s and the run
+state on the first line (steps/s, then the figures, give way when narrow: numbers are never
+cut); the model summary ("mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no
+residual · no clip") on the second, with the session's latest message beside it, or under
+it on up to two more lines when it does not fit (then it ends in '…', and the alerts panel
+shows it whole).
 """
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.config.summary import layers_summary, model_summary
+from gradtui.config.summary import layers_summary, model_summary, summary_parts
+from gradtui.ui.widgets._format import fit, fit_parts
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
@@ -23,6 +29,46 @@ STATUS_TEXT = {
 }
 
 
+def loss_figures(snapshot) -> list[str]:
+    """'loss 0.693' (latest train step) and 'held-out acc 52%' (or its loss, for regression)."""
+    out = []
+    latest = snapshot.latest or {}
+    if latest.get("nonfinite"):
+        latest = snapshot.latest_finite or {}
+    loss = latest.get("loss")
+    if isinstance(loss, (int, float)):
+        out.append(f"loss {loss:.3g}")
+    ev = snapshot.evaluation or {}
+    acc, ev_loss = ev.get("accuracy"), ev.get("loss")
+    if isinstance(acc, (int, float)) and acc == acc:
+        out.append(f"held-out acc {100 * acc:.1f}%")
+    elif isinstance(ev_loss, (int, float)):
+        out.append(f"held-out loss {ev_loss:.3g}")
+    return out
+
+
+STATUS_TEXT_SPEED = "{:,.0f} steps/s"
+SHORT_SCREEN = 32  # below this many rows the message gets one line under the summary
+
+
+REPLAY_STATE = {"running": "▶ replay", "paused": "‖ replay paused", "finished": "■ end of replay"}
+FOLLOW_STATE = {"running": "▶ watching", "paused": "‖ writer quiet", "finished": "■ writer ended"}
+
+
+def state_text(snapshot) -> str:
+    """The run state as the header says it; before the run's first step it says it waits; a
+    replayed or followed record says so."""
+    status = snapshot.status
+    if snapshot.source in ("replay", "follow"):
+        words = REPLAY_STATE if snapshot.source == "replay" else FOLLOW_STATE
+        return words.get(status, STATUS_TEXT.get(status, status))
+    if status == "running" and not snapshot.latest:
+        return "… waiting for the first step"
+    if status == "paused":
+        return "‖ paused · space resumes"
+    return STATUS_TEXT.get(status, status)
+
+
 class StatusHeader(Widget, can_focus=False):
     """The top two lines: what is running and how fast."""
 
@@ -32,7 +78,8 @@ class StatusHeader(Widget, can_focus=False):
 
     DEFAULT_CSS = """
     StatusHeader {
-        height: 2;
+        height: auto;
+        max-height: 4;
         text-wrap: nowrap;
         text-overflow: ellipsis;
         background: $panel;
@@ -46,67 +93,93 @@ class StatusHeader(Widget, can_focus=False):
     StatusHeader > .status-header--message { color: $text-muted; }
     """
 
+    MESSAGE_LINES = 2
+    """Lines the session's message may take under the summary; beyond them it ends in '…'."""
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._data: tuple = ("", "", "compiling", 0, 0.0, "", "live", "")
+        self._data: tuple = ("", "", "compiling", "", "", 0.0, (), "")
+        self.message_cut = False
+        """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
+        self._parts: tuple = ()
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
-        """Take name, summary, status, step and speed from a Snapshot.
+        """Take name, summary, status, step, speed and the loss figures from a Snapshot.
 
         ``cfg`` overrides the snapshot's config (a change just sent); ``pending`` describes
         that change while the session has not confirmed it yet.
         """
         cfg = cfg if cfg is not None else snapshot.config
         message = f"applying {pending}…" if pending else (snapshot.message or "")
+        summary = model_summary(cfg) if cfg is not None else layers_summary(snapshot.layers)
         data = (
             name or (cfg.name if cfg is not None else ""),
-            model_summary(cfg) if cfg is not None else layers_summary(snapshot.layers),
+            summary,
             snapshot.status,
-            int(snapshot.step),
+            state_text(snapshot),
+            snapshot.position or f"step {int(snapshot.step):,}",
             float(snapshot.steps_per_second),
+            tuple(loss_figures(snapshot)),
             message,
-            snapshot.source,
-            snapshot.position,
         )
+        width = max(20, self.content_region.width or self.size.width or 80)
+        self.message_cut = len(self._message_lines(self._line_two(data[6], summary), message, width)[1]) > 0
+        self._parts = tuple(summary_parts(cfg)) if cfg is not None else ((summary,) if summary else ())
         if data != self._data:
+            relayout = data[1:2] + data[-1:] != self._data[1:2] + self._data[-1:]
             self._data = data
-            self.refresh()
+            self.refresh(layout=relayout)
+
+    @staticmethod
+    def _line_two(figures, summary: str) -> str:
+        return "".join(f"{text} · " for text in figures) + summary
+
+    def _message_lines(self, summary: str, message: str, width: int) -> tuple[list[str], str]:
+        """The message's own lines (none when it fits beside the summary) and the part cut off."""
+        if not message or len(summary) + 5 + len(message) <= width:
+            return [], ""
+        lines = textwrap.wrap(message, width) or [""]
+        most = self.MESSAGE_LINES if self.screen.size.height >= SHORT_SCREEN else 1  # rows are scarce: keep them for the bars
+        kept = lines[:most]
+        rest = " ".join(lines[most:])
+        if rest:
+            kept[-1] = fit(kept[-1] + " " + rest, width)
+        return kept, rest
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"status-header--{name}", partial=True)
 
     def render(self) -> Text:
-        """Two plain lines (no Rich table: this redraws every frame)."""
-        name, summary, status, step, speed, message, source, position = self._data
+        """Plain lines (no Rich table: this redraws every frame); numbers are never cut."""
+        name, summary, status, state, position, speed, figures, message = self._data
         width = max(20, self.content_region.width or self.size.width or 80)
         state_style = {"paused": "paused", "error": "error", "stopped": "paused", "finished": "paused",
                        "waiting": "paused"}.get(status, "state")
-        state = STATUS_TEXT.get(status, status)
-        if source == "replay":
-            state = {"running": "▶ replay", "paused": "‖ replay paused", "finished": "■ end of replay"}.get(status, state)
-        elif source == "follow":
-            state = {"running": "▶ watching", "paused": "‖ writer quiet", "finished": "■ writer ended"}.get(status, state)
-        right = Text.assemble(
-            (position or f"step {step:,}", None),
-            ("  ·  ", self._style("message")),
-            (f"{speed:,.0f} steps/s", None),
-            ("  ·  ", self._style("message")),
-            (state, self._style(state_style)),
-        )
+        sep = ("  ·  ", self._style("message"))
         left = Text.assemble(("gradtui ", self._style("message")), (name, self._style("name")))
+        parts = [(position, None), sep, (STATUS_TEXT_SPEED.format(speed), None), sep, (state, self._style(state_style))]
+        right = Text.assemble(*parts)
+        if left.cell_len + 1 + right.cell_len > width:  # steps/s gives way first; the step and the state stay
+            right = Text.assemble(parts[0], (" · ", self._style("message")), parts[-1])
         room = width - right.cell_len - 1
         if left.cell_len > room:
-            left.truncate(max(0, room), overflow="ellipsis")
+            left.truncate(max(0, room - 1))
+            left.append("…")
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append_text(left)
         out.append(" " * max(1, width - left.cell_len - right.cell_len))
         out.append_text(right)
-        second = Text(summary)
-        if message:
+        lines, _ = self._message_lines(self._line_two(figures, summary), message, width)
+        second = Text()
+        for text in figures:  # the numbers first, whole; the summary gives way
+            second.append(text, "bold")
+            second.append(" · ", self._style("message"))
+        second.append(fit_parts(self._parts, max(1, width - second.cell_len)))
+        if message and not lines:
             second.append("  ·  " + message, self._style("message"))
-        if second.cell_len > width:
-            second.truncate(width - 1)
-            second.append("…")
         out.append("\n")
         out.append_text(second)
+        for line in lines:
+            out.append("\n")
+            out.append(line, self._style("message"))
         return out

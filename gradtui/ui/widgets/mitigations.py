@@ -12,28 +12,29 @@ from rich.text import Text
 from textual.widget import Widget
 
 from gradtui.ui.keys import keys_for_setting, suggested_settings
-from gradtui.config.summary import clip_text, fmt_short, init_text
+from gradtui.config.summary import clip_text, fmt_short, init_text, setting_label, setting_value
 
 
 def rows_for(cfg) -> list[tuple[str, str, str, str]]:
-    """(label, value, key, dotted setting) rows for a config; the keys come from the key table."""
+    """(label, value, key, dotted setting) rows for a config; labels from SETTING_LABELS, keys
+    from the key table."""
     m, t = cfg.model, cfg.train
     rows = []
     if m.kind != "mlp":
-        rows.append(("cell", m.kind, "model.kind"))
+        rows.append((m.kind, "model.kind"))
     if m.kind in ("mlp", "rnn"):
-        rows.append(("activation", m.activation, "model.activation"))
+        rows.append((m.activation, "model.activation"))
     if m.kind == "mlp":
-        rows.append(("init", init_text(cfg), "model.init"))
-        rows.append(("batch norm", "on" if m.batchnorm else "off", "model.batchnorm"))
-        rows.append(("residual", "on" if m.residual else "off", "model.residual"))
+        rows.append((init_text(cfg), "model.init"))
+        rows.append((setting_value(m.batchnorm), "model.batchnorm"))
+        rows.append((setting_value(m.residual), "model.residual"))
     else:
-        rows.append(("rec. init", m.recurrent_init, "model.recurrent_init"))
-    rows.append(("clipping", "off" if t.clip == "none" else clip_text(cfg)[5:], "train.clip"))
-    rows.append(("optimiser", t.optimizer, "train.optimizer"))
-    rows.append(("learn rate", fmt_short(t.lr), "train.lr"))
-    rows.append(("depth", str(m.depth), "model.depth"))
-    return [(label, value, keys_for_setting(setting), setting) for label, value, setting in rows]
+        rows.append((m.recurrent_init, "model.recurrent_init"))
+    rows.append(("off" if t.clip == "none" else clip_text(cfg)[5:], "train.clip"))
+    rows.append((t.optimizer, "train.optimizer"))
+    rows.append((fmt_short(t.lr), "train.lr"))
+    rows.append((str(m.depth), "model.depth"))
+    return [(setting_label(setting), value, keys_for_setting(setting), setting) for value, setting in rows]
 
 
 def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:

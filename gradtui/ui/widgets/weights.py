@@ -3,6 +3,9 @@
 The background texts' signs: weights that never move (update ratio |dW|/|W| tiny, flat
 sparkline) mean the gradient vanished before reaching them; weights that keep growing
 mean it explodes. Rows line up with GradientBars (same grouping for the same height).
+Every row's sparkline shows |W| relative to its value at the left edge, on one scale shared
+by all rows (stated in the column title), so a layer that grows stands out from one that
+stays still; scaling each row to its own range would make every layer look the same.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.ui.widgets._format import fmt, geomean, group_label, groups, num, sparkline
+from gradtui.ui.widgets._format import fit, fmt, geomean, num, relative_sparkline, row_spans, shared_scale
 
 
 class WeightPanel(Widget, can_focus=False):
@@ -39,16 +42,23 @@ class WeightPanel(Widget, can_focus=False):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "weights"
+        self.border_subtitle = "one scale, all rows"
         self._names: tuple = ()
         self._series: tuple = ()  # per point, per layer weight norms
         self._ratio: tuple = ()
         self._frozen_below = 1e-5
+        self._footer = 0
 
-    def show(self, snapshot) -> None:
-        """Take the weight-norm history and latest update ratios from a Snapshot."""
+    def show(self, snapshot, footer: int = 0) -> None:
+        """Take the weight-norm history and latest update ratios from a Snapshot; ``footer`` is
+        the bars' number of note lines (GradientBars.footer_lines), so the rows line up."""
         self._names = tuple(snapshot.layer_names)
         self._series = tuple(snapshot.history.layers.get("weight_norm", ()) or ())
-        self._ratio = tuple(num(v) for v in (snapshot.latest or {}).get("update_ratio", ()) or ())
+        latest = snapshot.latest or {}
+        if latest.get("nonfinite"):
+            latest = snapshot.latest_finite or {}
+        self._ratio = tuple(num(v) for v in latest.get("update_ratio", ()) or ())
+        self._footer = int(footer)
         if snapshot.config is not None:
             self._frozen_below = snapshot.config.alerts.update_ratio_min
         self.refresh()
@@ -61,26 +71,21 @@ class WeightPanel(Widget, can_focus=False):
         height = max(3, self.content_region.height or self.size.height)
         n = len(self._names)
         if not n or not self._ratio:
-            return Text("", no_wrap=True)
-        rows = height - 2
-        if n > rows:
-            rows -= 1
-        spans = groups(n, rows)
-        spark_w = max(3, width - 12)
+            return Text("… waiting for the first step", self._style("note"), no_wrap=True)
+        spans = row_spans(n, height, self._footer)
+        spark_w = max(3, width - 10)
+        rows = [[geomean(point[a:b]) for point in self._series[-spark_w:] if len(point) >= b] for a, b in spans]
+        lo, hi = shared_scale(rows)
         out = Text(no_wrap=True, overflow="crop")
-        out.append("|W| over time".ljust(spark_w) + "  update", self._style("note"))
-        for a, b in spans:
-            series = [geomean(point[a:b]) for point in self._series[-spark_w:] if len(point) >= b]
+        scale = f"×{lo:.2g}–{hi:.2g}"
+        out.append(f"|W|/start {scale}" if len(scale) + 10 <= width else fit(scale, width), self._style("note"))
+        for (a, b), series in zip(spans, rows):
             ratio = geomean(self._ratio[a:b])
             out.append("\n")
-            out.append(sparkline(series, spark_w).ljust(spark_w), self._style("spark"))
+            out.append(relative_sparkline(series, lo, hi).ljust(spark_w), self._style("spark"))
             frozen = not (ratio >= self._frozen_below)
             out.append(" ")
             out.append(("·" if frozen else "~") + fmt(ratio, 0).rjust(8), self._style("frozen" if frozen else "moving"))
         out.append("\n")
-        out.append(f"· frozen <{self._frozen_below:g} ~ moving", self._style("note"))
+        out.append(fit(f"· frozen <{self._frozen_below:g} ~ moving", width), self._style("note"))
         return out
-
-    @staticmethod
-    def label(names, a: int, b: int) -> str:  # pragma: no cover - convenience for callers
-        return group_label(names, a, b)
