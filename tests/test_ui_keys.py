@@ -316,6 +316,20 @@ def test_compiling_status_is_shown():
     run(go())
 
 
+def test_the_header_says_numpy_runs_until_the_kernels_take_over():
+    async def go():
+        app, sessions = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            s = sessions[0]
+            for tier, shown in (("reference", True), ("kernels", False)):
+                s.version += 1
+                s._snap = Snapshot(status="running", config=s.cfg, version=s.version, step=3, tier=tier)
+                await pilot.pause(0.25)
+                assert ("NumPy tier · kernels compiling" in header_text(app)) is shown, tier
+                assert "step 3" in header_text(app)
+    run(go())
+
+
 def test_no_color_keeps_health_symbols(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
 

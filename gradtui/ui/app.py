@@ -12,7 +12,9 @@ the mitigation keys become config overrides (:mod:`gradtui.ui.keys`) sent throug
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,7 +55,17 @@ def default_source_factory(cfg):
     """The live trainer, a real Session, for a config (imported lazily: it pulls in the engine)."""
     from gradtui.session import Session
 
-    return Session(cfg)
+    return Session(cfg, tier="auto")
+
+
+def zip_folder(directory: Path) -> io.BytesIO:
+    """The files of ``directory`` as a zip archive in memory (one download for the browser)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.iterdir()):
+            archive.write(path, f"{directory.name}/{path.name}")
+    buffer.seek(0)
+    return buffer
 
 
 class GradApp(App[int]):
@@ -388,7 +400,11 @@ class GradApp(App[int]):
             self.notify(f"export failed: {err}", severity="error", timeout=8)
             return
         self.last_export = (svg, str(record))
-        self.notify(f"saved\n{svg}\n{record}", title="export", timeout=10)
+        where = f"saved on the server\n{svg}\n{record}" if self.is_web else f"saved\n{svg}\n{record}"
+        self.notify(where, title="export", timeout=10)
+        if self.is_web:  # gradtui serve: the files are on the server; the browser downloads a copy
+            self.deliver_binary(zip_folder(directory), save_filename=f"{directory.name}.zip",
+                                mime_type="application/zip")
 
     def action_quit_app(self) -> None:
         self._stop_source()

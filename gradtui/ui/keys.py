@@ -19,6 +19,7 @@ from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
 from gradtui.diagnosis import remedies as _remedies
 from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, REMOTE, RESTART, SEEK, SPEED, STEP
 from gradtui.config.schema import (
+    FEEDFORWARD_KINDS,
     ACTIVATIONS,
     INITS,
     OPTIMIZERS,
@@ -81,10 +82,10 @@ KEYS: tuple[KeySpec, ...] = (
             restarts=True, setting="model.init", also=("model.recurrent_init",), applies_remedy=True),
     KeySpec("b", "b", "mitigate('b')", "batch norm", "Batch normalisation on/off: re-centre and re-scale every layer's inputs on each batch.",
             "Vanishing and exploding gradients: it keeps sigmoid and tanh inputs out of their flat tails (saturation) and "
-            "keeps every layer's signal at a steady size.", kinds=("mlp",), setting="model.batchnorm", applies_remedy=True),
+            "keeps every layer's signal at a steady size.", kinds=FEEDFORWARD_KINDS, setting="model.batchnorm", applies_remedy=True),
     KeySpec("r", "r", "mitigate('r')", "residual", "Residual (skip) connections on/off: each layer outputs its input plus its own result.",
             "Vanishing gradients in deep networks: the skip path carries the gradient straight back to early layers "
-            "(the idea behind ResNets).", kinds=("mlp",), setting="model.residual", applies_remedy=True),
+            "(the idea behind ResNets).", kinds=FEEDFORWARD_KINDS, setting="model.residual", applies_remedy=True),
     KeySpec("c", "c", "mitigate('c')", "clip", "Gradient clipping on/off: scale the whole gradient down when its norm exceeds a threshold.",
             "Exploding gradients: it caps the size of each step so one huge gradient cannot throw the weights to infinity "
             "(NaN). It does not help vanishing gradients.", setting="train.clip", applies_remedy=True),

@@ -20,11 +20,11 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     from the key table."""
     m, t = cfg.model, cfg.train
     rows = []
-    if m.kind != "mlp":
+    if cfg.is_recurrent:
         rows.append((m.kind, "model.kind"))
-    if m.kind in ("mlp", "rnn"):
+    if m.kind in ("mlp", "cnn", "rnn"):
         rows.append((m.activation, "model.activation"))
-    if m.kind == "mlp":
+    if not cfg.is_recurrent:
         rows.append((init_text(cfg), "model.init"))
         rows.append((setting_value(m.batchnorm), "model.batchnorm"))
         rows.append((setting_value(m.residual), "model.residual"))
