@@ -94,6 +94,14 @@ class CNNNetwork:
     def layer_names(self) -> list[str]:
         return list(self.layout.layers)
 
+    def layer_table(self) -> list:
+        """The record's layer table: the convolutions (fan-in 9 C_in, fan-out C_out), then the read-out."""
+        from gradtui.engine.record import Layer
+
+        act = self.cfg.model.activation
+        out = [Layer(f"conv.{l}", "conv", act, TAPS * s.c_in, s.c_out) for l, s in enumerate(self.layers)]
+        return out + [Layer("output", "output", None, self.cfg.model.width, self.n_out)]
+
     def init_params(self, theta: np.ndarray, rng: np.random.Generator) -> None:
         """Kernels from the init scheme with fan-in 9 C_in and fan-out 9 C_out (projections:
         C_src and C_out); biases N(bias_init, bias_std^2); gamma 1, beta 0, alpha prelu_init."""

@@ -126,7 +126,8 @@ class Experiment:
     @property
     def layers(self) -> list:
         """The layer table (gradtui.engine.record.Layer, input to output) a record's header carries."""
-        return self.network.layers
+        net = getattr(self.network, "net", self.network)  # a NumPy-tier twin shares its kernel network's table
+        return net.layer_table() if hasattr(net, "layer_table") else net.layers
 
     def params(self) -> dict[str, np.ndarray]:
         """Copies of every parameter, by name."""

@@ -154,7 +154,6 @@ class Watcher:
             self._calls = []
             old = self.probes
             self._build_tables()
-            self.probes.delta_sq, self.probes.act = [], []  # rebuilt below from the old order
             remap = [old.layers.index(info) for info in self.layers]
             for name in ("delta_sq", "act", "out_stats", "out_finite", "grad_finite"):
                 setattr(self.probes, name, [getattr(old, name)[j] for j in remap])
@@ -234,7 +233,7 @@ class Watcher:
                     return info.name
             for i in reversed(range(len(self.layers))):
                 if probe[i * k + 6] < 1:
-                    return info.name if False else self.layers[i].name
+                    return self.layers[i].name
         for li, pi in self._weight_pairs:
             if not math.isfinite(gnorms[pi]):
                 return self.layers[li].name
