@@ -192,6 +192,10 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start at a healthy scale"))
         out.append(_halve_lr(cfg, "a large step can push a unit's bias so far negative that it never fires again"))
+        if mlp and not m.residual and m.depth >= DEEP:  # deep plain ReLU nets degrade (He et al. 2016)
+            out.append(Remedy("residual connections: each block adds its input back, so a unit dead in one layer "
+                              "no longer cuts the signal and its gradient off for every layer below",
+                              (("model.residual", True),)))
     elif kind == "saturation":
         if mlp and not m.batchnorm:
             out.append(_batchnorm("keeps the pre-activations out of the flat tails (Ioffe & Szegedy 2015)"))
