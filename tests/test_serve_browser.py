@@ -8,8 +8,11 @@ or stopping the server ends the tabs' processes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -103,3 +106,27 @@ def test_the_session_cap_refuses_the_next_tab_which_gets_the_place_a_closed_tab_
         [second_pid] = server.wait_for_tabs(1)
         assert server.stop() == 0
         assert not alive(second_pid)  # stopping the server ended the open tab's process
+
+
+def test_watch_serves_the_record_viewer_on_a_run_another_process_writes(tmp_path, context):
+    writer = subprocess.Popen([sys.executable, "-m", "gradtui", "run", "vanishing-sigmoid", "--set", "model.depth=6",
+                               "--steps", "100000", "--every", "10", "--record", "run.jsonl", "--quiet"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with served(tmp_path, "--watch", "run.jsonl") as server:
+            page = open_tab(context, server.url)
+            [tab] = server.wait_for_tabs(1)
+            command = Path(f"/proc/{tab}/cmdline").read_bytes().split(b"\0")[:-1]
+            assert [part.decode() for part in command][1:] == ["-m", "gradtui", "watch", "run.jsonl"]
+            first = int(wait_for_screen(page, r"step ([\d,]+)").group(1).replace(",", ""))
+            wait_for_screen(page, "mlp 6x64 sigmoid")
+            end = time.monotonic() + 20
+            while int(wait_for_screen(page, r"step ([\d,]+)").group(1).replace(",", "")) <= first:
+                assert time.monotonic() < end, "the tab does not follow the record"
+                page.wait_for_timeout(200)
+            page.close()
+            wait_until_ended(tab)
+            assert server.stop() == 0
+    finally:
+        writer.kill()
+        writer.wait()
