@@ -130,7 +130,7 @@ def test_export_carries_the_full_step_schema(tmp_path):
     assert rec.config() == s.config or rec.config().to_dict() == s.config.to_dict()
 
 
-STOPS_EARLY = {"exploding-init", "orthogonal-deep-linear", "rnn-exploding"}  # a non-finite step within 100
+STOPS_EARLY = {"cnn-exploding", "exploding-init", "orthogonal-deep-linear", "rnn-exploding"}  # a non-finite step within 100
 
 
 def losses_of(cfg, steps: int = 100) -> list:
