@@ -56,7 +56,7 @@ def test_preset_trains_50_steps_headless(name):
         assert len(rec.grad_norm) == len(exp.layer_names)
     assert exp.step_count == 50
     # exploding presets may overflow; every other preset stays finite
-    if name not in ("exploding-init", "orthogonal-deep-linear", "rnn-exploding"):
+    if name not in ("cnn-exploding", "exploding-init", "orthogonal-deep-linear", "rnn-exploding"):
         assert finite == 50 and math.isfinite(rec.loss)
 
 
