@@ -48,19 +48,20 @@ def test_sigterm_mid_run_closes_the_record_and_exits_143(tmp_path):
 def test_ctrl_c_during_the_first_compile_still_ends_the_record(tmp_path):
     path = tmp_path / "run.jsonl"
     cold = {**ENV, "NUMBA_CACHE_DIR": str(tmp_path / "cold-cache")}  # nothing cached: a long first compile
-    proc = spawn(["run", "vanishing-sigmoid", *TINY, "--steps", "100", "--record", str(path)], env=cold)
+    # gradtui run trains on the NumPy tier while the kernels compile: the Ctrl-C lands mid-compile
+    proc = spawn(["run", "vanishing-sigmoid", *TINY, "--steps", "100000000", "--record", str(path)], env=cold)
     try:
-        wait_for(lambda: lines_in(path) >= 1)  # the header is written; the first kernel call compiles
+        wait_for(lambda: lines_in(path) >= 1)  # the header is written; the kernels compile in the background
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted at step 0" in err and "Traceback" not in err
+    assert "interrupted at step" in err and "Traceback" not in err
     rec = read_record(path)
     assert rec.header["config"]["model"]["depth"] == 3
-    assert [e["event"] for e in rec.events][-1] == "end" and not rec.steps
+    assert [e["event"] for e in rec.events][-1] == "end"
 
 
 @pytest.mark.parametrize("delay", [0.3, 1.0])
