@@ -18,7 +18,7 @@ from gradtui.record import FORMAT_VERSION, RecordError, RecordWriter, plain, sta
 from gradtui.sources.replay import ReplaySource
 from gradtui.ui.app import GradApp
 
-from conftest import gradtui_cli, record_live_run, tiny
+from conftest import EXPLODING_PRESETS, gradtui_cli, record_live_run, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "record-format.md"
@@ -130,7 +130,6 @@ def test_export_carries_the_full_step_schema(tmp_path):
     assert rec.config() == s.config or rec.config().to_dict() == s.config.to_dict()
 
 
-STOPS_EARLY = {"cnn-exploding", "exploding-init", "orthogonal-deep-linear", "rnn-exploding"}  # a non-finite step within 100
 
 
 def losses_of(cfg, steps: int = 100) -> list:
@@ -161,7 +160,7 @@ def test_header_config_reruns_the_recorded_losses(preset, tmp_path):
     assert again.to_dict() == cfg.to_dict()
     recorded = gradtui.read_record(path).series("loss")
     rerun, _ = losses_of(again)
-    assert len(recorded) == (100 if preset not in STOPS_EARLY else len(recorded)) and len(recorded) >= 2
+    assert len(recorded) == (100 if preset not in EXPLODING_PRESETS else len(recorded)) and len(recorded) >= 2
     np.testing.assert_array_equal(rerun, recorded)  # NaN where the recorded run had NaN
 
 
