@@ -34,7 +34,7 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, input_projection, mean_std3
+from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, block_norms, input_projection, mean_std3
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -86,6 +86,28 @@ def tanh_block(src, dst, exact):
 
 
 @kernel
+def lstm_cells(ga, c_prev, c_new, tc_t, h_new, exact):
+    """c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t) over a (B, H) block, one pass."""
+    B, H = c_new.shape
+    if exact:
+        for i in range(B):
+            for j in range(H):
+                c = ga[i, H + j] * c_prev[i, j] + ga[i, j] * ga[i, 2 * H + j]
+                c_new[i, j] = c
+                tc = np.tanh(c)
+                tc_t[i, j] = tc
+                h_new[i, j] = ga[i, 3 * H + j] * tc
+    else:
+        for i in range(B):
+            for j in range(H):
+                c = ga[i, H + j] * c_prev[i, j] + ga[i, j] * ga[i, 2 * H + j]
+                c_new[i, j] = c
+                tc = fast_tanh(c)
+                tc_t[i, j] = tc
+                h_new[i, j] = ga[i, 3 * H + j] * tc
+
+
+@kernel
 def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift_on):
     """LSTM layer forward over the whole sequence (C[0] = c_0 = 0)."""
     T, B, H = TC.shape
@@ -95,62 +117,61 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift
         np.dot(HS[t], W_hh, tmp)
         ga = GA[t]
         gate_activations(tmp, XW[t], mul, off, ga, exact)
-        c_prev = C[t]
-        c_new = C[t + 1]
-        for i in range(B):
-            for j in range(H):
-                c_new[i, j] = ga[i, H + j] * c_prev[i, j] + ga[i, j] * ga[i, 2 * H + j]
-        tc_t = TC[t]
-        tanh_block(c_new, tc_t, exact)
-        h_new = HS[t + 1]
-        for i in range(B):
-            for j in range(H):
-                h_new[i, j] = ga[i, 3 * H + j] * tc_t[i, j]
+        lstm_cells(ga, C[t], C[t + 1], TC[t], HS[t + 1], exact)
         if shift_on:
-            h_new += shift[t]
+            HS[t + 1] += shift[t]
 
 
 @kernel
 def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
-    """BPTT through an LSTM layer: DA[t] = dL/da_t; time_norm[t] = ||dL/dh_{t+1}|| when asked."""
+    """BPTT through an LSTM layer: DA[t] = dL/da_t; time_norm[t] = ||dL/dh_{t+1}|| when asked.
+
+    DH_IN[t] (the gradient reaching h_t from outside the layer) is overwritten with the
+    total dL/dh_t, from which the time norms are taken after the loop.
+    """
     T, B, H = TC.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
     dc[:] = 0.0
     for t in range(T - 1, -1, -1):
-        din = DH_IN[t]
+        dh = DH_IN[t]
         ga = GA[t]
         c_prev = C[t]
         tc_t = TC[t]
         da = DA[t]
-        s = 0.0
-        # Short loops with few arrays each: LLVM vectorises them (one loop over all four
-        # gates needs too many run-time alias checks and stays scalar).
+        # One short loop per result, each reading few arrays: LLVM vectorises these (loops
+        # writing several results need more run-time alias checks than it makes, and stay
+        # scalar: two to three times slower).
         for i in range(B):
-            for j in range(H):  # total dL/dh_t (kept in dh_next) and dL/dc_t
-                dh = din[i, j] + dh_next[i, j]
-                dh_next[i, j] = dh
-                s += np.float64(dh) * np.float64(dh)
+            for j in range(H):  # total dL/dh_t
+                dh[i, j] += dh_next[i, j]
+        for i in range(B):
+            for j in range(H):  # dL/dc_t
                 tc = tc_t[i, j]
-                dc[i, j] += dh * ga[i, 3 * H + j] * (1.0 - tc * tc)
+                dc[i, j] += dh[i, j] * ga[i, 3 * H + j] * (1.0 - tc * tc)
+        for i in range(B):
             for j in range(H):  # o
                 og = ga[i, 3 * H + j]
-                da[i, 3 * H + j] = dh_next[i, j] * tc_t[i, j] * og * (1.0 - og)
-            for j in range(H):  # i and g
+                da[i, 3 * H + j] = dh[i, j] * tc_t[i, j] * og * (1.0 - og)
+        for i in range(B):
+            for j in range(H):  # i
                 ig = ga[i, j]
+                da[i, j] = dc[i, j] * ga[i, 2 * H + j] * ig * (1.0 - ig)
+        for i in range(B):
+            for j in range(H):  # g
                 gg = ga[i, 2 * H + j]
-                d = dc[i, j]
-                da[i, j] = d * gg * ig * (1.0 - ig)
-                da[i, 2 * H + j] = d * ig * (1.0 - gg * gg)
-            for j in range(H):  # f, and dc for step t-1
+                da[i, 2 * H + j] = dc[i, j] * ga[i, j] * (1.0 - gg * gg)
+        for i in range(B):
+            for j in range(H):  # f
                 fg = ga[i, H + j]
-                d = dc[i, j]
-                da[i, H + j] = d * c_prev[i, j] * fg * (1.0 - fg)
-                dc[i, j] = d * fg
-        if time_on:
-            time_norm[t] = np.sqrt(s)
+                da[i, H + j] = dc[i, j] * c_prev[i, j] * fg * (1.0 - fg)
+        for i in range(B):
+            for j in range(H):  # dc for step t-1
+                dc[i, j] *= ga[i, H + j]
         if t > 0:
             np.dot(da, W_hhT, dh_next)
+    if time_on:
+        block_norms(DH_IN, time_norm)
 
 
 @kernel
@@ -179,7 +200,7 @@ def gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, HN, XW, tmp, exact, shift, shi
                 n = ga[i, 2 * H + j]
                 h_new[i, j] = n + ga[i, H + j] * (h_prev[i, j] - n)
         if shift_on:
-            h_new += shift[t]
+            HS[t + 1] += shift[t]
 
 
 @kernel

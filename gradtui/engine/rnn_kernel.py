@@ -105,12 +105,33 @@ def input_projection(inp, W_ih, b, XW):
             XW2[r, j] += b[j]
 
 
+# OpenBLAS's product X^T DA with at most this many rows in X^T (input channels) ran about
+# 3x slower than a fused loop from 128 gate columns on (LSTM, GRU), 3x faster below it.
+NARROW_INPUT = 8
+
+
+@kernel
+def narrow_product(inp, DA, out):
+    """out = X^T DA over all T B rows for a narrow input X (a few channels), as a fused loop."""
+    T, B, K = inp.shape
+    out[:] = 0.0
+    for t in range(T):
+        for i in range(B):
+            for k in range(K):
+                v = inp[t, i, k]
+                for j in range(DA.shape[2]):
+                    out[k, j] += v * DA[t, i, j]
+
+
 @kernel
 def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
     """After the time loop: dW_ih = X^T DA, dW_hh = H_{t-1}^T DR, db = sum DA, DX = DA W_ih^T."""
     T = DA.shape[0]
     DA2 = rows2d(DA)
-    np.dot(rows2d(inp).T, DA2, dW_ih)
+    if inp.shape[2] <= NARROW_INPUT and DA.shape[2] >= 128:
+        narrow_product(inp, DA, dW_ih)
+    else:
+        np.dot(rows2d(inp).T, DA2, dW_ih)
     # dW_hh as a sum of per-step products: with a (H, T B) transposed operand one big
     # product ran about 1.5x slower in OpenBLAS than T small ones.
     part = np.empty_like(dW_hh)
@@ -143,24 +164,37 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, tmp, act, exact, shift, shift_on)
 @kernel
 def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
     """BPTT through a vanilla layer: DA[t] = dL/da_t given DH_IN[t], the gradient reaching h_t
-    from outside the layer. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total)."""
+    from outside the layer. DH_IN[t] is overwritten with the total dL/dh_t; when ``time_on``,
+    time_norm[t] = ||dL/dh_{t+1}||_F (total), taken after the loop."""
     T, B, H = D.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     dh_next[:] = 0.0
     for t in range(T - 1, -1, -1):
-        din = DH_IN[t]
+        dh = DH_IN[t]
         Dt = D[t]
         da = DA[t]
-        s = 0.0
         for i in range(B):
             for j in range(H):
-                g = din[i, j] + dh_next[i, j]
-                s += np.float64(g) * np.float64(g)
-                da[i, j] = g * Dt[i, j]
-        if time_on:
-            time_norm[t] = np.sqrt(s)
+                dh[i, j] += dh_next[i, j]
+        for i in range(B):
+            for j in range(H):
+                da[i, j] = dh[i, j] * Dt[i, j]
         if t > 0:
             np.dot(da, W_hhT, dh_next)
+    if time_on:
+        block_norms(DH_IN, time_norm)
+
+
+@kernel
+def block_norms(A, out):
+    """out[t] = ||A[t]||_F for each (B, H) block of a (T, B, H) array, accumulated in float64."""
+    for t in range(A.shape[0]):
+        s = 0.0
+        for i in range(A.shape[1]):
+            for j in range(A.shape[2]):
+                v = np.float64(A[t, i, j])
+                s += v * v
+        out[t] = np.sqrt(s)
 
 
 @kernel
