@@ -22,12 +22,11 @@ from gradtui.engine import seq_kernel as K
 from gradtui.engine.activations import CODES
 from gradtui.engine.init import init_weight, orthogonal
 from gradtui.engine.layout import ParamLayout
-from gradtui.engine.record import FORWARD_STATS, Layer
+from gradtui.engine.record import Layer
 from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, saturation_limit
 
 CELLS = {"rnn": K.RNN, "lstm": K.LSTM, "gru": K.GRU}
 EVAL_ROWS = 16384  # (examples x steps) per evaluation chunk, so evaluation memory stays bounded
-STATS = FORWARD_STATS
 
 
 def recurrent_weight(scheme: str, rng: np.random.Generator, H: int, gain: float) -> np.ndarray:
@@ -87,7 +86,9 @@ class RecurrentNetwork:
         self.table[m.depth, COL_W_IH] = self.layout.add(layer, "W", (H, self.n_out), weight=True)
         self.table[m.depth, COL_B] = self.layout.add(layer, "b", (self.n_out,))
         self.table[m.depth, COL_FAN_IN] = H
-        self._workspaces: dict[int, tuple] = {}
+        self.settings = K.SeqSettings(self.cell, self.classification, self.class_steps, self.act, self.exact,
+                                      self.sat_limit)
+        self._workspaces: dict[int, K.SeqWorkspace] = {}
         self._no_shift = np.zeros((1, 1, 1), self.dtype)
 
     @property
@@ -123,15 +124,17 @@ class RecurrentNetwork:
         self.layout.view(theta, "output.W")[:] = init_weight(m.init, rng, H, self.n_out, m.init_gain, m.init_std)
         self.layout.view(theta, "output.b")[:] = 0.0
 
-    def _workspace(self, batch: int) -> tuple:
+    def _workspace(self, batch: int) -> K.SeqWorkspace:
         ws = self._workspaces.get(batch)
         if ws is None:
             L, T, B, H, dt = self.depth, self.seq_len, batch, self.width, self.dtype
             GH = self.n_gates * H
             R, Ko = self.readout_steps, self.n_out
             lstm, gru = self.kind == "lstm", self.kind == "gru"
-            ws = dict(
+            ws = K.SeqWorkspace(
                 XT=np.zeros((T, B, self.n_in), dt),  # the input, time-major
+                YC=np.zeros((R, B), np.int64),
+                YV=np.zeros((R, B, Ko), dt),
                 HS=np.zeros((L, T + 1, B, H), dt),  # h_0 = 0, h_1 .. h_T
                 GA=np.zeros((L, T, B, GH), dt),  # phi' (rnn) or the gate values
                 C=np.zeros((L, T + 1, B, H) if lstm else (L, 1, 1, 1), dt),  # LSTM cells
@@ -147,8 +150,6 @@ class RecurrentNetwork:
                 dh_next=np.zeros((B, H), dt),
                 dc=np.zeros((B, H), dt),
                 direct=np.zeros((B, H), dt),
-                YV=np.zeros((R, B, Ko), dt),
-                YC=np.zeros((R, B), np.int64),
             )
             if len(self._workspaces) > 3:
                 self._workspaces.clear()
@@ -157,13 +158,13 @@ class RecurrentNetwork:
 
     def _load(self, ws, x, y) -> None:
         """Copy a batch into the time-major workspace arrays (no allocation)."""
-        np.copyto(ws["XT"], np.swapaxes(x, 0, 1), casting="unsafe")
+        np.copyto(ws.XT, np.swapaxes(x, 0, 1), casting="unsafe")
         if self.classification:
-            np.copyto(ws["YC"], np.swapaxes(y, 0, 1), casting="unsafe")
+            np.copyto(ws.YC, np.swapaxes(y, 0, 1), casting="unsafe")
         elif y.ndim == 2:  # one target per example, read out after the last step
-            np.copyto(ws["YV"][0], y, casting="unsafe")
+            np.copyto(ws.YV[0], y, casting="unsafe")
         else:
-            np.copyto(ws["YV"], np.swapaxes(y, 0, 1), casting="unsafe")
+            np.copyto(ws.YV, np.swapaxes(y, 0, 1), casting="unsafe")
 
     def loss_and_grad(self, theta, grad, x, y, train: bool, stats, h_shift=None) -> float:
         """Forward, loss and BPTT on (x, y): fills ``grad`` and, when ``stats`` is a dict, its arrays.
@@ -176,22 +177,16 @@ class RecurrentNetwork:
         x = np.asarray(x)
         ws = self._workspace(x.shape[0])
         self._load(ws, x, np.asarray(y))
-        on = stats is not None
-        s = stats if on else self._scratch_stats()
         shift_on = h_shift is not None
         shift = np.ascontiguousarray(h_shift, dtype=self.dtype) if shift_on else self._no_shift
-        forget = s.get("forget_gate_mean", _EMPTY)
-        return float(K.seq_step(
-            self.cell, theta, grad, self.table, ws["XT"], ws["YC"], ws["YV"], self.classification,
-            self.class_steps, self.act, self.exact, self.sat_limit, ws["HS"], ws["GA"], ws["C"], ws["TC"],
-            ws["XW"], ws["tmp"], ws["LOG"], ws["DLOG"], ws["DH_IN"], ws["DH_BELOW"], ws["DA"], ws["DR"],
-            ws["dh_next"], ws["dc"], ws["direct"], shift, shift_on, on,
-            s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
-            forget, s["time_delta_norm"],
-        ))
+        return float(K.seq_step(theta, grad, self.table, ws, self.settings, shift, shift_on, self._stats(stats)))
 
-    def _scratch_stats(self) -> dict:
-        return {**{k: _EMPTY for k in STATS}, "time_delta_norm": _EMPTY}
+    def _stats(self, stats) -> K.SeqStats:
+        """The kernel's view of ``stats`` (off, with placeholder arrays, when it is None)."""
+        if stats is None:
+            return K.SeqStats(False, *([_EMPTY] * 7))
+        return K.SeqStats(True, stats["act_mean"], stats["act_std"], stats["dead_fraction"], stats["saturation"],
+                          stats["delta_norm"], stats.get("forget_gate_mean", _EMPTY), stats["time_delta_norm"])
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:
         """Mean loss over the examples and, for classification, the share of read-out steps predicted right."""
@@ -201,11 +196,7 @@ class RecurrentNetwork:
             xc, yc = np.asarray(x[start : start + chunk]), np.asarray(y[start : start + chunk])
             ws = self._workspace(len(xc))
             self._load(ws, xc, yc)
-            loss, ok = K.seq_evaluate(
-                self.cell, theta, self.table, ws["XT"], ws["YC"], ws["YV"], self.classification,
-                self.class_steps, self.act, self.exact, ws["HS"], ws["GA"], ws["C"], ws["TC"],
-                ws["XW"], ws["tmp"], ws["LOG"], ws["DLOG"], self._no_shift,
-            )
+            loss, ok = K.seq_evaluate(theta, self.table, ws, self.settings, self._no_shift)
             total += float(loss) * len(xc)
             correct += int(ok)
         n = len(x)

@@ -13,6 +13,8 @@ time_delta_norm[t] = ||dL/dh_{t+1}||_F of the top layer (total: readout plus all
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from gradtui.engine import gated_kernel as G
@@ -24,6 +26,23 @@ from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL
 RNN, LSTM, GRU = range(3)
 N_GATES = (1, 4, 3)
 
+# The step's arguments as three named structures (Numba compiles namedtuples of arrays and
+# scalars like separate arguments). Shapes, with L layers, T steps, B examples, H units,
+# G H gate columns, R read-out steps and K outputs: see RecurrentNetwork.workspace.
+SeqWorkspace = namedtuple("SeqWorkspace", [
+    "XT", "YC", "YV",  # the batch, time-major: inputs (T, B, n_in), class targets (R, B), values (R, B, K)
+    "HS", "GA", "C", "TC",  # per layer: states (T + 1, B, H), gates, LSTM cells, tanh(c) or GRU h W_hn + b_hn
+    "XW", "tmp", "LOG", "DLOG",  # input projection, one step's gates, logits and dL/dlogits
+    "DH_IN", "DH_BELOW", "DA", "DR",  # dL/dh from outside the layer and for the layer below, dL/da, GRU's DR
+    "dh_next", "dc", "direct",  # one step's carried gradients
+])
+SeqSettings = namedtuple("SeqSettings", [
+    "cell", "classification", "class_steps", "act", "exact", "sat_limit",
+])
+SeqStats = namedtuple("SeqStats", [
+    "on", "act_mean", "act_std", "dead", "saturation", "delta_norm", "forget_mean", "time_norm",
+])
+
 
 @kernel
 def _layer_input(XT, HS, l):
@@ -31,33 +50,34 @@ def _layer_input(XT, HS, l):
 
 
 @kernel
-def seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, sat_limit,
-                shift, shift_on, stats, act_mean, act_std, dead, saturation, forget_mean):
-    """Every layer's forward pass over the whole sequence (and its statistics when ``stats``)."""
-    L, T1, B, H = HS.shape
-    GH = GA.shape[3]
+def seq_forward(theta, table, ws, hp, shift, shift_on, st):
+    """Every layer's forward pass over the whole sequence (and its statistics when ``st.on``)."""
+    L, T1, B, H = ws.HS.shape
+    GH = ws.GA.shape[3]
+    cell, exact = hp.cell, hp.exact
     for l in range(L):
-        inp = _layer_input(XT, HS, l)
+        inp = _layer_input(ws.XT, ws.HS, l)
         fan_in = table[l, COL_FAN_IN]
         W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
         W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
         b = theta[table[l, COL_B] : table[l, COL_B] + GH]
         top_shift = shift_on and l == L - 1
+        HS, GA = ws.HS[l], ws.GA[l]
         if cell == RNN:
-            R.rnn_forward(inp, W_ih, W_hh, b, HS[l], GA[l], XW, tmp, act, exact, shift, top_shift)
-            if stats:
-                R.rnn_stats(HS[l], GA[l], sat_limit, l, act_mean, act_std, dead, saturation)
+            R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, ws.tmp, hp.act, exact, shift, top_shift)
+            if st.on:
+                R.rnn_stats(HS, GA, hp.sat_limit, l, st.act_mean, st.act_std, st.dead, st.saturation)
         elif cell == LSTM:
-            G.lstm_forward(inp, W_ih, W_hh, b, HS[l], GA[l], C[l], TC[l], XW, tmp, exact, shift, top_shift)
-            if stats:
-                G.gated_stats(HS[l], GA[l], 4, G.LSTM_TANH_BLOCK, l, act_mean, act_std, dead, saturation,
-                              forget_mean, 1)
+            G.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, ws.tmp, exact, shift, top_shift)
+            if st.on:
+                G.gated_stats(HS, GA, 4, G.LSTM_TANH_BLOCK, l, st.act_mean, st.act_std, st.dead, st.saturation,
+                              st.forget_mean, 1)
         else:
             b_hn = theta[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
-            G.gru_forward(inp, W_ih, W_hh, b, b_hn, HS[l], GA[l], TC[l], XW, tmp, exact, shift, top_shift)
-            if stats:
-                G.gated_stats(HS[l], GA[l], 3, G.GRU_TANH_BLOCK, l, act_mean, act_std, dead, saturation,
-                              forget_mean, -1)
+            G.gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, ws.TC[l], ws.XW, ws.tmp, exact, shift, top_shift)
+            if st.on:
+                G.gated_stats(HS, GA, 3, G.GRU_TANH_BLOCK, l, st.act_mean, st.act_std, st.dead, st.saturation,
+                              st.forget_mean, -1)
 
 
 @kernel
@@ -112,41 +132,43 @@ def seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG):
 
 
 @kernel
-def seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
-                 dh_next, dc, direct, stats, delta_norm, time_norm):
+def seq_backward(theta, grad, table, ws, hp, st):
     """Readout backward, then BPTT layer by layer, top to bottom; fills ``grad``."""
-    L, T1, B, H = HS.shape
+    L, T1, B, H = ws.HS.shape
     T = T1 - 1
-    GH = GA.shape[3]
-    Rn, _, K = DLOG.shape
+    GH = ws.GA.shape[3]
+    Rn, _, K = ws.DLOG.shape
+    cell, DA = hp.cell, ws.DA
     W = matrix(theta, table[L, COL_W_IH], H, K)
-    DLOG2 = rows2d(DLOG)
-    Hr = rows2d(HS[L - 1, T1 - Rn :])
+    DLOG2 = rows2d(ws.DLOG)
+    Hr = rows2d(ws.HS[L - 1, T1 - Rn :])
     np.dot(Hr.T, DLOG2, matrix(grad, table[L, COL_W_IH], H, K))
     R.column_sums(DLOG2, grad[table[L, COL_B] : table[L, COL_B] + K])
-    if stats:
-        delta_norm[L] = R.norm3(DLOG)
+    if st.on:
+        st.delta_norm[L] = R.norm3(ws.DLOG)
+    DH_IN, DH_BELOW = ws.DH_IN, ws.DH_BELOW
     DH_IN[:] = 0.0
     np.dot(DLOG2, W.T, rows2d(DH_IN[T - Rn :]))
     for l in range(L - 1, -1, -1):
-        inp = _layer_input(XT, HS, l)
+        inp = _layer_input(ws.XT, ws.HS, l)
         fan_in = table[l, COL_FAN_IN]
         W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
         W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
-        time_on = stats and l == L - 1
+        time_on = st.on and l == L - 1
         if cell == RNN:
-            R.rnn_backward(W_hh, GA[l], DH_IN, DA, dh_next, time_norm, time_on)
+            R.rnn_backward(W_hh, ws.GA[l], DH_IN, DA, ws.dh_next, st.time_norm, time_on)
             rec = DA
         elif cell == LSTM:
-            G.lstm_backward(W_hh, GA[l], C[l], TC[l], DH_IN, DA, dh_next, dc, time_norm, time_on)
+            G.lstm_backward(W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, DA, ws.dh_next, ws.dc, st.time_norm, time_on)
             rec = DA
         else:
             db_hn = grad[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
-            G.gru_backward(W_hh, HS[l], GA[l], TC[l], DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on)
-            rec = DR
-        if stats:
-            delta_norm[l] = R.norm3(DA)
-        R.weight_gradients(inp, HS[l], DA, rec, W_ih,
+            G.gru_backward(W_hh, ws.HS[l], ws.GA[l], ws.TC[l], DH_IN, DA, ws.DR, ws.dh_next, ws.direct, db_hn,
+                           st.time_norm, time_on)
+            rec = ws.DR
+        if st.on:
+            st.delta_norm[l] = R.norm3(DA)
+        R.weight_gradients(inp, ws.HS[l], DA, rec, W_ih,
                            matrix(grad, table[l, COL_W_IH], fan_in, GH),
                            matrix(grad, table[l, COL_W_HH], H, GH),
                            grad[table[l, COL_B] : table[l, COL_B] + GH], DH_BELOW, l > 0)
@@ -154,30 +176,29 @@ def seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BE
 
 
 @kernel
-def seq_step(cell, theta, grad, table, XT, y_class, y_value, classification, class_steps, act, exact,
-             sat_limit, HS, GA, C, TC, XW, tmp, LOG, DLOG, DH_IN, DH_BELOW, DA, DR, dh_next, dc, direct,
-             shift, shift_on, stats, act_mean, act_std, dead, saturation, delta_norm, forget_mean, time_norm):
-    """Forward, loss, BPTT and statistics in one call (the GIL is released throughout). Returns the loss."""
-    L = HS.shape[0]
-    seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, sat_limit,
-                shift, shift_on, stats, act_mean, act_std, dead, saturation, forget_mean)
-    readout(theta, table, HS, LOG)
-    if stats:
-        R.mean_std3(LOG, act_mean, act_std, L)
-        dead[L] = 0.0
-        saturation[L] = 0.0
-    loss, _ = seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG)
-    seq_backward(cell, theta, grad, table, XT, HS, GA, C, TC, DLOG, DH_IN, DH_BELOW, DA, DR,
-                 dh_next, dc, direct, stats, delta_norm, time_norm)
+def seq_step(theta, grad, table, ws, hp, shift, shift_on, st):
+    """Forward, loss, BPTT and statistics in one call (the GIL is released throughout). Returns the loss.
+
+    ``ws``: a SeqWorkspace; ``hp``: SeqSettings; ``st``: SeqStats (its arrays are filled when
+    ``st.on``); ``shift`` is added to the top layer's h_t when ``shift_on`` (tests only).
+    """
+    L = ws.HS.shape[0]
+    seq_forward(theta, table, ws, hp, shift, shift_on, st)
+    readout(theta, table, ws.HS, ws.LOG)
+    if st.on:
+        R.mean_std3(ws.LOG, st.act_mean, st.act_std, L)
+        st.dead[L] = 0.0
+        st.saturation[L] = 0.0
+    loss, _ = seq_loss(ws.LOG, ws.YC, ws.YV, hp.classification, hp.class_steps, ws.DLOG)
+    seq_backward(theta, grad, table, ws, hp, st)
     return loss
 
 
 @kernel
-def seq_evaluate(cell, theta, table, XT, y_class, y_value, classification, class_steps, act, exact,
-                 HS, GA, C, TC, XW, tmp, LOG, DLOG, shift):
+def seq_evaluate(theta, table, ws, hp, shift):
     """Loss and number of correct read-out predictions, forward only."""
     empty = np.zeros(1)
-    seq_forward(cell, theta, table, XT, HS, GA, C, TC, XW, tmp, act, exact, 0.0,
-                shift, False, False, empty, empty, empty, empty, empty)
-    readout(theta, table, HS, LOG)
-    return seq_loss(LOG, y_class, y_value, classification, class_steps, DLOG)
+    off = SeqStats(False, empty, empty, empty, empty, empty, empty, empty)
+    seq_forward(theta, table, ws, hp, shift, False, off)
+    readout(theta, table, ws.HS, ws.LOG)
+    return seq_loss(ws.LOG, ws.YC, ws.YV, hp.classification, hp.class_steps, ws.DLOG)
