@@ -34,7 +34,7 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, block_norms, input_projection, mean_std3
+from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, block_norms, mean_std3, projections, step_projection
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -111,12 +111,12 @@ def lstm_cells(ga, c_prev, c_new, tc_t, h_new, exact):
 def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift_on):
     """LSTM layer forward over the whole sequence (C[0] = c_0 = 0)."""
     T, B, H = TC.shape
-    input_projection(inp, W_ih, b, XW)
+    projections(inp, W_ih, b, XW)
     mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
     for t in range(T):
         np.dot(HS[t], W_hh, tmp)
         ga = GA[t]
-        gate_activations(tmp, XW[t], mul, off, ga, exact)
+        gate_activations(tmp, step_projection(inp, W_ih, b, XW, t), mul, off, ga, exact)
         lstm_cells(ga, C[t], C[t + 1], TC[t], HS[t + 1], exact)
         if shift_on:
             HS[t + 1] += shift[t]
@@ -178,11 +178,11 @@ def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
 def gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, HN, XW, tmp, exact, shift, shift_on):
     """GRU layer forward; HN[t] = h_{t-1} W_hn + b_hn is kept for the backward pass."""
     T, B, H = HN.shape
-    input_projection(inp, W_ih, b, XW)
+    projections(inp, W_ih, b, XW)
     mul, off = gate_scales(b, H, -1, 2)  # r and u: sigmoids
     for t in range(T):
         np.dot(HS[t], W_hh, tmp)
-        xw = XW[t]
+        xw = step_projection(inp, W_ih, b, XW, t)
         ga = GA[t]
         gate_activations(tmp, xw, mul, off, ga, exact)
         hn_t = HN[t]

@@ -2,7 +2,8 @@
 
 Arrays are time-major: a layer's hidden states HS have shape (T + 1, B, H) with
 HS[0] = h_0 = 0 and HS[t] = h_t; the input projection of the whole sequence is one
-matrix product XW = X W_ih over (T B) rows before the time loop, the recurrent product
+matrix product XW = X W_ih over (T B) rows before the time loop (a narrow input's, a fused
+loop inside it, step by step), the recurrent product
 h_{t-1} W_hh is one (B, H) x (H, G H) BLAS call per step, and everything elementwise
 is a fused loop. After the backward time loop, dW_ih, dW_hh and the gradient for the
 layer below are again one matrix product each over all T B rows.
@@ -80,6 +81,14 @@ def column_sums(a2d, out):
             out[j] += a2d[i, j]
 
 
+# Inputs with at most this many channels (the adding task has 2) are projected by a fused
+# loop, one step at a time inside the time loop (its (B, G H) block stays in cache instead
+# of a (T, B, G H) array going through memory). Their weight gradient X^T DA is a fused
+# loop too from 128 gate columns on (LSTM, GRU), where OpenBLAS's product with so few rows
+# ran about 3x slower; below that it was 3x faster than the loop.
+NARROW_INPUT = 8
+
+
 @kernel
 def input_projection(inp, W_ih, b, XW):
     """XW[t] = x_t W_ih + b for every step at once (one matrix product over T B rows).
@@ -90,7 +99,7 @@ def input_projection(inp, W_ih, b, XW):
     XW2 = rows2d(XW)
     X2 = rows2d(inp)
     K = X2.shape[1]
-    if K <= 8:
+    if K <= NARROW_INPUT:
         for r in range(XW2.shape[0]):
             for j in range(XW2.shape[1]):
                 XW2[r, j] = b[j]
@@ -105,9 +114,20 @@ def input_projection(inp, W_ih, b, XW):
             XW2[r, j] += b[j]
 
 
-# OpenBLAS's product X^T DA with at most this many rows in X^T (input channels) ran about
-# 3x slower than a fused loop from 128 gate columns on (LSTM, GRU), 3x faster below it.
-NARROW_INPUT = 8
+@kernel
+def projections(inp, W_ih, b, XW):
+    """Before the time loop: XW = X W_ih + b for every step, for wide inputs (narrow ones: step_projection)."""
+    if inp.shape[2] > NARROW_INPUT:
+        input_projection(inp, W_ih, b, XW)
+
+
+@kernel
+def step_projection(inp, W_ih, b, XW, t):
+    """x_t W_ih + b: XW[t] for wide inputs; for narrow ones computed now, into XW[0]."""
+    if inp.shape[2] > NARROW_INPUT:
+        return XW[t]
+    input_projection(inp[t : t + 1], W_ih, b, XW[0:1])
+    return XW[0]
 
 
 @kernel
@@ -148,11 +168,11 @@ def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
 def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, tmp, act, exact, shift, shift_on):
     """Vanilla layer forward: HS[1..T] = h_t and D[t] = phi'(a_t). ``shift`` is added to h_t (tests)."""
     T, B, H = D.shape
-    input_projection(inp, W_ih, b, XW)
+    projections(inp, W_ih, b, XW)
     dummy = b[0:0]
     for t in range(T):
         np.dot(HS[t], W_hh, tmp)
-        xw = XW[t]
+        xw = step_projection(inp, W_ih, b, XW, t)
         for i in range(B):
             for j in range(H):
                 tmp[i, j] += xw[i, j]
