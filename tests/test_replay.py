@@ -88,6 +88,33 @@ def test_replay_moves_back_and_forth_identically(recorded):
     assert again.history.steps == first.history.steps
 
 
+def test_replay_moves_back_from_keyframes_to_the_same_state(recorded, monkeypatch):
+    """A step back restores the nearest keyframe (not the record's start) and shows exactly
+    what a replay fed from the start shows at that step, across the change's restart."""
+    import gradtui.sources.replay as replay
+
+    monkeypatch.setattr(replay, "MIN_KEYFRAME_LINES", 7)
+    path, _ = recorded("change")
+    src = ReplaySource(path, start_paused=True).start()
+    src.seek_to(-1)
+    assert len(src._keyframes) >= 10
+    resets = []
+    monkeypatch.setattr(src, "_reset", lambda: resets.append(1) or ReplaySource._reset(src))
+    for step in (89, 60, 41, 40, 39, 12):
+        src.seek_step(step)
+        fresh = ReplaySource(path, start_paused=True).start()
+        fresh.seek_step(step)
+        got, want = src.snapshot(), fresh.snapshot()
+        assert got.step == want.step == step and got.run == want.run
+        np.testing.assert_equal(got.latest, want.latest)
+        assert alert_identity(got.alerts) == alert_identity(want.alerts)
+        assert got.history.steps == want.history.steps and got.history.loss == want.history.loss
+        assert got.history.markers == want.history.markers and got.before == want.before
+        assert [e for e in src._monitor.journal.events()] == [e for e in fresh._monitor.journal.events()]
+        src.seek_to(-1)
+    assert not resets  # every step back started from a keyframe
+
+
 class FrozenSource:
     """The live run's last snapshot, as the live screen showed it (with the replay's footer, so
     both screens give the bars the same height)."""
