@@ -84,9 +84,10 @@ def column_sums(a2d, out):
 # Inputs with at most this many channels (the adding task has 2) are projected by a fused
 # loop, one step at a time inside the time loop (its (B, G H) block stays in cache instead
 # of a (T, B, G H) array going through memory). Their weight gradient X^T DA is a fused
-# loop too from 128 gate columns on (LSTM, GRU), where OpenBLAS's product with so few rows
-# ran about 3x slower; below that it was 3x faster than the loop.
+# loop too for more than 128 gate columns: OpenBLAS's product with 2 rows ran 2.5x slower
+# than the loop at 192 and 256 columns, 1.5-3x faster at 64 and 128.
 NARROW_INPUT = 8
+WIDE_GATES = 128
 
 
 @kernel
@@ -148,7 +149,7 @@ def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
     """After the time loop: dW_ih = X^T DA, dW_hh = H_{t-1}^T DR, db = sum DA, DX = DA W_ih^T."""
     T = DA.shape[0]
     DA2 = rows2d(DA)
-    if inp.shape[2] <= NARROW_INPUT and DA.shape[2] >= 128:
+    if inp.shape[2] <= NARROW_INPUT and DA.shape[2] > WIDE_GATES:
         narrow_product(inp, DA, dW_ih)
     else:
         np.dot(rows2d(inp).T, DA2, dW_ih)
