@@ -29,7 +29,7 @@ def _gather_images(x_all, y_all, rows, xb, yb):
 def cnn_train_steps(theta, spare, s1, s2, s1_next, s2_next, grad, segments, table, x_all, y_all, batches,
                     channels, act, slope, elu_alpha, batchnorm, exact, sat_limit,
                     Z, ZH, D, H, inv_std, running_mean, running_var,
-                    cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
+                    cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
                     optimizer, lr, momentum, weight_decay, clip, clip_threshold, t0, statistics,
                     stats, losses, totals, clipped):
     """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status)."""
@@ -47,7 +47,7 @@ def cnn_train_steps(theta, spare, s1, s2, s1_next, s2_next, grad, segments, tabl
             var_before[:] = running_var
         loss = cnn_step(theta, grad, table, images, yb, logits, True, act, slope, elu_alpha,
                         batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-                        cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, True, statistics,
+                        cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, True, statistics,
                         S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA])
         total = gradient_norms(grad, segments, n_layers, S[GRAD])
         losses[k] = loss
