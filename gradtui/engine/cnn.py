@@ -20,7 +20,7 @@ from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
-from gradtui.engine.mlp_train import STAT_ROWS
+from gradtui.engine.train_loop import STAT_ROWS
 from gradtui.engine.cnn_train import cnn_train_steps
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 
