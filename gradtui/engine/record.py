@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+EXTRA = ("time_delta_norm", "forget_gate_mean", "token_spread", "attention_entropy")  # optional arrays
 PER_LAYER = ("grad_norm", "delta_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "dead_fraction", "saturation")
 
 
@@ -46,6 +47,8 @@ class StepRecord:
     nonfinite_layer: str | None = None
     time_delta_norm: np.ndarray | None = None
     forget_gate_mean: np.ndarray | None = None
+    token_spread: np.ndarray | None = None  # Transformers, per block: ||X - 1 xbar^T||_F / ||X||_F
+    attention_entropy: np.ndarray | None = None  # Transformers, per block: mean entropy of the attention rows
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready dict (lists of floats; NaN and Inf as strings)."""
@@ -59,7 +62,7 @@ class StepRecord:
         }
         for name in PER_LAYER:
             out[name] = [plain_number(v) for v in getattr(self, name)]
-        for name in ("time_delta_norm", "forget_gate_mean"):
+        for name in EXTRA:
             value = getattr(self, name)
             out[name] = None if value is None else [plain_number(v) for v in value]
         return out

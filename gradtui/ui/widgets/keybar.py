@@ -63,7 +63,7 @@ class KeyBar(Widget, can_focus=False):
         width = max(20, self.content_region.width or self.size.width or 80)
         items = []
         for spec in KEYS:
-            if spec.label in SKIP:
+            if spec.label in SKIP or (spec.hide_elsewhere and self._kind not in spec.kinds):
                 continue
             label, short = spec.label, spec.short
             if spec.label in PAIRS:

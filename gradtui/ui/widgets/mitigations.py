@@ -19,19 +19,28 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     """(label, value, key, dotted setting) rows for a config; labels from SETTING_LABELS."""
     m, t = cfg.model, cfg.train
     rows = []
-    if cfg.is_recurrent:
-        rows.append((m.kind, "g", "model.kind"))
-    if m.kind in ("mlp", "cnn", "rnn"):
+    if m.kind == "transformer":
+        rows.append((m.norm, "l", "model.norm"))
+        rows.append((setting_value(m.residual), "r", "model.residual"))
         rows.append((m.activation, "a", "model.activation"))
-    if not cfg.is_recurrent:
+        rows.append((init_text(cfg), "i", "model.init"))
+    elif not cfg.is_recurrent:  # mlp, cnn
+        rows.append((m.activation, "a", "model.activation"))
         rows.append((init_text(cfg), "i", "model.init"))
         rows.append((setting_value(m.batchnorm), "b", "model.batchnorm"))
         rows.append((setting_value(m.residual), "r", "model.residual"))
     else:
+        rows.append((m.kind, "g", "model.kind"))
+        if m.kind == "rnn":
+            rows.append((m.activation, "a", "model.activation"))
         rows.append((m.recurrent_init, "i", "model.recurrent_init"))
     rows.append(("off" if t.clip == "none" else clip_text(cfg)[5:], "c", "train.clip"))
     rows.append((t.optimizer, "o", "train.optimizer"))
     rows.append((fmt_short(t.lr), "+ -", "train.lr"))
+    if m.kind == "transformer" or t.warmup_steps:
+        rows.append((f"{t.warmup_steps} steps" if t.warmup_steps else "off", "w", "train.warmup_steps"))
+    if t.schedule != "constant":
+        rows.append((t.schedule, "", "train.schedule"))
     rows.append((str(m.depth), "] [", "model.depth"))
     return [(setting_label(setting), value, key, setting) for value, key, setting in rows]
 
