@@ -233,9 +233,9 @@ class Session(RunControl):
     def _run_worker(self) -> None:
         reason = "stopped"
         try:
-            from threadpoolctl import threadpool_limits
+            from gradtui.engine.threads import one_blas_thread
 
-            with threadpool_limits(1):
+            with one_blas_thread():
                 self._publish()
                 self._fresh(self._cfg)
                 if not self._journal.header(self._cfg, self._exp.layers, {"every": self.every}):
