@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gradtui import load_config
-from gradtui.engine.threads import one_blas_thread
+from gradtui.engine.blas import one_blas_thread
 
 one_blas_thread()  # the tests train as the session's worker does: one BLAS thread (kept for the whole run)
 

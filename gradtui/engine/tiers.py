@@ -71,8 +71,8 @@ def initial_tier(cfg, tier: str) -> str:
 def _run_kernels(cfg, data=None) -> None:
     """One step and one evaluation of a private kernel-tier Experiment: compiles, or loads
     from the cache, every kernel an Experiment with cfg calls."""
+    from gradtui.engine.blas import one_blas_thread
     from gradtui.engine.experiment import Experiment
-    from gradtui.engine.threads import one_blas_thread
 
     with one_blas_thread():
         exp = Experiment(cfg, data, tier=KERNELS)

@@ -204,7 +204,7 @@ class Session:
         reason = "stopped"
         control, state = self._control, self._state
         try:
-            from gradtui.engine.threads import one_blas_thread
+            from gradtui.engine.blas import one_blas_thread
 
             with one_blas_thread():
                 self._publish()

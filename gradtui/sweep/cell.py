@@ -47,7 +47,7 @@ def run_cell(cfg, steps: int, threshold: float = DEFAULT_THRESHOLD, record_path:
 
     Runs with one BLAS thread, as every Dask worker should (two threads per core only slow it).
     """
-    from gradtui.engine.threads import one_blas_thread
+    from gradtui.engine.blas import one_blas_thread
 
     t0 = time.perf_counter()
     row = {k: None for k in OUTCOMES}
