@@ -94,6 +94,7 @@ class Diagnoser:
             ("exploding", rules.exploding(rec, tr, a), a.exploding_rise_steps),
             ("vanishing", rules.vanishing(rec, tr, a, names), None),
             ("vanishing_time", rules.vanishing_time(rec, a) if self._recurrent else None, None),
+            ("collapse", rules.collapse(rec, a), None),
             ("dead", rules.dead(rec, a, names), None),
             ("saturation", rules.saturation(rec, a, names), None),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SEVERITIES = ("info", "warning", "critical")
-KINDS = ("nonfinite", "exploding", "vanishing", "vanishing_time", "dead", "saturation")
+KINDS = ("nonfinite", "exploding", "vanishing", "vanishing_time", "collapse", "dead", "saturation")
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                     out.append("- (the last hidden layer's error is 0 or not finite)")
             else:
                 why = pred["reason"].split(":")[0].replace("the simple mean-field prediction does not apply ", "")
-                out.append(f"theory: no prediction {why}", self._style("note"))
+                out.append(f"theory: does not apply {why}", self._style("note"))
             out.append("\n")
         if not self._alerts:
             if self._status == "compiling" or self._waiting:

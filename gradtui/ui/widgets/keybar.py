@@ -71,7 +71,7 @@ class KeyBar(Widget, can_focus=False):
         caps = self._caps
         items = [(label, short, True) for label, short in PLAYBACK_ITEMS] if caps.allows(SEEK) else []
         for spec in KEYS:
-            if spec.label in SKIP:
+            if spec.label in SKIP or (spec.hide_elsewhere and self._kind not in spec.kinds):
                 continue
             label, short = spec.label, spec.short
             if spec.label in PAIRS:
