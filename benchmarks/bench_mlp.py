@@ -8,11 +8,12 @@ all statistics on, BLAS limited to one thread, it prints two tables.
 Speed against NumPy:
   - steps/s of ``Experiment.step()`` (one kernel call and one StepRecord per step), of
     ``Experiment.run(16)`` (16 steps per fused kernel call, as the interface's worker runs
-    them) and of benchmarks.numpy_reference.NumpyMLP; the ratio is step() over NumPy.
+    them) and of gradtui.engine.reference.numpy_mlp.NumpyMLP; the ratio is step() over NumPy.
 Efficiency against SGEMM:
   - the fused step's achieved GFLOP/s: the step's matrix-product FLOPs x run(16) steps/s;
   - the machine's single-thread SGEMM GFLOP/s (a large 512^3 product, the usual way a
-    core's SGEMM speed is quoted) and the share of it the step achieves (the target);
+    core's SGEMM speed is quoted) and the share of it the step achieves (information: issue 2's
+    60% target is retired, its anchor came from a machine with a slower SGEMM);
   - SGEMM GFLOP/s of one product at the step's own shapes (batch x width x width), repeated
     on the same operands, which stay in L1: a stricter ceiling that a step, whose working
     set is megabytes, cannot reach; printed alongside so both views are visible;
@@ -39,12 +40,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import gradtui
-from benchmarks.numpy_reference import NumpyMLP
+from gradtui.engine.reference.numpy_mlp import NumpyMLP
 from benchmarks.sgemm import PEAK_SIZE, sgemm_gflops
 
 SHAPES = ((20, 64, 64), (50, 128, 128), (100, 32, 32))
 TARGETS = {(20, 64, 64): 1.7, (100, 32, 32): 4.0}
-SGEMM_TARGET = 0.60
 STATS_TARGET = 0.15
 FUSED_STEPS = 16
 
@@ -104,7 +104,7 @@ def matmul_flops(exp: gradtui.Experiment, batch: int) -> float:
 
 
 def numpy_twin(exp: gradtui.Experiment):
-    """One SGD step of benchmarks.numpy_reference.NumpyMLP shaped like ``exp``'s network, on its next batch."""
+    """One SGD step of gradtui.engine.reference.numpy_mlp.NumpyMLP shaped like ``exp``'s network, on its next batch."""
     m, data = exp.cfg.model, exp.data
     ref = NumpyMLP(m.depth, m.width, data.n_in, data.n_out, m.activation, batchnorm=m.batchnorm,
                    dtype=np.float32, seed=0)
@@ -198,14 +198,11 @@ def main(argv=None) -> int:
     for shape, r in results.items():
         if shape in TARGETS and r["ratio"] < TARGETS[shape]:
             failures.append(f"{shape}: {r['ratio']:.2f}x NumPy < {TARGETS[shape]}x")
-        if shape == (20, 64, 64) and r["of_peak"] < SGEMM_TARGET:
-            failures.append(f"{shape}: {r['of_peak']:.0%} of single-thread SGEMM < {SGEMM_TARGET:.0%}")
         if r["stats_cost"] > STATS_TARGET:
             failures.append(f"{shape}: statistics cost {r['stats_cost']:.1%} > {STATS_TARGET:.0%}")
     print(f"step GF/s: matrix-product FLOPs x run({FUSED_STEPS}) steps/s; SGEMM peak: single thread, {PEAK_SIZE}^3; "
           f"same shape: batch x width x width on operands kept in L1")
-    print("targets: >= 1.7x NumPy at 20x64/64, >= 4x at 100x32/32, >= 60% of single-thread SGEMM at 20x64/64, "
-          "statistics <= 15%")
+    print("targets: >= 1.7x NumPy at 20x64/64, >= 4x at 100x32/32, statistics <= 15% (the SGEMM share is information)")
     print("all targets met" if not failures else "missed: " + "; ".join(failures))
     return 0 if not failures else 1
 

@@ -21,7 +21,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so th
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import gradtui
-from benchmarks.numpy_reference import NumpyRNN, adding_batch
+from gradtui.engine.reference.numpy_mlp import NumpyRNN, adding_batch
 
 HIDDEN, T, BATCH = 64, 100, 32
 TARGETS = {"rnn": 1.7, "lstm": 1.5, "gru": 1.5}

@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-from benchmarks.numpy_reference import ACTIVATIONS, NumpyMLP, NumpyRNN, adding_batch
-from benchmarks.numpy_rnn import fro
+from gradtui.engine.reference.numpy_mlp import ACTIVATIONS, NumpyMLP, NumpyRNN, adding_batch
+from gradtui.engine.reference.numpy_rnn import fro
 
 EPS = 1e-6
 TOL = 1e-6

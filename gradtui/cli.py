@@ -1,6 +1,6 @@
 """The command line: `gradtui` (interactive), `gradtui run` (headless), `gradtui replay` and `gradtui watch`
 (the interface on a record), `gradtui presets`, `gradtui check`, `gradtui sweep` (a grid of runs on Dask:
-gradtui.sweep.command).
+gradtui.sweep.command), `gradtui serve` (browser tabs: gradtui.serve).
 
 Exit status: 0 done, 1 training stopped on a problem (non-finite values, a failed
 record write, an internal error), 2 bad input (unknown preset or key, bad value,
@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-SUBCOMMANDS = ("run", "replay", "watch", "presets", "check")
+SUBCOMMANDS = ("run", "replay", "watch", "presets", "check", "serve")
 
 EPILOG = """\
 commands:
@@ -30,6 +30,7 @@ commands:
   gradtui presets                 list the shipped presets
   gradtui check PRESET_OR_PATH    validate a preset or TOML file and print the resolved config
   gradtui sweep PRESET_OR_PATH    train a grid of configs on Dask and draw a heatmap (see gradtui sweep -h)
+  gradtui serve [PRESET_OR_PATH]  the interface in web browser tabs, one process per tab (see gradtui serve -h)
 
 A PRESET_OR_PATH may also be a record (RUN.jsonl): its header's config, so
 `gradtui run RUN.jsonl` trains the recorded run again (same seed, same losses).
@@ -118,6 +119,9 @@ def build_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "is followed from its start. Ctrl-C or q quits."),
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     _add_record_args(watch, "the record being written (waited for when it does not exist yet)")
+    from gradtui.serve import add_serve_parser  # argparse only: textual-serve loads when serving
+
+    add_serve_parser(sub, _add_config_args, _positive_int, EPILOG)
     return ui, top
 
 
@@ -251,6 +255,10 @@ def _main(argv: list[str]) -> int:
         from gradtui.cli_run import run_headless
 
         return run_headless(cfg, args)
+    if args.command == "serve":
+        from gradtui.serve import serve_command
+
+        return serve_command(args)
     cfg = resolve_config(args.preset, args.sets)
     return _run_ui(cfg, args.fps)
 

@@ -24,7 +24,8 @@ def run_headless(cfg, args) -> int:
 
     steps = args.steps or cfg.train.steps
     try:
-        session = Session(cfg, record_path=args.record, every=args.every, force=args.force, max_steps=steps)
+        session = Session(cfg, record_path=args.record, every=args.every, force=args.force, max_steps=steps,
+                          tier="auto")
     except RecordError as err:
         print(f"gradtui: error: {err}", file=sys.stderr)
         return 2
@@ -129,6 +130,11 @@ def _wait_quiet(session) -> None:
             return
 
 
+def _state(snap) -> str:
+    """The run state, and while the kernels compile, that the NumPy tier is training."""
+    return f"{snap.status} on NumPy (kernels compiling)" if snap.tier == "reference" else snap.status
+
+
 def _wait_with_progress(session, cfg, steps: int, console: Console) -> None:
     counts = len(f"{steps}/{steps}")
     progress = Progress(  # on a narrow terminal the bar and the alert give way; numbers are never cut
@@ -153,9 +159,9 @@ def _wait_with_progress(session, cfg, steps: int, console: Console) -> None:
             loss = snap.latest.get("loss") if snap.latest else None
             if snap.steps_per_second:
                 rate = f"{snap.steps_per_second:,.0f}"
-            progress.update(task, completed=snap.step, description=snap.status, rate=rate,
+            progress.update(task, completed=snap.step, description=_state(snap), rate=rate,
                             loss=_fmt(loss) if loss is not None else "-", alert=worst_alert(snap))
         snap = session.snapshot()
         loss = snap.latest.get("loss") if snap.latest else None
-        progress.update(task, completed=snap.step, description=snap.status, rate=rate,
+        progress.update(task, completed=snap.step, description=_state(snap), rate=rate,
                         loss=_fmt(loss) if loss is not None else "-", alert=worst_alert(snap))

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
+from gradtui.config.cnn_plan import hidden_fan_in
+
 _NODES, _WEIGHTS = hermegauss(100)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(100)
@@ -233,11 +235,11 @@ def predict(cfg, input_second_moment: float = 1.0) -> Prediction:
     ||x||^2, which the single q_1 ignores; it matters most when q_1 is tiny and chi_1 > 1.
     """
     m, kind = cfg.model, cfg.model.kind
-    if kind != "mlp":
+    if kind not in ("mlp", "cnn"):
         return Prediction(False, f"the simple mean-field prediction does not apply to a {kind} network: "
                                  "its gradient flows through time with shared weights, not through independent layers")
     params = dict(leaky_slope=m.leaky_slope, prelu_init=m.prelu_init, elu_alpha=m.elu_alpha)
-    n = m.width
+    n = hidden_fan_in(m)  # width, or 3*3*width for a convolution
     sw2 = n * weight_var(m.init, n, n, m.init_std, m.init_gain)
     sb2 = m.bias_std**2
     if m.batchnorm:
@@ -248,6 +250,8 @@ def predict(cfg, input_second_moment: float = 1.0) -> Prediction:
         return Prediction(False, "the simple mean-field prediction does not apply with residual connections: the "
                                  "skip path adds an identity term, so the per-layer factor is not chi_1",
                           sigma_w2=sw2, sigma_b2=sb2)
+    if kind == "cnn":
+        return _predict_cnn(cfg, sw2, sb2, input_second_moment)
     d_in = cfg.data.features if cfg.data.task == "teacher" else _INPUT_DIM.get(cfg.data.task, 2)
     mu = m.bias_init
     qs = [d_in * weight_var(m.init, d_in, n, m.init_std, m.init_gain) * input_second_moment + sb2]
@@ -264,3 +268,26 @@ def predict(cfg, input_second_moment: float = 1.0) -> Prediction:
     else:
         xi = -1.0 / math.log(c_star)
     return Prediction(True, "", chis, tuple(qs), attenuation, xi, sw2, sb2, c_star)
+
+
+def _depth_scale(activation, sw2, sb2, mu, params) -> tuple[float, float]:
+    """(xi, chi_1 at the fixed point q*) of the uniform mode."""
+    q_star = fixed_point(activation, sw2, sb2, mu, **params)
+    c_star = chi1(activation, sw2, q_star, mu, **params)
+    if abs(c_star - 1.0) <= 1e-9:
+        return math.inf, c_star
+    return (0.0 if c_star <= 0.0 else -1.0 / math.log(c_star)), c_star
+
+
+def _predict_cnn(cfg, sw2: float, sb2: float, input_second_moment: float) -> Prediction:
+    """A plain CNN: the spatial profiles of gradtui.theory_cnn (zero padding and stride-2 steps
+    included); the depth scale is the uniform mode's, whose chi_1 is the MLP's with
+    sigma_w^2 = 9 C Var(W) (Xiao et al. 2018). q lists each layer's mean over pixels."""
+    from gradtui.theory_cnn import attenuation_and_factors, profile_prediction
+
+    m = cfg.model
+    params = dict(leaky_slope=m.leaky_slope, prelu_init=m.prelu_init, elu_alpha=m.elu_alpha)
+    qs, totals = profile_prediction(cfg, weight_var, moments, input_second_moment)
+    attenuation, factors = attenuation_and_factors(totals)
+    xi, c_star = _depth_scale(m.activation, sw2, sb2, m.bias_init, params)
+    return Prediction(True, "", factors, tuple(float(q.mean()) for q in qs), attenuation, xi, sw2, sb2, c_star)

@@ -145,7 +145,7 @@ def test_running_out_of_memory_anyway_is_one_line_and_exit_1(monkeypatch, capsys
     from gradtui.cli import main
     from gradtui.engine import experiment
 
-    def no_memory(self, cfg, data=None):
+    def no_memory(self, cfg, data=None, tier="kernels"):
         raise MemoryError("Unable to allocate 62.5 GiB for an array with shape (16777216000,)")
 
     monkeypatch.setattr(experiment.Experiment, "__init__", no_memory)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradtui
-from benchmarks.numpy_reference import NumpyMLP
+from gradtui.engine.reference.numpy_mlp import NumpyMLP
 
 
 def config(**overrides):
@@ -74,7 +74,7 @@ def test_regression_targets():
     ("elu", True, "teacher"), ("leaky_relu", False, "spirals"),
 ])
 def test_statistics_match_plain_numpy(activation, batchnorm, task):
-    """Every per-layer statistic equals benchmarks.numpy_reference's independent computation."""
+    """Every per-layer statistic equals gradtui.engine.reference.numpy_mlp's independent computation."""
     cfg = config(**{"model.activation": activation, "model.batchnorm": batchnorm, "data.task": task,
                     "train.dtype": "float64", "model.init": "he", "model.bias_std": 0.5, "train.lr": 0.05})
     exp = gradtui.Experiment(cfg)

@@ -128,6 +128,10 @@ PROMISES = [
     Promise("residual-rescue", "vanishing", 40, ("r",), 300, slow=True),
     Promise("shallow-vs-deep", "vanishing", 40, ("[", "["), 200, between=20),
     Promise("orthogonal-deep-linear", "nonfinite", 10, ("i",), 200, gone=("exploding",), slow=True),
+    Promise("cnn-vanishing", "vanishing", 40, ("r",), 300),
+    Promise("cnn-vanishing", "vanishing", 40, ("b",), 300, slow=True),
+    Promise("resnet-rescue", "dead", 40, ("r",), 300, slow=True),
+    Promise("cnn-exploding", "nonfinite", 10, ("i",), 200, slow=True),
 ]
 
 
@@ -191,6 +195,8 @@ def test_rnn_vanishing_adding_lstm_learns_and_the_alert_clears():
     ("exploding-init", "b", {"model.batchnorm": True}),
     ("exploding-init", "c", {"train.clip": "norm"}),
     ("rnn-exploding", "c", {"train.clip": "norm"}),
+    ("cnn-exploding", "b", {"model.batchnorm": True}),
+    ("cnn-exploding", "c", {"train.clip": "norm"}),
 ])
 def test_remedy_then_space_after_an_explosion(preset, key, change):
     """The descriptions' promise, through a real Session: at the non-finite pause press the

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradtui
-from benchmarks.numpy_rnn import NumpyRNN
+from gradtui.engine.reference.numpy_rnn import NumpyRNN
 from tests.gradcheck import numeric_gradient, relative_error, stencil_derivative
 
 KINDS = ("rnn", "lstm", "gru")

@@ -166,7 +166,7 @@ def run(coro):
 # -- the key table ---------------------------------------------------------------------------
 
 def test_key_table_covers_the_issue_keys():
-    assert [k.label for k in keys.KEYS] == list("aibrcgo+-][") + ["space"] + list("sndtpe?q")
+    assert [k.label for k in keys.KEYS] == list("aibrcgo+-][") + ["space"] + list("snxdtpe?q")  # x: a gradtui.torch writer only
     assert len({k.key for k in keys.KEYS}) == len(keys.KEYS)
 
 
@@ -313,6 +313,20 @@ def test_compiling_status_is_shown():
             s._snap = Snapshot(status="compiling", config=s.cfg, version=s.version)
             await pilot.pause(0.25)
             assert "compiling kernels, first run only" in app.query_one(GradientBars).render().plain
+    run(go())
+
+
+def test_the_header_says_numpy_runs_until_the_kernels_take_over():
+    async def go():
+        app, sessions = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            s = sessions[0]
+            for tier, shown in (("reference", True), ("kernels", False)):
+                s.version += 1
+                s._snap = Snapshot(status="running", config=s.cfg, version=s.version, step=3, tier=tier)
+                await pilot.pause(0.25)
+                assert ("NumPy tier · kernels compiling" in header_text(app)) is shown, tier
+                assert "step 3" in header_text(app)
     run(go())
 
 

@@ -13,8 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gradtui.config.cnn_plan import image_side, problem
 from gradtui.config.schema import (
+    CNN_KINDS,
     GATED_ACTIVATIONS,
+    IMAGE_TASKS,
     MLP_TASKS,
     RECURRENT_KINDS,
     RNN_ACTIVATIONS,
@@ -28,6 +31,9 @@ from gradtui.config.schema import (
     TrainConfig,
     key_specs,
 )
+
+
+DIGITS_COUNT = 1797  # images in scikit-learn's digits (gradtui.tasks.images)
 
 
 class ConfigError(ValueError):
@@ -263,7 +269,9 @@ def _check_relations(cfg: Config, specs: dict[str, KeySpec]) -> None:
         raise ConfigError(
             f"data.task = {task!r} is not allowed for model.kind {kind!r}: expected one of {', '.join(SEQUENCE_TASKS)}"
         )
-    if not cfg.is_recurrent and task not in MLP_TASKS:
+    if kind in CNN_KINDS:
+        _check_cnn(cfg)
+    elif not cfg.is_recurrent and task not in MLP_TASKS:
         raise ConfigError(
             f"data.task = {task!r} is not allowed for model.kind 'mlp': expected one of {', '.join(MLP_TASKS)}"
         )
@@ -275,15 +283,26 @@ def _check_relations(cfg: Config, specs: dict[str, KeySpec]) -> None:
         raise ConfigError(
             f"model.activation = {cfg.model.activation!r} is not allowed for {kind}: its cell uses tanh (expected tanh)"
         )
-    n_train = cfg.data.samples - int(round(cfg.data.samples * cfg.data.test_fraction))
+    samples = min(cfg.data.samples, DIGITS_COUNT) if task == "digits" else cfg.data.samples
+    n_train = samples - int(round(samples * cfg.data.test_fraction))
     if cfg.train.batch_size > n_train:
         raise ConfigError(
             f"train.batch_size = {cfg.train.batch_size} is larger than the {n_train} training examples "
-            f"(data.samples = {cfg.data.samples}, data.test_fraction = {cfg.data.test_fraction:g}); "
+            f"(data.samples = {samples}, data.test_fraction = {cfg.data.test_fraction:g}); "
             f"allowed: 1 to {n_train}"
         )
-    if n_train < 1 or cfg.data.samples - n_train < 1:
+    if n_train < 1 or samples - n_train < 1:
         raise ConfigError(
-            f"data.samples = {cfg.data.samples} with data.test_fraction = {cfg.data.test_fraction:g} leaves "
-            f"{n_train} training and {cfg.data.samples - n_train} held-out examples; both must be at least 1 "
+            f"data.samples = {samples} with data.test_fraction = {cfg.data.test_fraction:g} leaves "
+            f"{n_train} training and {samples - n_train} held-out examples; both must be at least 1 "
             "(raise data.samples or move data.test_fraction away from 0 and 1)")
+
+
+def _check_cnn(cfg: Config) -> None:
+    """A CNN needs an image task, stages its depth can hold and images its stages do not shrink below the kernel."""
+    task = cfg.data.task
+    if task not in IMAGE_TASKS:
+        raise ConfigError(f"data.task = {task!r} is not allowed for model.kind 'cnn': expected one of {', '.join(IMAGE_TASKS)}")
+    why = problem(cfg.model.depth, cfg.model.stages, image_side(cfg))
+    if why:
+        raise ConfigError(why)

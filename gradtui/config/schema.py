@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MLP_KINDS = ("mlp",)
+CNN_KINDS = ("cnn",)
+FEEDFORWARD_KINDS = MLP_KINDS + CNN_KINDS
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
-KINDS = MLP_KINDS + RECURRENT_KINDS
+KINDS = FEEDFORWARD_KINDS + RECURRENT_KINDS
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "linear")
 RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
@@ -32,7 +34,8 @@ CLASSIFICATION_TASKS = ("spirals", "moons", "circles", "xor")
 REGRESSION_TASKS = ("teacher",)
 MLP_TASKS = CLASSIFICATION_TASKS + REGRESSION_TASKS
 SEQUENCE_TASKS = ("adding", "copy", "sine")
-TASKS = MLP_TASKS + SEQUENCE_TASKS
+IMAGE_TASKS = ("digits", "shapes")
+TASKS = MLP_TASKS + IMAGE_TASKS + SEQUENCE_TASKS
 
 
 def key(
@@ -65,9 +68,10 @@ def key(
 class ModelConfig:
     """The network: kind, size, activation, initialisation and architecture switches."""
 
-    kind: str = key("mlp", "Network kind: a feed-forward MLP or a recurrent net.", choices=KINDS)
-    depth: int = key(20, "Hidden layers (MLP) or stacked recurrent layers.", low=1, high=1000)
-    width: int = key(64, "Units per hidden (or recurrent) layer.", low=1, high=4096)
+    kind: str = key("mlp", "Network kind: a feed-forward MLP, a convolutional net (cnn; a ResNet with model.residual) or a recurrent net.", choices=KINDS)
+    depth: int = key(20, "Hidden layers (MLP), 3x3 convolutions (CNN) or stacked recurrent layers.", low=1, high=1000)
+    width: int = key(64, "Units per hidden (or recurrent) layer; channels per convolution (CNN).", low=1, high=4096)
+    stages: int = key(1, "CNN stages: a stride-2 convolution halves the image between stages (each stage starts at a pair of layers).", low=1, high=8, kinds=CNN_KINDS)
     activation: str = key(
         "tanh",
         "Hidden activation phi. RNNs allow tanh, relu, sigmoid; LSTM and GRU use tanh.",
@@ -86,9 +90,9 @@ class ModelConfig:
     init_std: float = key(0.01, "Standard deviation of the 'normal' init.", low=0.0, low_open=True, high=100.0)
     init_gain: float = key(1.0, "Multiplies the initial weights' standard deviation.", low=0.0, low_open=True, high=100.0)
     bias_std: float = key(0.0, "Biases start N(0, bias_std^2); 0 means zero biases.", low=0.0, high=100.0)
-    bias_init: float = key(0.0, "Constant added to every initial hidden bias (a negative value kills ReLUs).", low=-100.0, high=100.0, kinds=MLP_KINDS)
-    batchnorm: bool = key(False, "Batch-normalise each hidden pre-activation (Ioffe & Szegedy 2015).", kinds=MLP_KINDS)
-    residual: bool = key(False, "Residual connections: a layer outputs h + phi(z) where widths match.", kinds=MLP_KINDS)
+    bias_init: float = key(0.0, "Constant added to every initial hidden bias (a negative value kills ReLUs).", low=-100.0, high=100.0, kinds=FEEDFORWARD_KINDS)
+    batchnorm: bool = key(False, "Batch-normalise each hidden pre-activation (Ioffe & Szegedy 2015); per channel over batch, height and width in a CNN.", kinds=FEEDFORWARD_KINDS)
+    residual: bool = key(False, "Residual connections: an MLP layer outputs h + phi(z) where widths match; a CNN's layers pair into basic blocks (He et al. 2016) with identity skips, or 1x1 projections where channels or size change.", kinds=FEEDFORWARD_KINDS)
     recurrent_init: str = key(
         "orthogonal",
         "Recurrent weight init: orthogonal (Saxe et al. 2013), identity (Le et al. 2015), xavier, normal.",
@@ -103,14 +107,15 @@ class ModelConfig:
 class DataConfig:
     """The task: generated on the fly from a seed, never downloaded."""
 
-    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); adding, copy, sine (recurrent).", choices=TASKS)
-    samples: int = key(2048, "Examples generated (training plus held-out).", low=16, high=1_000_000)
+    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); digits (scikit-learn's 8x8 handwritten digits), shapes (generated images of bars, crosses and squares) (CNN); adding, copy, sine (recurrent).", choices=TASKS)
+    samples: int = key(2048, "Examples generated (training plus held-out); digits has 1,797 and uses all of them unless this is lower.", low=16, high=1_000_000)
     test_fraction: float = key(0.2, "Fraction of the examples held out for evaluation.", low=0.0, high=0.9, low_open=True)
-    noise: float = key(0.1, "Noise added to inputs (2-D tasks), teacher targets, or the sine signal.", low=0.0, high=10.0)
+    noise: float = key(0.1, "Noise added to inputs (2-D tasks), teacher targets, the sine signal, or the shapes' pixels.", low=0.0, high=10.0)
     seed: int = key(0, "Seed of the data generator.", low=0, high=2**31 - 1)
     classes: int = key(3, "Number of spiral arms.", low=2, high=10, tasks=("spirals",))
     features: int = key(8, "Input dimension of the teacher task.", low=1, high=1024, tasks=("teacher",))
     outputs: int = key(1, "Output dimension of the teacher task.", low=1, high=256, tasks=("teacher",))
+    image_size: int = key(16, "Side of the square shapes images, in pixels.", low=3, high=64, tasks=("shapes",))
     seq_len: int = key(50, "Sequence length T (recurrent tasks).", low=2, high=2000, tasks=SEQUENCE_TASKS)
 
 

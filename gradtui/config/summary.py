@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gradtui.config.cnn_plan import image_side
+
 
 def fmt_short(value) -> str:
     """Human number for settings: 0.1, 0.0025, 1e-05."""
@@ -75,6 +77,17 @@ def summary_parts(cfg) -> list[str]:
             opt,
             "BN" if m.batchnorm else "no BN",
             "residual" if m.residual else "no residual",
+            clip_text(cfg),
+        ]
+    elif m.kind == "cnn":
+        side = image_side(cfg)
+        parts = [
+            f"cnn {m.depth}x{m.width} {m.activation}" + (f" {m.stages} stages" if m.stages > 1 else ""),
+            f"{side}x{side} {cfg.data.task}",
+            f"init {init_text(cfg)}",
+            opt,
+            "BN" if m.batchnorm else "no BN",
+            "ResNet" if m.residual else "no residual",
             clip_text(cfg),
         ]
     else:

@@ -8,6 +8,7 @@ suggested. Remedies are config changes; which key applies one is the interface's
 
 from __future__ import annotations
 
+from gradtui.config.cnn_plan import hidden_fan_in
 from gradtui.diagnosis.alert import Remedy
 
 RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu")
@@ -18,7 +19,7 @@ DEEP = 30  # from this depth on, residual connections and orthogonal init are of
 
 
 def init_sigma_w2(init: str, width: int, init_std: float = 0.01, gain: float = 1.0) -> float:
-    """sigma_w^2 = fan_in * Var(W) of a width x width weight matrix under an init scheme."""
+    """sigma_w^2 = fan_in * Var(W) of a hidden weight with fan-in ``width`` under an init scheme."""
     base = {
         "standard": 1.0 / 3.0,  # U[-1/sqrt(n), 1/sqrt(n)] has Var = 1/(3n)
         "normal": width * init_std**2,
@@ -52,12 +53,12 @@ def init_too_small(cfg) -> bool:
     """Weights so small (sigma_w^2 below half the activation's matched value) that a new
     activation alone cannot keep the gradient: each layer still multiplies it by ~sigma_w^2/2."""
     m = cfg.model
-    return init_sigma_w2(m.init, m.width, m.init_std, m.init_gain) < 0.5 * _target_sigma_w2(m.activation)
+    return init_sigma_w2(m.init, hidden_fan_in(m), m.init_std, m.init_gain) < 0.5 * _target_sigma_w2(m.activation)
 
 
 def init_too_large(cfg) -> bool:
     m = cfg.model
-    return init_sigma_w2(m.init, m.width, m.init_std, m.init_gain) > 1.1 * _target_sigma_w2(m.activation)
+    return init_sigma_w2(m.init, hidden_fan_in(m), m.init_std, m.init_gain) > 1.1 * _target_sigma_w2(m.activation)
 
 
 # -- single remedies -------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def _recurrent_init(cfg) -> Remedy | None:
 def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
     """The remedies for one alert kind that apply to ``cfg`` and are not already in effect."""
     m, t = cfg.model, cfg.train
-    mlp = m.kind == "mlp"
+    mlp = not cfg.is_recurrent  # a feed-forward net: MLP or CNN
     out: list[Remedy | None] = []
     if kind == "vanishing":
         tiny = mlp and init_too_small(cfg)
@@ -191,6 +192,10 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start at a healthy scale"))
         out.append(_halve_lr(cfg, "a large step can push a unit's bias so far negative that it never fires again"))
+        if mlp and not m.residual and m.depth >= DEEP:  # deep plain ReLU nets degrade (He et al. 2016)
+            out.append(Remedy("residual connections: each block adds its input back, so a unit dead in one layer "
+                              "no longer cuts the signal and its gradient off for every layer below",
+                              (("model.residual", True),)))
     elif kind == "saturation":
         if mlp and not m.batchnorm:
             out.append(_batchnorm("keeps the pre-activations out of the flat tails (Ioffe & Szegedy 2015)"))

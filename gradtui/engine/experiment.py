@@ -9,8 +9,10 @@ from gradtui.config.changes import restart_keys
 from gradtui.engine.inputs import check_batch, check_dataset, check_param, check_steps
 from gradtui.engine.mlp_train import STAT_ROWS
 from gradtui.engine.record import PER_LAYER, StepRecord
+from gradtui.engine import update as kernel_update
 from gradtui.engine.subnormals import flushed
-from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
+from gradtui.engine.tiers import KERNELS, REFERENCE, TIERS, KernelWarmup, initial_tier
+from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 from gradtui.tasks import make_dataset
 
 
@@ -20,6 +22,10 @@ def build_network(cfg: Config, data, dtype):
         from gradtui.engine.recurrent import RecurrentNetwork
 
         return RecurrentNetwork(cfg, data, dtype)
+    if cfg.model.kind == "cnn":
+        from gradtui.engine.cnn import CNNNetwork
+
+        return CNNNetwork(cfg, data, dtype)
     from gradtui.engine.mlp import MLPNetwork
 
     return MLPNetwork(cfg, data.n_in, data.n_out, data.classification, dtype)
@@ -31,11 +37,20 @@ class Experiment:
     >>> exp = Experiment(load_config("vanishing-sigmoid"))
     >>> rec = exp.step()            # one optimiser step -> StepRecord
 
+    ``tier``: "kernels" (the default) computes every step with the fused Numba kernels,
+    compiling them on first use; "reference" with the plain NumPy reference tier
+    (gradtui.engine.reference); "auto" starts on the reference tier at once and swaps to
+    the kernels between two steps as soon as a background thread has compiled them
+    (gradtui.engine.tiers). ``exp.tier`` says which tier computes the next step.
+
     Every method that takes arrays (``data``, :meth:`gradients`, :meth:`set_params`)
     checks them (gradtui.engine.inputs) and raises ValueError before a kernel runs.
     """
 
-    def __init__(self, cfg: Config, data=None):
+    def __init__(self, cfg: Config, data=None, tier: str = KERNELS):
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {tier!r}")
+        tier = initial_tier(cfg, tier)
         self.cfg = cfg
         self.dtype = np.dtype(cfg.train.dtype)
         if data is not None:
@@ -43,7 +58,9 @@ class Experiment:
         self.data = data if data is not None else make_dataset(cfg)
         self._x_train = np.ascontiguousarray(self.data.x_train, dtype=self.dtype)
         self._y_train = np.ascontiguousarray(self.data.y_train if self.data.classification else self.data.y_train.astype(self.dtype))
-        self.network = build_network(cfg, self.data, self.dtype)
+        self.tier = KERNELS if tier == KERNELS else REFERENCE
+        self.warmup = KernelWarmup(cfg, self.data) if tier == "auto" else None
+        self.network = self._build(cfg)
         self.layout = self.network.layout
         self.theta = np.zeros(self.layout.size, dtype=self.dtype)
         self.network.init_params(self.theta, np.random.default_rng(cfg.train.seed))
@@ -53,6 +70,45 @@ class Experiment:
         self._cursor = 0
         self.step_count = 0
         self._updates = 0  # applied updates, Adam's t
+
+    def _build(self, cfg: Config):
+        """The network for cfg on the current tier."""
+        net = build_network(cfg, self.data, self.dtype)
+        if self.tier == REFERENCE:
+            from gradtui.engine.reference import reference_network
+
+            return reference_network(net)
+        return net
+
+    @property
+    def _ops(self):
+        """Gradient norms and the optimiser update on the current tier."""
+        if self.tier == REFERENCE:
+            from gradtui.engine.reference import update
+
+            return update
+        return kernel_update
+
+    def _flushed(self):
+        """Flush subnormals for the kernels (the reference tier keeps NumPy's defaults:
+        the flush's own kernels would have to compile first)."""
+        return flushed(self.dtype if self.tier == KERNELS else np.float64)
+
+    def _maybe_swap(self) -> None:
+        """Swap to the kernels once the background warm-up has them ready (between two steps)."""
+        if self.warmup is None or not self.warmup.done:
+            return
+        warmup, self.warmup = self.warmup, None
+        if warmup.ready and self.tier == REFERENCE:
+            self.tier = KERNELS
+            self.network = self.network.net  # same layout, parameters and buffers
+
+    def wait_for_kernels(self, timeout: float | None = None) -> bool:
+        """Block until a background warm-up has finished, then swap; True when on the kernels."""
+        if self.warmup is not None:
+            self.warmup.wait(timeout)
+            self._maybe_swap()
+        return self.tier == KERNELS
 
     def _allocate_optimizer(self) -> None:
         n = self.layout.size
@@ -70,7 +126,8 @@ class Experiment:
     @property
     def layers(self) -> list:
         """The layer table (gradtui.engine.record.Layer, input to output) a record's header carries."""
-        return self.network.layers
+        net = getattr(self.network, "net", self.network)  # a NumPy-tier twin shares its kernel network's table
+        return net.layer_table() if hasattr(net, "layer_table") else net.layers
 
     def params(self) -> dict[str, np.ndarray]:
         """Copies of every parameter, by name."""
@@ -104,10 +161,14 @@ class Experiment:
         b = self.cfg.train.batch_size
         reshuffles = self._cursor + k * b > len(self._order)
         saved = (self._order, self._cursor, self._order_rng.bit_generator.state if reshuffles else None)
-        rows = np.empty((k, self.cfg.train.batch_size), dtype=np.int64)
+        if not reshuffles:  # the common case: k consecutive slices of the order, one view
+            rows = self._order[self._cursor : self._cursor + k * b].reshape(k, b)
+            self._cursor += k * b
+            return rows, saved
+        rows = np.empty((k, b), dtype=np.int64)
         for i in range(k):
             rows[i] = self._peek_rows()
-            self._cursor += self.cfg.train.batch_size
+            self._cursor += b
         return rows, saved
 
     def _rewind(self, saved: tuple, taken: int) -> None:
@@ -124,13 +185,13 @@ class Experiment:
         class labels must lie in 0 .. classes - 1. ValueError, naming the argument, otherwise."""
         x, y = check_batch(self.data, x, y)
         grad = np.zeros_like(self.theta)
-        with flushed(self.dtype):
+        with self._flushed():
             loss = self.network.loss_and_grad(self.theta, grad, x, y, False, None)
         return float(loss), self.layout.to_dict(grad)
 
     def evaluate(self) -> dict[str, float]:
         """Mean loss (and accuracy, for classification) on the held-out split."""
-        with flushed(self.dtype):
+        with self._flushed():
             loss, accuracy = self.network.evaluate(self.theta, self.data.x_test, self.data.y_test)
         out = {"loss": float(loss)}
         if accuracy is not None:
@@ -155,7 +216,8 @@ class Experiment:
         float32 steps treat subnormal numbers as zero (gradtui.engine.subnormals)."""
         if check_steps(steps) == 0:
             return []
-        with flushed(self.dtype):
+        self._maybe_swap()
+        with self._flushed():
             return self._run(steps)
 
     def _run(self, steps: int) -> list[StepRecord]:
@@ -191,12 +253,13 @@ class Experiment:
         extra = self.network.extra_stats()
         x, y = self._x_train[rows], self._y_train[rows]
         loss = float(self.network.loss_and_grad(self.theta, self.grad, x, y, True, {**stats, **extra} if extra else stats))
-        total = float(gradient_norms(self.grad, self._segments, len(self.layer_names), stats["grad_norm"]))
+        ops = self._ops
+        total = float(ops.gradient_norms(self.grad, self._segments, len(self.layer_names), stats["grad_norm"]))
         if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
             return self._record(table, loss, total, False, failed=True, extra=extra)
         tr = self.cfg.train
         s1, s2, s1_out, s2_out = self._state
-        clipped = bool(apply_update(
+        clipped = bool(ops.apply_update(
             self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
             OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
             CLIP_CODES[tr.clip], tr.clip_threshold, total, self._updates + 1,
@@ -245,7 +308,9 @@ class Experiment:
         old_buffers = {k: v.copy() for k, v in self.network.buffers().items()}
         keep_state = cfg.train.optimizer == self.cfg.train.optimizer
         self.cfg = cfg
-        self.network = build_network(cfg, self.data, self.dtype)
+        self.network = self._build(cfg)
+        if self.warmup is not None and self.warmup.cfg.model.kind != cfg.model.kind:
+            self.warmup = KernelWarmup(cfg, self.data)
         self.layout = self.network.layout
         self.theta = np.zeros(self.layout.size, dtype=self.dtype)
         self.network.init_params(self.theta, np.random.default_rng(cfg.train.seed))

@@ -6,8 +6,8 @@ the cache key below) or fails at import ("no locator available"). So the directo
 chosen and tested here, before Numba compiles anything:
 
 1. ``NUMBA_CACHE_DIR`` if the user set it, else ``$XDG_CACHE_HOME/gradtui/numba-<key>``
-   (``~/.cache`` when unset), where the key hashes every engine source file and Numba's
-   version (Numba keys its cache on each function's own file alone, so an edited helper
+   (``~/.cache`` when unset), where the key hashes every engine source file that defines
+   kernels and Numba's version (Numba keys its cache on each function's own file alone, so an edited helper
    would leave stale kernels that inline it);
 2. if that cannot be written: ``<temp dir>/gradtui-<uid>/numba-<key>``, a directory only
    this user may write (a cache is loaded code, so one that others can write is refused),
@@ -33,11 +33,15 @@ ENGINE_DIR = Path(__file__).parent
 
 
 def cache_key() -> str:
-    """Hash of the engine's sources and Numba's version: any change compiles afresh."""
+    """Hash of the engine's kernel sources (files that mention ``@kernel`` or ``njit``, and
+    jit.py) and Numba's version: any change to a kernel compiles afresh, while editing plain
+    Python (experiment.py, say) keeps the cache."""
     digest = hashlib.sha256(importlib.metadata.version("numba").encode())
     for source in sorted(ENGINE_DIR.glob("*.py")):
-        digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+        text = source.read_bytes()
+        if b"@kernel" in text or b"njit" in text or source.name == "jit.py":
+            digest.update(source.name.encode())
+            digest.update(text)
     return digest.hexdigest()[:16]
 
 

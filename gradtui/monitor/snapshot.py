@@ -64,5 +64,6 @@ class Snapshot:
     record_error: str = ""  # set when writing the record failed (training went on, recording stopped)
     source: str = "live"  # "live" | "replay" | "follow" (gradtui.sources.protocol.Capabilities.kind)
     position: str = ""  # where a replay or a followed record is: "step 1,200 / 3,000"
+    tier: str = ""  # "reference" (NumPy, while the kernels compile) or "kernels"; "" before the first Experiment
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)
     baseline_loss: float | None = None  # the task's loss for a constant guess (Dataset.baseline_loss), if known

@@ -44,15 +44,18 @@ class Session(RunControl):
     before any training, if it cannot be written); ``every`` records every K-th step;
     ``max_steps`` ends the run (status "finished") after that many steps of the current
     run; ``start_paused`` compiles and then waits for resume() or step_once().
+    ``tier`` is the Experiment's (gradtui.engine.tiers): "auto" trains on NumPy while the
+    kernels compile; the snapshot's ``tier`` says which one runs.
     """
 
     def __init__(self, cfg, record_path=None, every: int = 1, force: bool = False, history_capacity: int = 2000,
-                 start_paused: bool = False, max_steps: int | None = None):
+                 start_paused: bool = False, max_steps: int | None = None, tier: str = "kernels"):
         if every < 1:
             raise ValueError(f"every must be at least 1, not {every}")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1):
             raise ValueError(f"max_steps must be a whole number of at least 1 (or None: no limit), not {max_steps!r}")
         self._cfg = cfg
+        self._tier = tier
         self.every = int(every)
         self.max_steps = max_steps
         self.monitor = Monitor(history_capacity)  # before the record: a bad capacity must not leave a file
@@ -200,7 +203,7 @@ class Session(RunControl):
         the caller evaluates it (step 0) once the events that explain it are written."""
         from gradtui.engine import Experiment
 
-        exp = Experiment(cfg)
+        exp = Experiment(cfg, tier=self._tier)
         self._exp = exp
         self._cfg = cfg
         self.monitor.new_run(exp.layers, new_diagnoser(cfg, exp.layer_names))
@@ -363,6 +366,7 @@ class Session(RunControl):
             message=self._message,
             pause_reason=self._pause_reason if self._paused else "",
             run=self._run,
+            tier=exp.tier if exp is not None else "",
             baseline_loss=exp.data.baseline_loss if exp is not None else None,
         )
 

@@ -42,6 +42,14 @@ def make_dataset(cfg) -> Dataset:
         from gradtui.tasks.sequences import make_sequence_dataset
 
         return make_sequence_dataset(cfg, rng)
+    if d.task in ("digits", "shapes"):
+        from gradtui.tasks import images
+
+        if d.task == "digits":
+            x, y, n_out = *images.digits(d.samples, rng), 10
+        else:
+            x, y, n_out = *images.shapes(d.samples, d.noise, rng, d.image_size), len(images.SHAPE_CLASSES)
+        return _split(x, y, d.test_fraction, rng, x.shape[1], n_out, True, np.log(n_out))
     if d.task == "teacher":
         x, y = points.teacher(d.samples, d.noise, rng, d.features, d.outputs)
         return _split(x, y, d.test_fraction, rng, d.features, d.outputs, False)

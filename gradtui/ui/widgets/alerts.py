@@ -25,7 +25,7 @@ def measured_attenuation(snapshot) -> float:
     latest = snapshot.latest or {}
     deltas = [num(v) for v in latest.get("delta_norm") or ()]
     cfg = snapshot.config
-    if cfg is None or cfg.model.kind != "mlp" or len(deltas) < 2:
+    if cfg is None or cfg.is_recurrent or len(deltas) < 2:
         return math.nan
     last = min(cfg.model.depth, len(deltas)) - 1
     if last < 1 or not deltas[last] > 0:
@@ -126,7 +126,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         if self._message:
             out.append(self._message + "\n", self._style("note"))
         pred = self._prediction
-        if pred is not None and self._theory_cfg is not None and self._theory_cfg.model.kind == "mlp":
+        if pred is not None and self._theory_cfg is not None and not self._theory_cfg.is_recurrent:
             if pred.applies and math.isfinite(pred.attenuation):
                 out.append("first/last layer error: theory ", self._style("note"))
                 out.append(fmt(pred.attenuation))
@@ -156,7 +156,14 @@ class AlertsPanel(VerticalScroll, can_focus=False):
             keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
             for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
-                if key:
+                if getattr(remedy, "code", ""):  # a model gradtui did not build: the code to write
+                    if key:
+                        out.append(f" {key} ", self._style("key"))
+                    else:
+                        out.append(" ·  ", self._style("note"))
+                    out.append(short_label(remedy.label) + "\n    ", self._style("note"))
+                    out.append(remedy.code)
+                elif key:
                     out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
                     if key in best:

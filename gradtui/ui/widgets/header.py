@@ -53,20 +53,27 @@ SHORT_SCREEN = 32  # below this many rows the message gets one line under the su
 
 REPLAY_STATE = {"running": "▶ replay", "paused": "‖ replay paused", "finished": "■ end of replay"}
 FOLLOW_STATE = {"running": "▶ watching", "paused": "‖ writer quiet", "finished": "■ writer ended"}
+# Said after the run state while the Experiment trains on its NumPy tier (gradtui.engine.tiers).
+REFERENCE_TIER_TEXT = "NumPy tier · kernels compiling"
 
 
 def state_text(snapshot) -> str:
-    """The run state as the header says it; before the run's first step it says it waits; a
-    replayed or followed record says so."""
+    """The run state as the header says it; before the run's first step it says it waits, and
+    until the kernels take over that the NumPy tier is training; a replayed or followed record
+    says so."""
     status = snapshot.status
     if snapshot.source in ("replay", "follow"):
         words = REPLAY_STATE if snapshot.source == "replay" else FOLLOW_STATE
         return words.get(status, STATUS_TEXT.get(status, status))
     if status == "running" and not snapshot.latest:
-        return "… waiting for the first step"
-    if status == "paused":
-        return "‖ paused · space resumes"
-    return STATUS_TEXT.get(status, status)
+        text = "… waiting for the first step"
+    elif status == "paused":
+        text = "‖ paused · space resumes"
+    else:
+        text = STATUS_TEXT.get(status, status)
+    if getattr(snapshot, "tier", "") == "reference":
+        text += " · " + REFERENCE_TIER_TEXT
+    return text
 
 
 class StatusHeader(Widget, can_focus=False):

@@ -20,11 +20,11 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     from the key table."""
     m, t = cfg.model, cfg.train
     rows = []
-    if m.kind != "mlp":
+    if cfg.is_recurrent:
         rows.append((m.kind, "model.kind"))
-    if m.kind in ("mlp", "rnn"):
+    if m.kind in ("mlp", "cnn", "rnn"):
         rows.append((m.activation, "model.activation"))
-    if m.kind == "mlp":
+    if not cfg.is_recurrent:
         rows.append((init_text(cfg), "model.init"))
         rows.append((setting_value(m.batchnorm), "model.batchnorm"))
         rows.append((setting_value(m.residual), "model.residual"))
@@ -35,6 +35,20 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     rows.append((fmt_short(t.lr), "train.lr"))
     rows.append((str(m.depth), "model.depth"))
     return [(setting_label(setting), value, keys_for_setting(setting), setting) for value, setting in rows]
+
+
+def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:
+    """Rows for a gradtui.torch writer's live settings (its record says them; keys send remedies)."""
+    if not state:
+        return []
+    lr = state.get("train.lr")
+    return [
+        ("training", "paused" if state.get("train.paused") else "running", "spc", "train.paused"),
+        ("clipping", "off" if state.get("train.clip") in (None, "none") else str(state["train.clip"]), "c", "train.clip"),
+        ("learn rate", fmt_short(lr) if isinstance(lr, (int, float)) else "?", "+ -", "train.lr"),
+        ("NaN steps", "skipped" if state.get("train.on_nonfinite") == "skip" else str(state.get("train.on_nonfinite") or "recorded"), "x",
+         "train.on_nonfinite"),
+    ]
 
 
 class MitigationsPanel(Widget, can_focus=False):
@@ -63,9 +77,10 @@ class MitigationsPanel(Widget, can_focus=False):
         self._rows: tuple = ()
         self._suggested: frozenset = frozenset()
 
-    def show(self, cfg, alerts=()) -> None:
-        """Show a config's settings; highlight those the alerts' remedies name."""
-        rows = tuple(rows_for(cfg)) if cfg is not None else ()
+    def show(self, cfg, alerts=(), remote: dict | None = None) -> None:
+        """Show a config's settings (or, for a gradtui.torch writer, its live settings ``remote``);
+        highlight those the alerts' remedies name."""
+        rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
         suggested = frozenset(suggested_settings(alerts))
         if rows != self._rows or suggested != self._suggested:
             self._rows, self._suggested = rows, suggested

@@ -13,7 +13,7 @@ Conventions shared by both models:
   and returns the statistics of the gradient it used (computed before the update,
   except ``weight_norm`` which is measured after it).
 
-The recurrent models live in :mod:`benchmarks.numpy_rnn` and are re-exported here.
+The recurrent models live in :mod:`gradtui.engine.reference.numpy_rnn` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from gradtui.tasks.sequences import adding
 
-from benchmarks.numpy_rnn import NumpyRNN, fro as _fro, xavier_uniform
+from gradtui.engine.reference.numpy_rnn import NumpyRNN, fro as _fro, xavier_uniform
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "linear")
 BN_EPS = 1e-5
@@ -117,9 +117,13 @@ class NumpyMLP:
         W = self.params[f"hidden.{i}.W"]
         return self.residual and W.shape[0] == W.shape[1]
 
-    def forward(self, x, z_shift=None):
+    def forward(self, x, z_shift=None, running=None, use_running=False):
         """Return (logits, cache). ``z_shift`` ({layer: array}) is added to z_l; the
-        gradient check uses it to probe dL/dz_l (for the output layer, layer = depth)."""
+        gradient check uses it to probe dL/dz_l (for the output layer, layer = depth).
+
+        ``running`` = (mean, var) arrays (depth, width): batch norm's running statistics.
+        With ``use_running`` they normalise (evaluation); otherwise they are updated in
+        place from the batch, r <- 0.9 r + 0.1 batch value, with the unbiased batch variance."""
         p, cache = self.params, []
         h = np.asarray(x, self.dtype)
         for i in range(self.depth):
@@ -128,9 +132,18 @@ class NumpyMLP:
             if z_shift is not None and i in z_shift:
                 z = z + z_shift[i]
             zhat = inv_std = None
+            if self.batchnorm and use_running:
+                mean, var = running[0][i], running[1][i]
+            elif self.batchnorm:
+                mean = z.mean(axis=0, dtype=np.float64)
+                var = z.var(axis=0, dtype=np.float64)  # biased (population) batch variance
+                if running is not None:
+                    n = z.shape[0]
+                    unbiased = var * n / (n - 1) if n > 1 else var
+                    running[0][i] = 0.9 * running[0][i] + 0.1 * mean
+                    running[1][i] = 0.9 * running[1][i] + 0.1 * unbiased
+                mean, var = mean.astype(self.dtype), var.astype(self.dtype)
             if self.batchnorm:
-                mean = z.mean(axis=0)
-                var = z.var(axis=0)  # biased (population) batch variance
                 inv_std = 1.0 / np.sqrt(var + self.dtype.type(BN_EPS))
                 zhat = (z - mean) * inv_std
                 zbn = p[f"hidden.{i}.gamma"] * zhat + p[f"hidden.{i}.beta"]
@@ -165,10 +178,11 @@ class NumpyMLP:
         return loss, diff * self.dtype.type(2.0 / diff.size)
 
     # ----------------------------------------------------------------- backward
-    def _backward(self, x, y, z_shift=None):
-        """Forward + backward. Returns (loss, grads, deltas, cache); deltas[l] = dL/dz_l."""
+    def _backward(self, x, y, z_shift=None, running=None):
+        """Forward + backward. Returns (loss, grads, deltas, cache); deltas[l] = dL/dz_l.
+        ``running``: batch norm's running statistics, updated by the forward pass."""
         p = self.params
-        logits, cache = self.forward(x, z_shift)
+        logits, cache = self.forward(x, z_shift, running)
         loss, dz = self.loss(logits, y)
         grads, deltas = {}, [None] * (self.depth + 1)
         deltas[self.depth] = dz

@@ -2,7 +2,7 @@
 
 Used as the speed baseline for gradtui's recurrent engine and as the tests' independent
 computation of its gradients and per-time-step statistics. Import it through
-:mod:`benchmarks.numpy_reference`, which re-exports :class:`NumpyRNN`.
+:mod:`gradtui.engine.reference.numpy_mlp`, which re-exports :class:`NumpyRNN`.
 """
 
 from __future__ import annotations

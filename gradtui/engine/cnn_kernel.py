@@ -1,0 +1,314 @@
+"""The fused CNN kernel: convolutions as im2col matrix products, batch norm, residual
+blocks, global average pooling and a linear head; forward, loss, backward and statistics.
+
+Activations are NHWC, stored as (batch*height*width, channels) matrices, so a 3x3
+convolution of stride s with same padding (pad 1) is one product
+
+    cols[(b, oy, ox), (ky, kx, c)] = x[b, s*oy + ky - 1, s*ox + kx - 1, c]   (0 outside)
+    z = cols W + b,   W of shape (9*C_in, C_out)
+
+and per-channel batch norm over (batch, height, width) is the MLP's batch norm on that
+matrix. Layer l (of ``depth``):  y = BN(z) or z;  a = phi(y);  out = a + skip, where
+skip is 0, the block input (identity) or the block input subsampled by the stride and
+multiplied by a 1x1 projection P (C_src x C_out), for the second layer of a residual block.
+Head: p = mean over positions of the last output (batch x C); logits = p W_o + b_o.
+
+Backward (delta = dL/dz at every layer, before batch norm):
+    dW = cols^T delta;  db = sum delta;  dcols = delta W^T, scattered back (col2im)
+    into dL/d(input); a skip adds dL/dout to its source (through P^T when projected),
+    dP = sub^T dL/dout.
+
+Layer table columns (int64, one row per convolution, then a head row with W, b, C_IN, C_OUT):
+    W, b, gamma, beta, alpha, P offsets (-1 when absent), C_IN, C_OUT, S_IN, S_OUT (square
+    sizes), STRIDE, SKIP (0 none, 1 identity, 2 projection), SRC (layer whose output the skip
+    reads; -1 the input image), OFF (offset of this layer's block in the flat activation buffers),
+    COLS (offset of its im2col matrix in the column cache, -1 when the backward pass redoes im2col).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.activations import PRELU, activate
+from gradtui.engine.blocks import add_row, dot_transposed, matrix
+from gradtui.engine.jit import kernel
+from gradtui.engine.mlp_kernel import (
+    _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
+    _loss_and_dlogits, _output_stats,
+)
+
+(COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_P, COL_C_IN, COL_C_OUT, COL_S_IN, COL_S_OUT,
+ COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF, COL_COLS) = range(15)
+N_COLS = 15
+SKIP_NONE, SKIP_IDENTITY, SKIP_PROJECTION = range(3)
+KSIZE = 3
+
+
+@kernel(inline="always")
+def _block(flat, offset, rows, cols):
+    return flat[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@kernel
+def im2col(src, batch, s_in, c_in, stride, s_out, cols):
+    """cols[(b, oy, ox), (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c], 0 in the padding."""
+    zero = cols.dtype.type(0.0)
+    flat = src.reshape(src.size)
+    width = KSIZE * c_in
+    for b in range(batch):
+        for oy in range(s_out):
+            for ox in range(s_out):
+                row = (b * s_out + oy) * s_out + ox
+                for ky in range(KSIZE):
+                    iy = stride * oy + ky - 1
+                    left = stride * ox - 1
+                    if 0 <= iy < s_in and left >= 0 and left + KSIZE <= s_in:
+                        # the window's row lies inside the image: 3 pixels, contiguous in NHWC
+                        start = ((b * s_in + iy) * s_in + left) * c_in
+                        for j in range(width):
+                            cols[row, ky * width + j] = flat[start + j]
+                        continue
+                    for kx in range(KSIZE):
+                        ix = stride * ox + kx - 1
+                        base = (ky * KSIZE + kx) * c_in
+                        if 0 <= iy < s_in and 0 <= ix < s_in:
+                            r = (b * s_in + iy) * s_in + ix
+                            for c in range(c_in):
+                                cols[row, base + c] = src[r, c]
+                        else:
+                            for c in range(c_in):
+                                cols[row, base + c] = zero
+
+
+@kernel
+def col2im_add(dcols, batch, s_in, c_in, stride, s_out, dsrc):
+    """The adjoint of im2col: dsrc[(b, iy, ix), c] += every dcols entry that copied it."""
+    for b in range(batch):
+        for oy in range(s_out):
+            for ox in range(s_out):
+                row = (b * s_out + oy) * s_out + ox
+                for ky in range(KSIZE):
+                    iy = stride * oy + ky - 1
+                    if iy < 0 or iy >= s_in:
+                        continue
+                    for kx in range(KSIZE):
+                        ix = stride * ox + kx - 1
+                        if ix < 0 or ix >= s_in:
+                            continue
+                        r = (b * s_in + iy) * s_in + ix
+                        base = (ky * KSIZE + kx) * c_in
+                        for c in range(c_in):
+                            dsrc[r, c] += dcols[row, base + c]
+
+
+@kernel
+def subsample(src, batch, s_in, stride, s_out, out):
+    """out[(b, oy, ox)] = src[(b, s*oy, s*ox)] (a 1x1 convolution's input at stride s)."""
+    for b in range(batch):
+        for oy in range(s_out):
+            for ox in range(s_out):
+                r = (b * s_in + stride * oy) * s_in + stride * ox
+                out[(b * s_out + oy) * s_out + ox, :] = src[r, :]
+
+
+@kernel
+def subsample_add(dsub, batch, s_in, stride, s_out, dsrc):
+    """The adjoint of subsample: dsrc[(b, s*oy, s*ox)] += dsub[(b, oy, ox)]."""
+    for b in range(batch):
+        for oy in range(s_out):
+            for ox in range(s_out):
+                r = (b * s_in + stride * oy) * s_in + stride * ox
+                dsrc[r, :] += dsub[(b * s_out + oy) * s_out + ox, :]
+
+
+@kernel(inline="always")
+def _source(x, H, table, layer, batch):
+    """The block-input matrix a layer's skip reads: the image or an earlier layer's output."""
+    src = table[layer, COL_SRC]
+    if src < 0:
+        return x
+    rows = batch * table[src, COL_S_OUT] ** 2
+    return _block(H, table[src, COL_OFF], rows, table[src, COL_C_OUT])
+
+
+@kernel
+def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                pooled, logits, train, use_running, stats, act_mean, act_std, dead, saturation):
+    """Forward pass on x ((batch*S*S, C_image) NHWC rows); fills the buffers, the logits
+    and (when ``stats``) the activation statistics."""
+    depth = table.shape[0] - 1
+    batch = pooled.shape[0]
+    dummy = theta[0:0]
+    alive = np.zeros(pooled.shape[1], np.uint8)
+    for l in range(depth):
+        c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
+        s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
+        n = batch * s_out * s_out
+        off = table[l, COL_OFF]
+        h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
+        k = KSIZE * KSIZE * c_in
+        at = table[l, COL_COLS]
+        cm = cache[at : at + n * k].reshape((n, k)) if at >= 0 else cols[: n * k].reshape((n, k))
+        im2col(h, batch, s_in, c_in, stride, s_out, cm)
+        z = _block(Z, off if act == PRELU else 0, n, c_out)
+        np.dot(cm, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z)
+        add_row(z, theta[table[l, COL_B] : table[l, COL_B] + c_out])
+        if batchnorm:
+            gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
+            beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
+            _batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
+                               running_mean[l], running_var[l], train, use_running)
+        alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out] if act == PRELU else dummy
+        out = _block(H, off, n, c_out)
+        d = _block(D, off, n, c_out)
+        activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+        kind = table[l, COL_SKIP]
+        if kind == SKIP_IDENTITY:
+            out += _source(x, H, table, l, batch)
+        elif kind == SKIP_PROJECTION:
+            src = _source(x, H, table, l, batch)
+            c_src = src.shape[1]
+            s_src, step = table[l - 1, COL_S_IN], table[l - 1, COL_STRIDE]  # the block's input and stride
+            sm = sub[: n * c_src].reshape((n, c_src))
+            subsample(src, batch, s_src, step, s_out, sm)
+            sk = skip[: n * c_out].reshape((n, c_out))
+            np.dot(sm, matrix(theta, table[l, COL_P], c_src, c_out), sk)
+            out += sk
+        if stats:
+            _layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
+    last = depth - 1
+    c, s_last = table[last, COL_C_OUT], table[last, COL_S_OUT]
+    positions = s_last * s_last
+    hl = _block(H, table[last, COL_OFF], batch * positions, c)
+    pooled[:] = 0.0
+    for b in range(batch):
+        for p in range(positions):
+            for j in range(c):
+                pooled[b, j] += hl[b * positions + p, j]
+    pooled /= positions
+    n_out = table[depth, COL_C_OUT]
+    np.dot(pooled, matrix(theta, table[depth, COL_W], c, n_out), logits)
+    add_row(logits, theta[table[depth, COL_B] : table[depth, COL_B] + n_out])
+    if stats:
+        _output_stats(logits, act_mean, act_std, depth)
+        dead[depth] = 0.0
+        saturation[depth] = 0.0
+
+
+@kernel
+def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
+                 pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm):
+    """Back-propagate dlogits; writes every parameter's gradient into ``grad``. ``dH`` (the
+    size of H) collects dL/d(output) of every layer; ``skip`` doubles as dL/d(subsampled source)."""
+    depth = table.shape[0] - 1
+    batch = pooled.shape[0]
+    c, n_out = table[depth, COL_C_IN], table[depth, COL_C_OUT]
+    np.dot(pooled.T, dlogits, matrix(grad, table[depth, COL_W], c, n_out))
+    norm = _bias_grad_and_norm(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + n_out])
+    if stats:
+        delta_norm[depth] = norm
+    dpooled = np.empty_like(pooled)
+    dot_transposed(dlogits, matrix(theta, table[depth, COL_W], c, n_out), dpooled, scratch)
+    last = depth - 1
+    s_last = table[last, COL_S_OUT]
+    positions = s_last * s_last
+    dH[:] = 0.0
+    dl = _block(dH, table[last, COL_OFF], batch * positions, c)
+    for b in range(batch):
+        for p in range(positions):
+            for j in range(c):
+                dl[b * positions + p, j] = dpooled[b, j] / positions
+    for l in range(depth - 1, -1, -1):
+        c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
+        s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
+        n = batch * s_out * s_out
+        off = table[l, COL_OFF]
+        dout = _block(dH, off, n, c_out)
+        kind = table[l, COL_SKIP]
+        if kind != SKIP_NONE and table[l, COL_SRC] >= 0:
+            src_layer = table[l, COL_SRC]
+            s_src = table[src_layer, COL_S_OUT]
+            dsrc = _block(dH, table[src_layer, COL_OFF], batch * s_src * s_src, table[src_layer, COL_C_OUT])
+            if kind == SKIP_IDENTITY:
+                dsrc += dout
+        if kind == SKIP_PROJECTION:
+            src = _source(x, H, table, l, batch)
+            c_src = src.shape[1]
+            s_src, step = table[l - 1, COL_S_IN], table[l - 1, COL_STRIDE]
+            sm = sub[: n * c_src].reshape((n, c_src))
+            subsample(src, batch, s_src, step, s_out, sm)
+            P = matrix(theta, table[l, COL_P], c_src, c_out)
+            np.dot(sm.T, dout, matrix(grad, table[l, COL_P], c_src, c_out))
+            if table[l, COL_SRC] >= 0:
+                dsm = skip[: n * c_src].reshape((n, c_src))
+                dot_transposed(dout, P, dsm, scratch)
+                subsample_add(dsm, batch, s_src, step, s_out, dsrc)
+        db = grad[table[l, COL_B] : table[l, COL_B] + c_out]
+        d = _block(D, off, n, c_out)
+        if act == PRELU:
+            # a = alpha*y for y <= 0, so da/dalpha_j = min(y, 0)
+            dalpha = grad[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out]
+            dalpha[:] = 0.0
+            Y = _block(Z, off, n, c_out)
+            for i in range(n):
+                for j in range(c_out):
+                    if Y[i, j] <= 0.0:
+                        dalpha[j] += dout[i, j] * Y[i, j]
+        dz = DZ[: n * c_out].reshape((n, c_out))
+        if batchnorm:
+            dy = DY[: n * c_out].reshape((n, c_out))
+            np.multiply(dout, d, dy)
+            gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
+            dgamma = grad[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
+            dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
+            _batchnorm_backward(dy, _block(ZH, off, n, c_out), inv_std[l], gamma, dgamma, dbeta, dz)
+            norm = _bias_grad_and_norm(dz, db)
+        else:
+            norm = _delta(dout, d, dz, db)
+        if stats:
+            delta_norm[l] = norm
+        h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
+        k = KSIZE * KSIZE * c_in
+        at = table[l, COL_COLS]
+        if at >= 0:  # kept from the forward pass
+            np.dot(cache[at : at + n * k].reshape((n, k)).T, dz, matrix(grad, table[l, COL_W], k, c_out))
+        cm = cols[: n * k].reshape((n, k))
+        if at < 0:
+            im2col(h, batch, s_in, c_in, stride, s_out, cm)
+            np.dot(cm.T, dz, matrix(grad, table[l, COL_W], k, c_out))
+        if l > 0:
+            dot_transposed(dz, matrix(theta, table[l, COL_W], k, c_out), cm, scratch)
+            col2im_add(cm, batch, s_in, c_in, stride, s_out, _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in))
+
+
+@kernel
+def cnn_step(theta, grad, table, x, y_class, y_value, classification, act, slope, elu_alpha,
+             batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
+             cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats,
+             act_mean, act_std, dead, saturation, delta_norm):
+    """Forward, loss and backward in one call (the GIL is released throughout). Returns the loss."""
+    cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                pooled, logits, train, False, stats, act_mean, act_std, dead, saturation)
+    loss = _loss_and_dlogits(logits, y_class, y_value, classification, dlogits)
+    cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
+                 pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm)
+    return loss
+
+
+@kernel
+def cnn_evaluate(theta, table, x, y_class, act, slope, elu_alpha, batchnorm, exact,
+                 Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                 pooled, logits, dlogits):
+    """Loss and number of correct predictions, batch norm using its running statistics."""
+    empty = np.zeros(1)
+    cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, 0.0,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                pooled, logits, False, True, False, empty, empty, empty, empty)
+    loss = _loss_and_dlogits(logits, y_class, logits, True, dlogits)
+    correct = 0
+    for i in range(logits.shape[0]):
+        if np.argmax(logits[i]) == y_class[i]:
+            correct += 1
+    return loss, correct
