@@ -126,12 +126,20 @@ class Diagnoser:
             severity=f.severity,
             message=rules.message(f, self.facts, rec, predicted),
             layers=tuple(f.layers),
-            remedies=self._remedies.get(kind, ()),
+            remedies=self._remedies.get(kind, ()) or self._code_remedies(kind, f),
             step=int(step),
             figure=None if f.figure is None or math.isnan(f.figure) else float(f.figure),
             predicted=predicted,
             extra=tuple((k, v) for k, v in f.info.items() if isinstance(v, (int, float, str, bool))) + (("sign", f.sign),),
         )
+
+    def _code_remedies(self, kind: str, f) -> tuple:
+        """A PyTorch model's remedies, as code for the layers the finding names."""
+        if self.cfg is not None or self.facts.framework != "pytorch":
+            return ()
+        from gradtui.diagnosis.pytorch_remedies import code_remedies
+
+        return code_remedies(kind, self.facts, tuple(f.layers))
 
     def _rise(self, kind: str, step: int) -> Alert:
         alert = self._build(kind, step)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.sources.protocol import LIVE, SEEK
-from gradtui.ui.keys import KEYS
+from gradtui.sources.protocol import LIVE, REMOTE, SEEK
+from gradtui.ui.keys import KEYS, key_allowed
 
 # pairs shown as one item, and the short labels used when space is tight
 PAIRS = {"+": ("+/-", "lr ×2/÷2", "lr"), "]": ("]/[", "depth ±1", "depth")}
@@ -70,7 +70,7 @@ class KeyBar(Widget, can_focus=False):
         caps = self._caps
         items = [(label, short, True) for label, short in PLAYBACK_ITEMS] if caps.allows(SEEK) else []
         for spec in KEYS:
-            if spec.label in SKIP:
+            if spec.label in SKIP or (spec.needs == REMOTE and not caps.allows(REMOTE)):
                 continue
             label, short = spec.label, spec.short
             if spec.label in PAIRS:
@@ -79,7 +79,7 @@ class KeyBar(Widget, can_focus=False):
             elif self._compact:
                 short = SHORT.get(short, short)
                 label = "spc" if label == "space" else label
-            allowed = not spec.needs or caps.allows(spec.needs)
+            allowed = key_allowed(spec, caps)
             items.append((label, short, allowed and (spec.kinds is None or self._kind in spec.kinds)))
         out = Text(no_wrap=True, overflow="crop")
         used = 0
