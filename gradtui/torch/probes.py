@@ -56,6 +56,22 @@ def _unit_dims(x: torch.Tensor, channels: bool) -> tuple:
     return tuple(range(x.dim() - 1))
 
 
+def mean_std(x: torch.Tensor) -> torch.Tensor:
+    """[mean, std] of all values of ``x`` (population std), float32, on its device.
+
+    From two reductions accumulated in float64, S1 = sum x and S2 = ||x||^2:
+    mean = S1/n, std = sqrt(max(S2/n - mean^2, 0)). float64 keeps the cancellation harmless
+    (relative error ~1e-16 (mean/std)^2); ``torch.std_mean`` computes the same with Welford's
+    update, which on the CPU ran 10-20x slower than these two vectorised passes and made
+    activation statistics the largest cost of a sampled step.
+    """
+    n = max(x.numel(), 1)
+    wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+    mean = x.sum(dtype=wide) / n
+    square = torch.linalg.vector_norm(x, dtype=wide).square() / n
+    return torch.stack((mean, (square - mean * mean).clamp_min(0).sqrt())).float()
+
+
 def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
     """(zero-derivative mask or None, saturated mask or None) of an activation's values."""
     if name == "relu":
@@ -84,8 +100,7 @@ def activation_stats(name: str, x_in, out: torch.Tensor, channels: bool) -> torc
     o = out.detach()
     x = x_in.detach() if isinstance(x_in, torch.Tensor) and x_in.data_ptr() != o.data_ptr() else None
     zero, sat = (None, None) if name == "relu" else derivative_masks(name, x, o)
-    of = o.float()
-    std, mean = torch.std_mean(of, correction=0)
+    moments = mean_std(o)
     nothing = torch.zeros((), device=o.device)
     dims = _unit_dims(o, channels) if o.dim() >= 1 else ()
     if name == "relu" and dims:  # a unit is dead when even its largest output is <= 0: one pass
@@ -95,7 +110,7 @@ def activation_stats(name: str, x_in, out: torch.Tensor, channels: bool) -> torc
     else:
         dead = nothing
     saturated = sat.float().mean() if sat is not None else nothing
-    return torch.stack((mean, std, dead, saturated))
+    return torch.cat((moments, torch.stack((dead, saturated))))
 
 
 class Probes:
@@ -144,9 +159,9 @@ class Probes:
             return
         zd = z.detach()
         if self.layers[i].activation is None:  # its own output is what act_mean/act_std describe
-            std, mean = torch.std_mean(zd, correction=0)
-            self.out_stats[i].append(torch.stack((mean, std)).float())
-            self.out_finite[i].append(torch.isfinite(mean))  # NaN and Inf propagate into the mean
+            moments = mean_std(zd)
+            self.out_stats[i].append(moments)
+            self.out_finite[i].append(torch.isfinite(moments[0]))  # NaN and Inf propagate into the mean
         else:
             self.out_finite[i].append(torch.isfinite(zd.sum(dtype=torch.float32)))
         if z.requires_grad:
