@@ -19,23 +19,53 @@ from gradtui.sources.protocol import FOLLOW, FOLLOW_CONTROL  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(tmp_path, script, *args):
+def write_example(tmp_path, script, *args):
     record = tmp_path / (Path(script).stem + ".jsonl")
     subprocess.run([sys.executable, str(EXAMPLES / script), "--record", str(record), "--every", "1", *args],
                    check=True, timeout=300, capture_output=True)
+    return record
+
+
+def follow_to_end(record):
     source = FollowSource(record)
     source.poll_once()
     return source.snapshot()
 
 
-def test_the_sigmoid_mlp_example_raises_vanishing_with_pytorch_code(tmp_path):
-    snap = run_example(tmp_path, "vanishing_sigmoid_mlp.py", "--steps", "60")
+def run_example(tmp_path, script, *args):
+    return follow_to_end(write_example(tmp_path, script, *args))
+
+
+@pytest.fixture(scope="module")
+def sigmoid_record(tmp_path_factory):
+    """The sigmoid MLP example's record (60 steps, every one measured), written by the script."""
+    return write_example(tmp_path_factory.mktemp("sigmoid"), "vanishing_sigmoid_mlp.py", "--steps", "60")
+
+
+def test_the_sigmoid_mlp_example_raises_vanishing_with_pytorch_code(sigmoid_record):
+    snap = follow_to_end(sigmoid_record)
     assert snap.status == "finished"
     (alert,) = [a for a in snap.alerts if a.kind == "vanishing"]
     assert alert.layers == ("0", "22") and "sigmoid" in alert.message
     codes = [r.code for r in alert.remedies]
     assert any("nn.ReLU()" in c and "nn.Sigmoid()" in c for c in codes)
     assert any("nn.BatchNorm1d(32)" in c and "model[0]" in c for c in codes)
+
+
+def test_watching_a_pytorch_record_needs_no_torch(sigmoid_record):
+    """`import gradtui` and the viewer's side (follow, diagnose, PyTorch remedies, the control
+    channel) run with torch made unimportable: only gradtui.torch, in the training process, needs it."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import gradtui, gradtui.cli, gradtui.control_channel\n"
+            "from gradtui.sources.follow import FollowSource\n"
+            "source = FollowSource(sys.argv[1]); source.poll_once()\n"
+            "(alert,) = [a for a in source.snapshot().alerts if a.kind == 'vanishing']\n"
+            "print(any('nn.ReLU()' in r.code for r in alert.remedies))")
+    out = subprocess.run([sys.executable, "-c", code, str(sigmoid_record)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
+    plain = subprocess.run([sys.executable, "-c", "import sys, gradtui; print('torch' in sys.modules)"],
+                           capture_output=True, text=True, timeout=60)
+    assert plain.stdout.strip() == "False", plain.stderr
 
 
 def test_the_residual_cnn_example_raises_nothing(tmp_path):
