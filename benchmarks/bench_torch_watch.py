@@ -4,11 +4,10 @@
 
 Three real models on the CPU: a 20-layer MLP (width 256, ReLU), a small CNN of torchvision-style
 ResNet basic blocks with in-place ReLU and batch norm (32x32 images, no download), and a
-4-layer nn.TransformerEncoder (d_model 128). For each model, rounds are interleaved (bare,
-every=10, every=1, bare, ...); within a round each side trains ``steps`` steps of the same
-model from the same weights, and the ratio watched/bare is taken within the round (its sides
-ran seconds apart, on the machine in the same state). The median ratio over rounds is
-reported with the median per-step times. Target: every=10 at most 5% slower (ratio <= 1.05).
+4-layer nn.TransformerEncoder (d_model 128). For each model three copies from the same weights
+(bare, watched at every=10, watched at every=1) take turns step by step (see :func:`measure`);
+the ratio watched/bare is taken per round and its median over rounds reported with the median
+per-step times. Target: every=10 at most 5% slower (ratio <= 1.05).
 """
 
 from __future__ import annotations
@@ -71,56 +70,84 @@ MODELS = {
 }
 
 
-def train(model, x, y, steps: int, every: int | None, record: Path) -> float:
-    """Seconds per step of ``steps`` steps (after 3 warm-up steps), watched when ``every``."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    watcher = gt.watch(model, opt, record=record, every=every, quiet=True) if every else None
+class Side:
+    """One copy of the model with its optimizer, trained step by step (watched when ``every``)."""
+
+    def __init__(self, base, x, y, every: int | None, record: Path):
+        self.model, self.x, self.y = copy.deepcopy(base), x, y
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.watcher = gt.watch(self.model, self.opt, record=record, every=every, quiet=True) if every else None
+        self.seconds = 0.0
+
+    def step(self) -> float:
+        t0 = time.perf_counter()
+        loss = nn.functional.cross_entropy(self.model(self.x), self.y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        if self.watcher is not None:
+            self.watcher.log(loss=loss)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
+def measure(base, x, y, steps: int, rounds: int, tmp: Path, name: str) -> tuple[dict, dict]:
+    """Seconds per step of each side and the watched/bare ratio of each round.
+
+    The three sides (bare, every=10, every=1) take turns step by step, in an order that rotates
+    every step, so a change in the machine's load between two steps falls on all three alike.
+    A round is ``steps`` steps of each side (a multiple of 10: every round holds the same number
+    of sampled steps); three warm-up steps each come first (the first, sampled, step builds the
+    layer table)."""
+    sides = {every: Side(base, x, y, every, tmp / f"{name}-{every}.jsonl") for every in (None, 10, 1)}
     try:
-        for i in range(steps + 3):
-            if i == 3:
-                t0 = time.perf_counter()
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if watcher is not None:
-                watcher.log(loss=loss)
-        return (time.perf_counter() - t0) / steps
+        turns = list(sides.items())
+        for _ in range(3):
+            for _, side in turns:
+                side.step()
+        times = {every: [] for every in sides}
+        for _ in range(rounds):
+            spent = dict.fromkeys(sides, 0.0)
+            for i in range(steps):
+                k = i % len(turns)
+                for every, side in turns[k:] + turns[:k]:
+                    spent[every] += side.step()
+            for every in sides:
+                times[every].append(spent[every] / steps)
+        ratios = {every: [w / b for w, b in zip(times[every], times[None])] for every in (10, 1)}
+        return times, ratios
     finally:
-        if watcher is not None:
-            watcher.close()
+        for side in sides.values():
+            side.close()
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=60, help="steps per round (a multiple of 10)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args(argv)
+    if args.steps < 10 or args.steps % 10:
+        p.error(f"--steps must be a multiple of 10 (every round then holds the same sampled steps), not {args.steps}")
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     tmp = Path(tempfile.mkdtemp(prefix="gradtui-bench-"))
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps x {args.rounds} interleaved rounds")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps x {args.rounds} rounds, sides interleaved step by step")
     print(f"{'model':<12} {'bare ms/step':>12} {'every=10':>10} {'ratio':>7} {'every=1':>10} {'ratio':>7}")
     for name in args.models.split(","):
         build, inputs = MODELS[name]
         torch.manual_seed(0)
         base = build()
         x, y = inputs(g), torch.randint(0, 10, (32 if name != "mlp20" else 128,), generator=g)
-        times = {None: [], 10: [], 1: []}
-        ratios = {10: [], 1: []}
-        for _ in range(args.rounds):
-            round_ = {}
-            for every in (None, 10, 1):
-                round_[every] = train(copy.deepcopy(base), x, y, args.steps, every, tmp / f"{name}.jsonl")
-                times[every].append(round_[every])
-            for every in (10, 1):
-                ratios[every].append(round_[every] / round_[None])
+        times, ratios = measure(base, x, y, args.steps, args.rounds, tmp, name)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         r10, r1 = statistics.median(ratios[10]), statistics.median(ratios[1])
         print(f"{name:<12} {med[None]:>12.2f} {med[10]:>10.2f} {r10:>7.3f} {med[1]:>10.2f} {r1:>7.3f}"
-              f"   (every=10 ratios: {' '.join(f'{r:.3f}' for r in ratios[10])})")
+              f"   (every=10 ratios: {' '.join(f'{r:.3f}' for r in ratios[10])})", flush=True)
 
 
 if __name__ == "__main__":

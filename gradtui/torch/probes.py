@@ -2,9 +2,10 @@
 
 Hooks are attached before a sampled step's forward pass and removed once its statistics are
 taken, so an unsampled step runs no Python per module. Everything stays on the device:
-each hook adds a few small tensors to lists, and :meth:`Probes.collect` stacks them into one
-tensor that the watcher moves to the host together with the norms (one transfer per
-sampled step).
+each hook adds one small tensor of sums (a few reductions of the output) to a list, and
+:meth:`Probes.collect` turns them into the statistics of every layer at once (a fixed number of
+tensor operations whatever the depth) in one tensor that the watcher moves to the host together
+with the norms (one transfer per sampled step).
 
 * **delta_norm** of a layer is ||dL/dz|| for z the module's output, summed in quadrature over
   the calls of the step (a module called twice has two outputs). A forward hook registers a
@@ -17,10 +18,13 @@ sampled step).
   batch (ReLU: output <= 0; ReLU6 also output >= 6), ``saturation`` the share of
   (example, unit) values where |phi'| < 5% of its maximum (sigmoid s(1-s) < 0.0125, tanh
   1-t^2 < 0.05, GELU and SiLU from their input); act_mean and act_std are over all values.
-  A layer with no activation module after it gets act_mean/act_std of its own output.
+  A layer with no activation module after it gets act_mean/act_std of its own output. Over
+  the calls of a step the sums are pooled: with S1 = sum x, S2 = sum x^2 and n values,
+  mean = S1/n and std = sqrt(S2/n - mean^2), accumulated in float64 (see :func:`moments`).
 * **non-finite**: per call, whether the output (and, in the backward pass, its gradient) is
-  all finite, read from its sum (or mean) and its norm, into which NaN and Inf propagate; the first layer in forward order with a non-finite output, else the last one
-  (nearest the loss) whose output gradient is non-finite, is named.
+  all finite, read from its sum and its norm, into which NaN and Inf propagate; the first
+  layer in forward order with a non-finite output, else the last one (nearest the loss) whose
+  output gradient is non-finite, is named.
 * **time_delta_norm** (recurrent layers): ||dL/dx_t|| over the batch and features, per time
   step of the first recurrent module's input sequence (a fused nn.RNN/LSTM/GRU hides h_t; the
   gradient at its input x_t is what reached step t through the recurrence, times W_ih).
@@ -56,26 +60,27 @@ def _unit_dims(x: torch.Tensor, channels: bool) -> tuple:
     return tuple(range(x.dim() - 1))
 
 
-def mean_std(x: torch.Tensor) -> torch.Tensor:
-    """[mean, std] of all values of ``x`` (population std), float32, on its device.
+def wide_dtype(device) -> torch.dtype:
+    """The accumulation type of the sums: float64 (MPS has none: float32 there)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
-    From two reductions accumulated in float64, S1 = sum x and S2 = ||x||^2:
-    mean = S1/n, std = sqrt(max(S2/n - mean^2, 0)). float64 keeps the cancellation harmless
-    (relative error ~1e-16 (mean/std)^2); ``torch.std_mean`` computes the same with Welford's
-    update, which on the CPU ran 10-20x slower than these two vectorised passes and made
-    activation statistics the largest cost of a sampled step.
+
+def moments(x: torch.Tensor) -> tuple:
+    """(S1, ||x||) of all values of ``x``, reduced in float64 on its device.
+
+    mean = S1/n and std = sqrt(max(||x||^2/n - mean^2, 0)) follow in :meth:`Probes.collect`;
+    float64 keeps the cancellation harmless (relative error ~1e-16 (mean/std)^2).
+    ``torch.std_mean`` computes the same with Welford's update, which on the CPU ran 10-20x
+    slower than these two vectorised passes.
     """
-    n = max(x.numel(), 1)
-    wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
-    mean = x.sum(dtype=wide) / n
-    square = torch.linalg.vector_norm(x, dtype=wide).square() / n
-    return torch.stack((mean, (square - mean * mean).clamp_min(0).sqrt())).float()
+    wide = wide_dtype(x.device)
+    return x.sum(dtype=wide), torch.linalg.vector_norm(x, dtype=wide)
 
 
 def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
     """(zero-derivative mask or None, saturated mask or None) of an activation's values."""
     if name == "relu":
-        return out <= 0, None  # (activation_stats counts dead ReLUs from the maximum instead)
+        return out <= 0, None  # (activation_row counts dead ReLUs from the maximum instead)
     if name == "relu6":
         return (out <= 0) | (out >= 6), None
     if name == "sigmoid":
@@ -95,26 +100,48 @@ def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
     return None, None
 
 
-def activation_stats(name: str, x_in, out: torch.Tensor, channels: bool) -> torch.Tensor:
-    """[act_mean, act_std, dead_fraction, saturation] of one call, a float32 tensor on the device."""
+_ZEROS: dict = {}
+
+
+def _zero(device, dtype) -> torch.Tensor:
+    """A 0-d zero on ``device``, made once (it is only ever read: stacked into rows)."""
+    key = (device, dtype)
+    if key not in _ZEROS:
+        _ZEROS[key] = torch.zeros((), dtype=dtype, device=device)
+    return _ZEROS[key]
+
+
+def activation_row(name: str, x_in, out: torch.Tensor, channels: bool) -> tuple:
+    """(tensor [S1, ||out||, dead units, saturated values] on the device, values, units) of one
+    call of an activation; ``units`` is 0 when the activation cannot die (no dead_fraction)."""
     o = out.detach()
     x = x_in.detach() if isinstance(x_in, torch.Tensor) and x_in.data_ptr() != o.data_ptr() else None
     zero, sat = (None, None) if name == "relu" else derivative_masks(name, x, o)
-    moments = mean_std(o)
-    nothing = torch.zeros((), device=o.device)
+    wide = wide_dtype(o.device)
+    s1, norm = moments(o)
+    nothing = _zero(o.device, wide)
     dims = _unit_dims(o, channels) if o.dim() >= 1 else ()
+    units = o.numel() // max(1, math.prod(o.shape[d] for d in dims)) if dims else 0
     if name == "relu" and dims:  # a unit is dead when even its largest output is <= 0: one pass
-        dead = (o.amax(dim=dims) <= 0).float().mean()
-    elif zero is not None and o.dim() >= 1:
-        dead = zero.all(dim=dims).float().mean() if dims else zero.float().mean()
+        dead = (o.amax(dim=dims) <= 0).sum(dtype=wide)
+    elif zero is not None and dims:
+        dead = zero.all(dim=dims).sum(dtype=wide)
     else:
-        dead = nothing
-    saturated = sat.float().mean() if sat is not None else nothing
-    return torch.cat((moments, torch.stack((dead, saturated))))
+        dead, units = nothing, 0
+    saturated = sat.sum(dtype=wide) if sat is not None else nothing
+    return torch.stack((s1, norm, dead, saturated)), o.numel(), units
 
 
 class Probes:
-    """The hooks of one sampled step over ``layers`` (LayerInfo, forward order)."""
+    """The hooks of one sampled step over ``layers`` (LayerInfo, forward order).
+
+    What the hooks see is kept per call, keyed by the layer's module (so a reordering of the
+    layers keeps it): ``deltas`` (||dL/dz|| of each call), ``outputs`` ([S1, ||z||] of each call
+    of a layer without an activation module), ``sums`` (S1 of each call of the others: their
+    outputs are only checked for finiteness), ``activations`` (:func:`activation_row` of each call).
+    """
+
+    PER_LAYER = 7  # columns of :meth:`collect`
 
     def __init__(self, layers, acts: dict, recurrent: int | None, measure_time: bool = True):
         self.layers = layers
@@ -126,14 +153,17 @@ class Probes:
         self.reset()
 
     def reset(self) -> None:
-        n = len(self.layers)
-        self.delta_sq = [[] for _ in range(n)]
-        self.act = [[] for _ in range(n)]
-        self.out_stats = [[] for _ in range(n)]
-        self.out_finite = [[] for _ in range(n)]
-        self.grad_finite = [[] for _ in range(n)]
+        self.deltas: list = []  # (module, tensor)
+        self.outputs: list = []  # (module, tensor [S1, ||z||], values)
+        self.sums: list = []  # (module, S1)
+        self.activations: list = []  # (module, tensor [S1, ||a||, dead, saturated], values, units)
         self.time_profile = None
-        self._last = None
+        self._last = None  # the module of the layer called last
+
+    def adopt(self, old: "Probes") -> None:
+        """Take over what ``old`` (the same modules in another order) has seen this step."""
+        self.deltas, self.outputs, self.sums, self.activations = old.deltas, old.outputs, old.sums, old.activations
+        self.time_profile, self._last = old.time_profile, old._last
 
     # -- attaching -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -152,27 +182,21 @@ class Probes:
 
     # -- hooks -------------------------------------------------------------------------------
     def _layer_hook(self, module, inputs, output) -> None:
-        i = self.index[module]
-        self._last = i
+        self._last = module
         z = _first_tensor(output)
         if z is None or not z.is_floating_point():
             return
         zd = z.detach()
-        if self.layers[i].activation is None:  # its own output is what act_mean/act_std describe
-            moments = mean_std(zd)
-            self.out_stats[i].append(moments)
-            self.out_finite[i].append(torch.isfinite(moments[0]))  # NaN and Inf propagate into the mean
-        else:
-            self.out_finite[i].append(torch.isfinite(zd.sum(dtype=torch.float32)))
+        if self.layers[self.index[module]].activation is None:  # its own output is what act_mean/act_std describe
+            self.outputs.append((module, torch.stack(moments(zd)), zd.numel()))
+        else:  # NaN and Inf propagate into the sum: enough to check the output
+            self.sums.append((module, zd.sum(dtype=wide_dtype(zd.device))))
         if z.requires_grad:
-            z.register_hook(self._grad_hook(i))
+            z.register_hook(self._grad_hook(module))
 
-    def _grad_hook(self, i: int):
+    def _grad_hook(self, module):
         def hook(grad):
-            g = grad.detach()
-            norm = torch.linalg.vector_norm(g, dtype=torch.float32)
-            self.delta_sq[i].append(norm ** 2)
-            self.grad_finite[i].append(torch.isfinite(norm))  # NaN and Inf propagate into the norm
+            self.deltas.append((module, torch.linalg.vector_norm(grad.detach(), dtype=torch.float32)))
         return hook
 
     def _time_hook(self, module, inputs):
@@ -192,37 +216,64 @@ class Probes:
         return (x,) + tuple(inputs[1:])
 
     def _act_hook(self, module, inputs, output) -> None:
-        i = self._last
+        layer = self._last
         out = _first_tensor(output)
-        if i is None or out is None or not out.is_floating_point():
+        if layer is None or out is None or not out.is_floating_point():
             return
         x_in = inputs[0] if inputs else None
-        channels = self.layers[i].kind == "conv" or (out.dim() >= 4)
-        self.act[i].append(activation_stats(self.acts[module][1], x_in, out, channels))
+        channels = self.layers[self.index[layer]].kind == "conv" or (out.dim() >= 4)
+        self.activations.append((layer, *activation_row(self.acts[module][1], x_in, out, channels)))
 
     # -- collecting --------------------------------------------------------------------------
+    def _pool(self, entries: list, width: int, device, wide, squared: int | None = None):
+        """Per layer, the sum over ``entries`` ((module, tensor of ``width`` values), ...) with
+        column ``squared`` squared first: an (L, width) tensor on ``device``."""
+        total = torch.zeros(len(self.layers), width, dtype=wide, device=device)
+        if entries:
+            at = torch.tensor([self.index[e[0]] for e in entries], device=device)
+            rows = torch.stack([t if t.device == device else t.to(device) for _, t in entries]).to(wide).reshape(-1, width)
+            if squared is not None:
+                rows[:, squared].square_()
+            total.index_add_(0, at, rows)
+        return total
+
     def collect(self, device) -> torch.Tensor:
         """One float32 tensor on ``device``: per layer [delta_norm, act_mean, act_std, dead,
         saturation, output finite, gradient finite], then the time profile (if any). NaN
         marks what was not seen."""
-        nan = torch.full((), math.nan, device=device)
-        one = torch.ones((), device=device)
-        rows = []
-        for i in range(len(self.layers)):
-            d = torch.stack(self.delta_sq[i]).sum().sqrt() if self.delta_sq[i] else nan
-            if self.act[i]:
-                a = torch.stack(self.act[i]).mean(dim=0)
-            elif self.out_stats[i]:
-                a = torch.cat((torch.stack(self.out_stats[i]).mean(dim=0), torch.stack((nan, nan))))
-            else:
-                a = torch.stack((nan, nan, nan, nan))
-            of = torch.stack(self.out_finite[i]).all().float() if self.out_finite[i] else one
-            gf = torch.stack(self.grad_finite[i]).all().float() if self.grad_finite[i] else one
-            rows.append(torch.cat((d.reshape(1).to(device), a.to(device), of.reshape(1).to(device), gf.reshape(1).to(device))))
-        flat = torch.cat(rows) if rows else torch.zeros(0, device=device)
+        device = torch.device(device)
+        L = len(self.layers)
+        wide = wide_dtype(device)
+        # per layer: output-gradient calls, activation values, activation units, output values, activation calls
+        counts = [[0] * 5 for _ in range(L)]
+        for module, _ in self.deltas:
+            counts[self.index[module]][0] += 1
+        for module, _, values, units in self.activations:
+            c = counts[self.index[module]]
+            c[1], c[2], c[4] = c[1] + values, c[2] + units, c[4] + 1
+        for module, _, values in self.outputs:
+            counts[self.index[module]][3] += values
+        n = torch.tensor(counts, dtype=wide, device=device)
+        delta_sq = self._pool(self.deltas, 1, device, wide, squared=0)[:, 0]  # sum over calls of ||dL/dz||^2
+        acts = self._pool([e[:2] for e in self.activations], 4, device, wide, squared=1)  # S1, S2, dead, saturated
+        outs = self._pool([e[:2] for e in self.outputs], 2, device, wide, squared=1)  # S1, S2
+        sums = self._pool(self.sums, 1, device, wide)[:, 0]
+        nan = torch.full((L,), math.nan, dtype=wide, device=device)
+        has_act = n[:, 4] > 0
+        s1 = torch.where(has_act, acts[:, 0], outs[:, 0])
+        s2 = torch.where(has_act, acts[:, 1], outs[:, 1])
+        values = torch.where(has_act, n[:, 1], torch.where(n[:, 3] > 0, n[:, 3], nan))
+        mean = s1 / values
+        table = torch.stack((
+            torch.where(n[:, 0] > 0, delta_sq.sqrt(), nan),
+            mean,
+            (s2 / values - mean * mean).clamp_min(0).sqrt(),
+            torch.where(has_act, acts[:, 2] / n[:, 2].clamp_min(1), nan),  # dead units / units
+            torch.where(has_act, acts[:, 3] / n[:, 1].clamp_min(1), nan),  # saturated values / values
+            (outs.isfinite().all(dim=1) & sums.isfinite()).to(wide),  # NaN and Inf propagate into the sums
+            delta_sq.isfinite().to(wide),
+        ), dim=1)
+        flat = table.float().reshape(-1)
         if self.time_profile:
-            prof = torch.stack(self.time_profile[:1]).reshape(-1).to(device)
-            flat = torch.cat((flat, prof))
+            flat = torch.cat((flat, self.time_profile[0].reshape(-1).to(device)))
         return flat
-
-    PER_LAYER = 7

@@ -135,6 +135,10 @@ class Watcher:
         self._weight_pairs = [(li, seen[id(p)]) for li, info in enumerate(self.layers) for _, p in info.weights]
         self._other_names = [(f"{info.name}.{n}", seen[id(p)]) for info in self.layers for n, p in info.others]
         self._weight_ids = sorted({pi for _, pi in self._weight_pairs})
+        self._before = None  # the copy of the weights a sampled step takes (_copy_weights)
+        pos = {p: j for j, p in enumerate(self._weight_ids)}
+        self._pair_index = ([li for li, _ in self._weight_pairs], [pi for _, pi in self._weight_pairs],
+                            [pos[pi] for _, pi in self._weight_pairs])  # layer, parameter, copied weight
         recurrent = next((i for i, info in enumerate(self.layers) if info.kind == "recurrent"), None)
         self.probes = Probes(self.layers, self._acts, recurrent)
 
@@ -154,10 +158,7 @@ class Watcher:
             self._calls = []
             old = self.probes
             self._build_tables()
-            remap = [old.layers.index(info) for info in self.layers]
-            for name in ("delta_sq", "act", "out_stats", "out_finite", "grad_finite"):
-                setattr(self.probes, name, [getattr(old, name)[j] for j in remap])
-            self.probes.time_profile = old.time_profile
+            self.probes.adopt(old)
             if was_attached:
                 old.detach()
         group = self.optimizer.param_groups[0]
@@ -187,11 +188,10 @@ class Watcher:
             self.probes.detach()
             if not self._header_written:
                 self._header()
-        grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in self.params]
         check_now = self.on_nonfinite != "record" or self.clip or sampled
         G = total = None
         if check_now and self.params:
-            G = _norms(grads)
+            G = _norms([p.grad if p.grad is not None else torch.zeros((), device=p.device) for p in self.params])
             total = torch.linalg.vector_norm(G)
         bad = False
         where = None
@@ -210,7 +210,7 @@ class Watcher:
             raise NonFiniteError(f"step {n} produced a non-finite gradient, first at {where or 'an unknown module'}"
                                  + ("" if sampled else " (named from the gradients: outputs are checked on sampled steps only; every=1 checks all)"),
                                  n, where)
-        before = [self.params[i].detach().clone() for i in self._weight_ids] if sampled else None
+        before = self._copy_weights() if sampled else None
         result = None
         if not bad:
             result = self._original_step(*args, **kwargs)
@@ -222,6 +222,19 @@ class Watcher:
         self._commands(n)
         self._arm(n + 1)
         return result
+
+    def _copy_weights(self) -> list:
+        """W_before of the weights, copied into a buffer kept from one sampled step to the next:
+        the same peak memory as a fresh copy per sampled step, without allocating (and, on the
+        CPU, page-faulting) it each time. Remade when a weight changed shape, type or device."""
+        weights = [self.params[i].detach() for i in self._weight_ids]
+        buffer = self._before
+        if buffer is None or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
+                                 for b, w in zip(buffer, weights)):
+            buffer = self._before = [torch.empty_like(w) for w in weights]
+        if buffer:
+            torch._foreach_copy_(buffer, weights)
+        return buffer
 
     def _where(self, probe, gnorms) -> str | None:
         """The first layer in forward order whose output is non-finite, else the last whose output
@@ -254,12 +267,11 @@ class Watcher:
         dev = G.device if G is not None else torch.device("cpu")
         after = [self.params[i].detach() for i in self._weight_ids]
         W = _norms([p.detach() for p in self.params])
-        D = _norms(torch._foreach_sub(after, before)) if after else torch.zeros(0, device=dev)
+        if after:
+            torch._foreach_sub_(before, after)  # in place: W_before - W_after, no second copy
+        D = _norms(before) if after else torch.zeros(0, device=dev)
         L = len(self.layers)
-        li = torch.tensor([a for a, _ in self._weight_pairs], dtype=torch.long, device=dev)
-        pi = torch.tensor([b for _, b in self._weight_pairs], dtype=torch.long, device=dev)
-        pos = {p: j for j, p in enumerate(self._weight_ids)}
-        di = torch.tensor([pos[b] for _, b in self._weight_pairs], dtype=torch.long, device=dev)
+        li, pi, di = (torch.tensor(ix, dtype=torch.long, device=dev) for ix in self._pair_index)
         zeros = torch.zeros(L, device=dev)
         grad_l = zeros.index_add(0, li, G[pi] ** 2).sqrt()
         w_l = zeros.index_add(0, li, W[pi] ** 2).sqrt()
@@ -359,6 +371,7 @@ class Watcher:
             return
         self.optimizer.step = self._original_step
         self.probes.detach()
+        self._before = None
         for h in self._order_handles:
             h.remove()
         try:
