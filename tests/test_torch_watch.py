@@ -204,11 +204,14 @@ def test_a_module_called_twice_and_tied_weights(tmp_path):
     torch.manual_seed(0)
     model = Twice()
     x, _ = data()
-    outs = []
+    outs, tanh_outs = [], []
     h = model.shared.register_forward_hook(lambda m, i, o: outs.append(o))
+    h2 = model.act.register_forward_hook(lambda m, i, o: tanh_outs.append(o.detach()))
     loss = model(x).pow(2).mean()
     h.remove()
+    h2.remove()
     expected_delta = math.sqrt(sum(g.norm().item() ** 2 for g in torch.autograd.grad(loss, outs)))
+    pooled = torch.cat([t.reshape(-1) for t in tanh_outs[1:]]).double()  # the two tanh calls after `shared`
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     path = tmp_path / "r.jsonl"
     with gt.watch(model, opt, record=path, every=1) as w:
@@ -223,6 +226,9 @@ def test_a_module_called_twice_and_tied_weights(tmp_path):
     i = names.index("shared")
     assert s["grad_norm"][i] == pytest.approx(model.shared.weight.grad.norm().item(), rel=1e-5)
     assert s["delta_norm"][i] == pytest.approx(expected_delta, rel=1e-5)
+    assert s["act_mean"][i] == pytest.approx(pooled.mean().item(), rel=1e-5)  # over both calls
+    assert s["act_std"][i] == pytest.approx(pooled.std(correction=0).item(), rel=1e-5)
+    assert s["saturation"][i] == pytest.approx((1 - pooled ** 2 < 0.05).double().mean().item())
     assert s["grad_norm"][0] == pytest.approx(model.inp.weight.grad.norm().item(), rel=1e-5)
     distinct = [p for p in {id(p): p for p in model.parameters()}.values() if p.grad is not None]
     assert s["grad_norm_total"] == pytest.approx(math.sqrt(sum(p.grad.norm().item() ** 2 for p in distinct)), rel=1e-5)
@@ -331,3 +337,33 @@ def test_recurrent_layers_get_the_per_time_step_gradient(tmp_path):
     assert header["layers"][0]["kind"] == "recurrent" and header["layers"][0]["cell"] == "rnn"
     assert s["time_delta_norm"] == pytest.approx(expected, rel=1e-5)
     assert 0 < expected[0] < expected[-1]  # the error reaches every step, less the further back
+
+
+def test_activation_functions_called_outside_modules_are_seen(tmp_path):
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.c(torch.tanh(self.b(nn.functional.relu(self.a(x)))))
+
+    torch.manual_seed(0)
+    model = Functional()
+    with torch.no_grad():
+        model.a.bias[:2] = -50.0  # two ReLU units dead on every example
+        model.b.weight.mul_(10.0)  # the tanh saturates
+    x, y = data()
+    h = nn.functional.relu(model.a(x))
+    t = torch.tanh(model.b(h))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "r.jsonl"
+    with gt.watch(model, opt, record=path, every=1) as w:
+        _train(model, opt, x, y, 2, w)
+    header, s = lines(path)[0], steps(path)[0]
+    assert [e.get("activation") for e in header["layers"]] == ["relu", "tanh", None]
+    assert s["dead_fraction"][0] == pytest.approx((h <= 0).all(dim=0).float().mean().item()) and s["dead_fraction"][0] >= 2 / 8
+    assert s["saturation"][1] == pytest.approx((1 - t * t < 0.05).float().mean().item()) and s["saturation"][1] > 0.2
+    assert s["act_mean"][1] == pytest.approx(t.mean().item(), rel=1e-5)
+    assert s["act_std"][1] == pytest.approx(t.std(correction=0).item(), rel=1e-5)
+    assert s["dead_fraction"][2] == "nan"  # the read-out has no activation: not seen

@@ -6,18 +6,34 @@ path. Its **weight** is the parameter called ``weight`` (for modules without one
 own parameters with two or more dimensions: an LSTM's ``weight_ih_l0``, ``weight_hh_l0``, ...);
 ``grad_norm`` and ``weight_norm`` are taken over the weight, the other parameters (biases,
 ...) are recorded by name. An **activation module** (ReLU family, Sigmoid, Tanh, GELU, SiLU)
-has no parameters; its statistics belong to the layer called just before it.
+has no parameters; its statistics belong to the layer called just before it, and so do those
+of an activation function called outside a module (``F.relu(x)``, ``torch.tanh(x)``,
+``x.sigmoid()``: :data:`FUNCTIONAL_ACTIVATIONS`), seen inside the model's forward on sampled steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {  # module class -> the record's activation name
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu", nn.ELU: "elu",
     nn.SELU: "selu", nn.CELU: "celu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu",
+}
+_F = nn.functional
+FUNCTIONAL_ACTIVATIONS = {  # activation functions called outside a module -> the record's activation name
+    **dict.fromkeys((_F.relu, _F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_), "relu"),
+    **dict.fromkeys((_F.relu6,), "relu6"),
+    **dict.fromkeys((_F.leaky_relu, _F.leaky_relu_), "leaky_relu"),
+    **dict.fromkeys((_F.elu, _F.elu_), "elu"),
+    **dict.fromkeys((_F.selu,), "selu"),
+    **dict.fromkeys((_F.celu,), "celu"),
+    **dict.fromkeys((_F.sigmoid, torch.sigmoid, torch.sigmoid_, torch.Tensor.sigmoid, torch.Tensor.sigmoid_), "sigmoid"),
+    **dict.fromkeys((_F.tanh, torch.tanh, torch.tanh_, torch.Tensor.tanh, torch.Tensor.tanh_), "tanh"),
+    **dict.fromkeys((_F.gelu,), "gelu"),
+    **dict.fromkeys((_F.silu,), "silu"),
 }
 _KINDS = (  # (module classes, kind), first match wins
     ((nn.RNNBase,), "recurrent"),

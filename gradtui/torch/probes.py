@@ -35,6 +35,9 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.overrides import TorchFunctionMode
+
+from gradtui.torch.layers import FUNCTIONAL_ACTIVATIONS
 
 SATURATION_FRACTION = 0.05
 _GELU_MAX = 1.1289  # max of GELU'(x) = Phi(x) + x phi(x), at x ~ 0.75
@@ -132,6 +135,24 @@ def activation_row(name: str, x_in, out: torch.Tensor, channels: bool) -> tuple:
     return torch.stack((s1, norm, dead, saturated)), o.numel(), units
 
 
+class _FunctionalActivations(TorchFunctionMode):
+    """Sees the activation functions called inside the model's forward (``F.relu(x)``,
+    ``torch.tanh(x)``, ...) and hands each to :meth:`Probes.functional`. Entered by a forward
+    pre-hook of the model and left by its forward hook on sampled steps only; the probes' own
+    tensor operations run with it disabled."""
+
+    def __init__(self, probes: "Probes"):
+        super().__init__()
+        self.probes = probes
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = FUNCTIONAL_ACTIVATIONS.get(func)
+        if name is not None and not self.probes.inside_module and args:
+            self.probes.functional(name, args[0], out)
+        return out
+
+
 class Probes:
     """The hooks of one sampled step over ``layers`` (LayerInfo, forward order).
 
@@ -143,8 +164,9 @@ class Probes:
 
     PER_LAYER = 7  # columns of :meth:`collect`
 
-    def __init__(self, layers, acts: dict, recurrent: int | None, measure_time: bool = True):
+    def __init__(self, layers, acts: dict, recurrent: int | None, measure_time: bool = True, root=None):
         self.layers = layers
+        self.root = root  # the model: activation functions are seen inside its forward
         self.acts = acts
         self.index = {info.module: i for i, info in enumerate(layers)}
         self.recurrent = recurrent  # index of the first recurrent layer
@@ -159,11 +181,15 @@ class Probes:
         self.activations: list = []  # (module, tensor [S1, ||a||, dead, saturated], values, units)
         self.time_profile = None
         self._last = None  # the module of the layer called last
+        self.inside_module = 0  # > 0 while an activation module runs (its function is its own)
+        self.functional_seen: dict = {}  # layer module -> the first activation function called after it
+        self._modes: list = []
 
     def adopt(self, old: "Probes") -> None:
         """Take over what ``old`` (the same modules in another order) has seen this step."""
         self.deltas, self.outputs, self.sums, self.activations = old.deltas, old.outputs, old.sums, old.activations
         self.time_profile, self._last = old.time_profile, old._last
+        self.functional_seen = old.functional_seen
 
     # -- attaching -------------------------------------------------------------------------
     def attach(self) -> None:
@@ -171,7 +197,11 @@ class Probes:
         for info in self.layers:
             self.handles.append(info.module.register_forward_hook(self._layer_hook))
         for module in self.acts:
-            self.handles.append(module.register_forward_hook(self._act_hook))
+            self.handles.append(module.register_forward_pre_hook(self._act_pre_hook))
+            self.handles.append(module.register_forward_hook(self._act_hook, always_call=True))
+        if self.root is not None:
+            self.handles.append(self.root.register_forward_pre_hook(self._enter_forward))
+            self.handles.append(self.root.register_forward_hook(self._leave_forward, always_call=True))
         if self.recurrent is not None and self.measure_time:
             self.handles.append(self.layers[self.recurrent].module.register_forward_pre_hook(self._time_hook))
 
@@ -179,9 +209,38 @@ class Probes:
         for h in self.handles:
             h.remove()
         self.handles.clear()
+        while self._modes:  # a forward that raised before its forward hook could leave one
+            self._modes.pop().__exit__(None, None, None)
 
     # -- hooks -------------------------------------------------------------------------------
+    def _enter_forward(self, module, inputs) -> None:
+        mode = _FunctionalActivations(self)
+        mode.__enter__()
+        self._modes.append(mode)
+
+    def _leave_forward(self, module, inputs, output) -> None:
+        if self._modes:
+            self._modes.pop().__exit__(None, None, None)
+
+    def functional(self, name: str, x_in, out) -> None:
+        """An activation function called outside a module: charged to the layer called last."""
+        layer = self._last
+        out = _first_tensor(out)
+        if layer is None or out is None or not out.is_floating_point():
+            return
+        with torch._C.DisableTorchFunction():
+            channels = self.layers[self.index[layer]].kind == "conv" or (out.dim() >= 4)
+            self.activations.append((layer, *activation_row(name, x_in, out, channels)))
+        self.functional_seen.setdefault(layer, name)
+
+    def _act_pre_hook(self, module, inputs) -> None:
+        self.inside_module += 1
+
     def _layer_hook(self, module, inputs, output) -> None:
+        with torch._C.DisableTorchFunction():
+            self._layer_stats(module, output)
+
+    def _layer_stats(self, module, output) -> None:
         self._last = module
         z = _first_tensor(output)
         if z is None or not z.is_floating_point():
@@ -216,6 +275,11 @@ class Probes:
         return (x,) + tuple(inputs[1:])
 
     def _act_hook(self, module, inputs, output) -> None:
+        self.inside_module = max(0, self.inside_module - 1)
+        with torch._C.DisableTorchFunction():
+            self._act_stats(module, inputs, output)
+
+    def _act_stats(self, module, inputs, output) -> None:
         layer = self._last
         out = _first_tensor(output)
         if layer is None or out is None or not out.is_floating_point():

@@ -95,6 +95,7 @@ class Watcher:
         self.active = rank == 0  # DDP: rank 0 records, every other rank only runs its loop
         control = control and world == 1  # a live change on one rank would make the replicas diverge
         inner, self.compiled = _unwrap(model)
+        self._inner = inner
         self._t0 = time.monotonic()
         self._pending: dict | None = None
         self._header_written = False
@@ -140,7 +141,7 @@ class Watcher:
         self._pair_index = ([li for li, _ in self._weight_pairs], [pi for _, pi in self._weight_pairs],
                             [pos[pi] for _, pi in self._weight_pairs])  # layer, parameter, copied weight
         recurrent = next((i for i, info in enumerate(self.layers) if info.kind == "recurrent"), None)
-        self.probes = Probes(self.layers, self._acts, recurrent)
+        self.probes = Probes(self.layers, self._acts, recurrent, root=self._inner)
 
     def _arm(self, step: int) -> None:
         """Attach the probes when ``step`` is sampled (compiled models: never)."""
@@ -159,6 +160,9 @@ class Watcher:
             old = self.probes
             self._build_tables()
             self.probes.adopt(old)
+            for info in self.layers:  # an activation function (F.relu(x), ...) where no module was seen
+                if info.activation is None and info.module in old.functional_seen:
+                    info.activation = old.functional_seen[info.module]
             if was_attached:
                 old.detach()
         group = self.optimizer.param_groups[0]
