@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from torch import nn  # noqa: E402
 import gradtui.torch as gt  # noqa: E402
 from gradtui.sources.follow import FollowSource  # noqa: E402
 from gradtui.sources.protocol import FOLLOW, FOLLOW_CONTROL  # noqa: E402
+
+from conftest import wait_for  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -101,6 +105,19 @@ def test_the_viewer_sends_live_remedies_to_the_writer(tmp_path):
     assert opt.param_groups[0]["lr"] == pytest.approx(0.2) and w.clip
     source.poll_once()
     assert source.remote_state["train.lr"] == pytest.approx(0.2) and source.remote_state["train.clip"] == "norm 1"
+    source.toggle_pause()  # space: the next optimizer.step() holds the training process
+    held = threading.Thread(target=step)
+    held.start()
+    assert wait_for(lambda: (source.poll_once(), source.snapshot().status == "paused")[1], 30)
+    assert "training paused after step 2" in source.snapshot().message and held.is_alive()
+    before = [p.detach().clone() for p in model.parameters()]
+    time.sleep(0.3)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # no update while paused
+    source.toggle_pause()
+    held.join(30)
+    assert not held.is_alive() and w.steps == 3
+    source.poll_once()
+    assert source.snapshot().status == "running"
     w.close()
     source.poll_once()
     assert source.capabilities is FOLLOW  # the writer ended: nothing to send to

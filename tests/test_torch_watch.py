@@ -266,7 +266,7 @@ def test_live_remedies_arrive_and_act(tmp_path):
     _train(model, opt, x, y, 1, w)
     sender.send("-")
     sender.send("c")
-    _train(model, opt, x, y, 1, w)  # the commands are applied after this step
+    _train(model, opt, x, y, 1, w)  # the commands act on this step's update
     assert opt.param_groups[0]["lr"] == pytest.approx(0.2)
     _train(model, opt, x, y, 1, w)
     total = math.sqrt(sum(p.grad.norm().item() ** 2 for p in model.parameters()))
@@ -275,7 +275,8 @@ def test_live_remedies_arrive_and_act(tmp_path):
     assert not ctl.exists()
     events = [o for o in lines(path) if o.get("event") == "change"]
     assert [e["changed"] for e in events] == [["train.lr"], ["train.clip"]]
-    assert events[0]["overrides"]["train.lr"] == pytest.approx(0.2) and events[0]["step"] == 2
+    assert events[0]["overrides"]["train.lr"] == pytest.approx(0.2) and events[0]["step"] == 1  # after step 1
+    assert all(s["loss"] != "nan" for s in steps(path))  # a change never cuts a step's line short of its loss
     assert steps(path)[-1]["clipped"] is True and steps(path)[-1]["grad_norm_total"] > 0.05
 
 

@@ -238,8 +238,9 @@ class FollowSource:
             message = f"{where} {self.path}" + (f" · {self._note}" if self._note else "") + (f" · {self._problem}" if self._problem else "")
             return self._monitor.publish(status=status or "waiting", message=message, source=FOLLOW.kind)
         quiet_for = time.time() - self._last_line_at
+        held = bool(f.remote.get("train.paused")) and not f.ended  # paused from a viewer (space)
         if status is None:
-            status = "finished" if f.ended else ("paused" if quiet_for > self._quiet else "running")
+            status = "finished" if f.ended else ("paused" if held or quiet_for > self._quiet else "running")
         where = f"step {f.step:,}" + (f" · run {f.run + 1}" if f.run else "")
         now = time.monotonic()
         if now - self._rate_at >= 0.5:  # steps per second, from the step lines read
@@ -250,6 +251,8 @@ class FollowSource:
         parts = ["following the writer" if status == "running" else ""]
         if f.ended:
             parts.append(f"the writer ended ({f.ended})")
+        elif held:
+            parts.append(f"training paused after step {f.step:,} (space resumes it)")
         elif quiet_for > self._quiet:
             parts.append(f"no new lines since {datetime.fromtimestamp(self._last_line_at):%H:%M:%S}")
         parts += [self._note, f.problem, self._problem]

@@ -185,7 +185,8 @@ class Watcher:
     def _step(self, *args, **kwargs):
         if not self.active or self.closed:
             return self._original_step(*args, **kwargs)
-        self._flush()
+        self._flush()  # the previous step's line, with the loss logged after it
+        self._commands(self.steps)  # live remedies sent since: they act on this step's update
         n = self.steps + 1
         sampled = self._sampled
         if sampled:
@@ -223,7 +224,6 @@ class Watcher:
             self._record_nonfinite(n, where, skipped=True)
         elif sampled:
             self._measure(n, G, total, before, clipped)
-        self._commands(n)
         self._arm(n + 1)
         return result
 
@@ -307,6 +307,8 @@ class Watcher:
 
     # -- live remedies ----------------------------------------------------------------------
     def _commands(self, n: int) -> None:
+        """Apply the commands that arrived, recorded as changes after step ``n`` (before the
+        update of step n + 1); pausing blocks here, inside ``optimizer.step()``, until resumed."""
         if self._control is None:
             return
         for cmd in self._control.read():
