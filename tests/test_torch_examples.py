@@ -51,6 +51,7 @@ def test_the_sigmoid_mlp_example_raises_vanishing_with_pytorch_code(sigmoid_reco
     assert snap.status == "finished"
     (alert,) = [a for a in snap.alerts if a.kind == "vanishing"]
     assert alert.layers == ("0", "22") and "sigmoid" in alert.message
+    assert alert.message.startswith("model[0] gets") and "reaching model[22]" in alert.message  # named as in the code
     codes = [r.code for r in alert.remedies]
     assert any("nn.ReLU()" in c and "nn.Sigmoid()" in c for c in codes)
     assert any("nn.BatchNorm1d(32)" in c and "model[0]" in c for c in codes)
