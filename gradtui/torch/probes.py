@@ -18,13 +18,13 @@ with the norms (one transfer per sampled step).
   batch (ReLU: output <= 0; ReLU6 also output >= 6), ``saturation`` the share of
   (example, unit) values where |phi'| < 5% of its maximum (sigmoid s(1-s) < 0.0125, tanh
   1-t^2 < 0.05, GELU and SiLU from their input); act_mean and act_std are over all values.
-  A layer with no activation module after it gets act_mean/act_std of its own output. Over
-  the calls of a step the sums are pooled: with S1 = sum x, S2 = sum x^2 and n values,
-  mean = S1/n and std = sqrt(S2/n - mean^2), accumulated in float64 (see :func:`moments`).
+  A layer with no activation module after it gets act_mean/act_std of its own output. Each
+  call keeps S1 = sum x and M2 = sum (x - mean)^2 (:func:`moments`); over the calls of a step
+  they are pooled (Chan et al.'s rule) into the mean and the population std of all values.
 * **non-finite**: per call, whether the output (and, in the backward pass, its gradient) is
-  all finite, read from its sum and its norm, into which NaN and Inf propagate; the first
-  layer in forward order with a non-finite output, else the last one (nearest the loss) whose
-  output gradient is non-finite, is named.
+  all finite, read from the output's minimum and maximum and the gradient's norm, into which
+  NaN and Inf propagate; the first layer in forward order with a non-finite output, else the
+  last one (nearest the loss) whose output gradient is non-finite, is named.
 * **time_delta_norm** (recurrent layers): ||dL/dx_t|| over the batch and features, per time
   step of the first recurrent module's input sequence (a fused nn.RNN/LSTM/GRU hides h_t; the
   gradient at its input x_t is what reached step t through the recurrence, times W_ih).
@@ -63,21 +63,28 @@ def _unit_dims(x: torch.Tensor, channels: bool) -> tuple:
     return tuple(range(x.dim() - 1))
 
 
-def wide_dtype(device) -> torch.dtype:
-    """The accumulation type of the sums: float64 (MPS has none: float32 there)."""
-    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+def wide_dtype(device: torch.device) -> torch.dtype:
+    """The type the statistics are pooled in: float64 (MPS has none: float32 there)."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def moments(x: torch.Tensor) -> tuple:
-    """(S1, ||x||) of all values of ``x``, reduced in float64 on its device.
+    """(S1, M2) of all values of ``x`` on its device: S1 = sum x and M2 = sum (x - S1/n)^2,
+    the sum of squares about the mean (float32 values: float32, reduced by PyTorch's pairwise
+    sum and BLAS's dot; other types in float32 too).
 
-    mean = S1/n and std = sqrt(max(||x||^2/n - mean^2, 0)) follow in :meth:`Probes.collect`;
-    float64 keeps the cancellation harmless (relative error ~1e-16 (mean/std)^2).
-    ``torch.std_mean`` computes the same with Welford's update, which on the CPU ran 10-20x
-    slower than these two vectorised passes.
+    Centring first keeps the variance accurate when the mean is large against the spread (a
+    saturated sigmoid: mean 0.99, std 0.01), where sum x^2/n - mean^2 would cancel; the pooled
+    statistics over calls follow by Chan's rule in :meth:`Probes.collect`. Two passes in float32
+    cost less than half of one float64 reduction, and ``torch.std_mean`` (Welford's update) ran
+    10-20x slower than either on the CPU.
     """
-    wide = wide_dtype(x.device)
-    return x.sum(dtype=wide), torch.linalg.vector_norm(x, dtype=wide)
+    flat = x.reshape(-1)
+    if flat.dtype != torch.float32 and flat.dtype != torch.float64:
+        flat = flat.float()
+    s1 = flat.sum()
+    centred = flat - s1 / max(flat.numel(), 1)
+    return s1, torch.dot(centred, centred)
 
 
 def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
@@ -103,36 +110,26 @@ def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
     return None, None
 
 
-_ZEROS: dict = {}
-
-
-def _zero(device, dtype) -> torch.Tensor:
-    """A 0-d zero on ``device``, made once (it is only ever read: stacked into rows)."""
-    key = (device, dtype)
-    if key not in _ZEROS:
-        _ZEROS[key] = torch.zeros((), dtype=dtype, device=device)
-    return _ZEROS[key]
-
-
 def activation_row(name: str, x_in, out: torch.Tensor, channels: bool) -> tuple:
-    """(tensor [S1, ||out||, dead units, saturated values] on the device, values, units) of one
-    call of an activation; ``units`` is 0 when the activation cannot die (no dead_fraction)."""
+    """What one call of an activation leaves for :meth:`Probes.collect`, as few tensor operations
+    as possible (each costs microseconds of dispatch at every layer): (values, units, S1, M2,
+    per-unit maxima or None, dead units or None, saturated values or None). ReLU's dead units
+    are counted later from its per-unit maxima (dead when even the largest output is <= 0);
+    ``units`` is 0 when the activation cannot die (no dead_fraction)."""
     o = out.detach()
     x = x_in.detach() if isinstance(x_in, torch.Tensor) and x_in.data_ptr() != o.data_ptr() else None
     zero, sat = (None, None) if name == "relu" else derivative_masks(name, x, o)
-    wide = wide_dtype(o.device)
-    s1, norm = moments(o)
-    nothing = _zero(o.device, wide)
+    s1, m2 = moments(o)
     dims = _unit_dims(o, channels) if o.dim() >= 1 else ()
     units = o.numel() // max(1, math.prod(o.shape[d] for d in dims)) if dims else 0
-    if name == "relu" and dims:  # a unit is dead when even its largest output is <= 0: one pass
-        dead = (o.amax(dim=dims) <= 0).sum(dtype=wide)
+    maxima = dead = None
+    if name == "relu" and dims:
+        maxima = o.amax(dim=dims)
     elif zero is not None and dims:
-        dead = zero.all(dim=dims).sum(dtype=wide)
+        dead = zero.all(dim=dims).sum()
     else:
-        dead, units = nothing, 0
-    saturated = sat.sum(dtype=wide) if sat is not None else nothing
-    return torch.stack((s1, norm, dead, saturated)), o.numel(), units
+        units = 0
+    return o.numel(), units, s1, m2, maxima, dead, (sat.sum() if sat is not None else None)
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -157,8 +154,8 @@ class Probes:
     """The hooks of one sampled step over ``layers`` (LayerInfo, forward order).
 
     What the hooks see is kept per call, keyed by the layer's module (so a reordering of the
-    layers keeps it): ``deltas`` (||dL/dz|| of each call), ``outputs`` ([S1, ||z||] of each call
-    of a layer without an activation module), ``sums`` (S1 of each call of the others: their
+    layers keeps it): ``deltas`` (||dL/dz|| of each call), ``outputs`` ((S1, M2) of each call
+    of a layer without an activation module), ``extremes`` ([min, max] of each call of the others: their
     outputs are only checked for finiteness), ``activations`` (:func:`activation_row` of each call).
     """
 
@@ -175,10 +172,10 @@ class Probes:
         self.reset()
 
     def reset(self) -> None:
-        self.deltas: list = []  # (module, tensor)
-        self.outputs: list = []  # (module, tensor [S1, ||z||], values)
-        self.sums: list = []  # (module, S1)
-        self.activations: list = []  # (module, tensor [S1, ||a||, dead, saturated], values, units)
+        self.deltas: list = []  # (module, (||dL/dz||,))
+        self.outputs: list = []  # (module, (S1, M2), values)
+        self.extremes: list = []  # (module, (min, max))
+        self.activations: list = []  # (module, *activation_row(...))
         self.time_profile = None
         self._last = None  # the module of the layer called last
         self.inside_module = 0  # > 0 while an activation module runs (its function is its own)
@@ -187,7 +184,7 @@ class Probes:
 
     def adopt(self, old: "Probes") -> None:
         """Take over what ``old`` (the same modules in another order) has seen this step."""
-        self.deltas, self.outputs, self.sums, self.activations = old.deltas, old.outputs, old.sums, old.activations
+        self.deltas, self.outputs, self.extremes, self.activations = old.deltas, old.outputs, old.extremes, old.activations
         self.time_profile, self._last = old.time_profile, old._last
         self.functional_seen = old.functional_seen
 
@@ -246,16 +243,16 @@ class Probes:
         if z is None or not z.is_floating_point():
             return
         zd = z.detach()
+        # NaN propagates into the minimum and maximum, and an Inf is one of them (no sum that could overflow)
+        self.extremes.append((module, torch.aminmax(zd)))
         if self.layers[self.index[module]].activation is None:  # its own output is what act_mean/act_std describe
-            self.outputs.append((module, torch.stack(moments(zd)), zd.numel()))
-        else:  # NaN and Inf propagate into the sum: enough to check the output
-            self.sums.append((module, zd.sum(dtype=wide_dtype(zd.device))))
+            self.outputs.append((module, moments(zd), zd.numel()))
         if z.requires_grad:
             z.register_hook(self._grad_hook(module))
 
     def _grad_hook(self, module):
         def hook(grad):
-            self.deltas.append((module, torch.linalg.vector_norm(grad.detach(), dtype=torch.float32)))
+            self.deltas.append((module, (torch.linalg.vector_norm(grad.detach(), dtype=torch.float32),)))
         return hook
 
     def _time_hook(self, module, inputs):
@@ -289,16 +286,34 @@ class Probes:
         self.activations.append((layer, *activation_row(self.acts[module][1], x_in, out, channels)))
 
     # -- collecting --------------------------------------------------------------------------
-    def _pool(self, entries: list, width: int, device, wide, squared: int | None = None):
-        """Per layer, the sum over ``entries`` ((module, tensor of ``width`` values), ...) with
-        column ``squared`` squared first: an (L, width) tensor on ``device``."""
-        total = torch.zeros(len(self.layers), width, dtype=wide, device=device)
-        if entries:
-            at = torch.tensor([self.index[e[0]] for e in entries], device=device)
-            rows = torch.stack([t if t.device == device else t.to(device) for _, t in entries]).to(wide).reshape(-1, width)
-            if squared is not None:
-                rows[:, squared].square_()
-            total.index_add_(0, at, rows)
+    def _rows(self, entries: list, width: int, device, wide):
+        """(the entries' ``width`` scalar tensors, ``(module, (t1, t2, ...), ...)``, as an
+        (n, width) tensor in ``wide`` on ``device``, their layers' indices)."""
+        if not entries:
+            return torch.zeros(0, width, dtype=wide, device=device), torch.zeros(0, dtype=torch.long, device=device)
+        at = torch.tensor([self.index[e[0]] for e in entries], device=device)
+        rows = torch.stack([t if t.device == device else t.to(device) for e in entries for t in e[1]])
+        return rows.to(wide).reshape(-1, width), at
+
+    def _sum(self, rows, at, L: int):
+        """Per layer, the sum of ``rows`` over its calls: (L, width)."""
+        return torch.zeros(L, rows.shape[1], dtype=rows.dtype, device=rows.device).index_add_(0, at, rows)
+
+    def _pooled(self, rows, at, values: list, L: int):
+        """Per layer (mean, population std) over all values of its calls, from each call's
+        (S1, M2) in ``rows[:, :2]`` and its number of values (Chan et al.'s pairwise rule:
+        M2 = sum_i M2_i + n_i (S1_i/n_i - mean)^2); NaN for a layer without calls."""
+        n_call = torch.tensor(values, dtype=rows.dtype, device=rows.device)
+        n = self._sum(n_call.reshape(-1, 1), at, L)[:, 0]
+        mean = self._sum(rows[:, :1], at, L)[:, 0] / n  # 0/0: NaN
+        spread = rows[:, 1] + n_call * (rows[:, 0] / n_call - mean[at]) ** 2
+        return mean, (self._sum(spread.reshape(-1, 1), at, L)[:, 0] / n).sqrt()
+
+    def _counts(self, tensors: list, at: list, L: int, device, wide):
+        """Per layer, the sum of the scalar ``tensors`` charged to layers ``at``: (L,)."""
+        total = torch.zeros(L, dtype=wide, device=device)
+        if tensors:
+            total.index_add_(0, torch.tensor(at, device=device), torch.stack([t.to(device) for t in tensors]).to(wide))
         return total
 
     def collect(self, device) -> torch.Tensor:
@@ -308,33 +323,40 @@ class Probes:
         device = torch.device(device)
         L = len(self.layers)
         wide = wide_dtype(device)
-        # per layer: output-gradient calls, activation values, activation units, output values, activation calls
-        counts = [[0] * 5 for _ in range(L)]
-        for module, _ in self.deltas:
-            counts[self.index[module]][0] += 1
-        for module, _, values, units in self.activations:
-            c = counts[self.index[module]]
-            c[1], c[2], c[4] = c[1] + values, c[2] + units, c[4] + 1
-        for module, _, values in self.outputs:
-            counts[self.index[module]][3] += values
-        n = torch.tensor(counts, dtype=wide, device=device)
-        delta_sq = self._pool(self.deltas, 1, device, wide, squared=0)[:, 0]  # sum over calls of ||dL/dz||^2
-        acts = self._pool([e[:2] for e in self.activations], 4, device, wide, squared=1)  # S1, S2, dead, saturated
-        outs = self._pool([e[:2] for e in self.outputs], 2, device, wide, squared=1)  # S1, S2
-        sums = self._pool(self.sums, 1, device, wide)[:, 0]
         nan = torch.full((L,), math.nan, dtype=wide, device=device)
-        has_act = n[:, 4] > 0
-        s1 = torch.where(has_act, acts[:, 0], outs[:, 0])
-        s2 = torch.where(has_act, acts[:, 1], outs[:, 1])
-        values = torch.where(has_act, n[:, 1], torch.where(n[:, 3] > 0, n[:, 3], nan))
-        mean = s1 / values
+        deltas, at_d = self._rows(self.deltas, 1, device, wide)
+        delta_sq = self._sum(deltas * deltas, at_d, L)[:, 0]  # sum over calls of ||dL/dz||^2
+        seen = self._sum(torch.ones_like(deltas), at_d, L)[:, 0] > 0
+        acts = self.activations  # (module, values, units, S1, M2, maxima, dead, saturated)
+        layer_of = [self.index[e[0]] for e in acts]
+        moments_, at_a = self._rows([(e[0], e[3:5]) for e in acts], 2, device, wide)
+        act_mean, act_std = self._pooled(moments_, at_a, [e[1] for e in acts], L)
+        units, values = [0] * L, [0] * L
+        for i, e in zip(layer_of, acts):
+            units[i] += e[2]
+            values[i] += e[1]
+        dead = self._counts([e[6] for e in acts if e[6] is not None], [i for i, e in zip(layer_of, acts) if e[6] is not None], L, device, wide)
+        maxima = [(i, e[5]) for i, e in zip(layer_of, acts) if e[5] is not None]
+        if maxima:  # ReLU: a unit is dead when its largest output is <= 0
+            flat = torch.cat([m if m.device == device else m.to(device) for _, m in maxima])
+            owner = torch.tensor([i for i, _ in maxima], device=device).repeat_interleave(
+                torch.tensor([m.numel() for _, m in maxima], device=device))
+            dead = dead.index_add(0, owner, (flat <= 0).to(wide))
+        saturated = self._counts([e[7] for e in acts if e[7] is not None], [i for i, e in zip(layer_of, acts) if e[7] is not None], L, device, wide)
+        per = torch.tensor([units, values], dtype=wide, device=device).clamp_min(1)
+        fractions = torch.stack((dead, saturated), dim=1) / per.T  # dead units / units, saturated values / values
+        outs, at_o = self._rows(self.outputs, 2, device, wide)  # S1, M2 of outputs without an activation
+        own_mean, own_std = self._pooled(outs, at_o, [e[2] for e in self.outputs], L)
+        extremes, at_x = self._rows(self.extremes, 2, device, wide)
+        has_act = torch.tensor([bool(v) for v in values], device=device)
+        finite = self._sum(extremes, at_x, L).isfinite().all(dim=1)
         table = torch.stack((
-            torch.where(n[:, 0] > 0, delta_sq.sqrt(), nan),
-            mean,
-            (s2 / values - mean * mean).clamp_min(0).sqrt(),
-            torch.where(has_act, acts[:, 2] / n[:, 2].clamp_min(1), nan),  # dead units / units
-            torch.where(has_act, acts[:, 3] / n[:, 1].clamp_min(1), nan),  # saturated values / values
-            (outs.isfinite().all(dim=1) & sums.isfinite()).to(wide),  # NaN and Inf propagate into the sums
+            torch.where(seen, delta_sq.sqrt(), nan),
+            torch.where(has_act, act_mean, own_mean),
+            torch.where(has_act, act_std, own_std),
+            torch.where(has_act, fractions[:, 0], nan),
+            torch.where(has_act, fractions[:, 1], nan),
+            finite.to(wide),
             delta_sq.isfinite().to(wide),
         ), dim=1)
         flat = table.float().reshape(-1)
