@@ -291,3 +291,17 @@ def _predict_cnn(cfg, sw2: float, sb2: float, input_second_moment: float) -> Pre
     attenuation, factors = attenuation_and_factors(totals)
     xi, c_star = _depth_scale(m.activation, sw2, sb2, m.bias_init, params)
     return Prediction(True, "", factors, tuple(float(q.mean()) for q in qs), attenuation, xi, sw2, sb2, c_star)
+
+
+def prediction_fields(cfg) -> dict:
+    """The fields of a record's "prediction" event for cfg: applies, reason, summary and the
+    figures (NaN and infinities as the record's strings). Never raises: a config the theory
+    cannot handle gives ``applies: False`` with the reason."""
+    from gradtui.record import plain
+
+    try:
+        p = predict(cfg)
+    except Exception as err:  # noqa: BLE001 - the theory is an aside; it must not stop training
+        return {"applies": False, "reason": f"no prediction ({type(err).__name__}: {err})"}
+    return {"applies": p.applies, "reason": p.reason, "summary": p.summary(),
+            **plain({"attenuation": p.attenuation, "depth_scale": p.depth_scale, "chi1_star": p.chi1_star})}

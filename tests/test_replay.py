@@ -65,6 +65,8 @@ def test_replay_at_the_last_step_is_the_live_state(family, recorded):
     assert snap.history.markers == live.history.markers
     assert snap.history.eval_steps == live.history.eval_steps and snap.history.eval_loss == live.history.eval_loss
     assert snap.pause_reason == live.pause_reason
+    np.testing.assert_equal(snap.prediction, live.prediction)  # the theory line, from the record's prediction events
+    assert snap.prediction is not None and snap.prediction["applies"] == (family != "recurrent")
     assert (snap.before is None) == (live.before is None)
     if live.before is not None:
         assert {k: snap.before[k] for k in ("step", "change", "grad_norm")} == {k: live.before[k] for k in ("step", "change", "grad_norm")}
@@ -86,6 +88,33 @@ def test_replay_moves_back_and_forth_identically(recorded):
     again = src.snapshot()
     assert again.latest == first.latest and alert_identity(again.alerts) == alert_identity(first.alerts)
     assert again.history.steps == first.history.steps
+
+
+def test_replay_moves_back_from_keyframes_to_the_same_state(recorded, monkeypatch):
+    """A step back restores the nearest keyframe (not the record's start) and shows exactly
+    what a replay fed from the start shows at that step, across the change's restart."""
+    import gradtui.sources.replay as replay
+
+    monkeypatch.setattr(replay, "MIN_KEYFRAME_LINES", 7)
+    path, _ = recorded("change")
+    src = ReplaySource(path, start_paused=True).start()
+    src.seek_to(-1)
+    assert len(src._keyframes) >= 10
+    resets = []
+    monkeypatch.setattr(src, "_reset", lambda: resets.append(1) or ReplaySource._reset(src))
+    for step in (89, 60, 41, 40, 39, 12):
+        src.seek_step(step)
+        fresh = ReplaySource(path, start_paused=True).start()
+        fresh.seek_step(step)
+        got, want = src.snapshot(), fresh.snapshot()
+        assert got.step == want.step == step and got.run == want.run
+        np.testing.assert_equal(got.latest, want.latest)
+        assert alert_identity(got.alerts) == alert_identity(want.alerts)
+        assert got.history.steps == want.history.steps and got.history.loss == want.history.loss
+        assert got.history.markers == want.history.markers and got.before == want.before
+        assert [e for e in src._monitor.journal.events()] == [e for e in fresh._monitor.journal.events()]
+        src.seek_to(-1)
+    assert not resets  # every step back started from a keyframe
 
 
 class FrozenSource:

@@ -109,10 +109,10 @@ def _paused_session(cfg, steps=5):
 def test_activation_swap_keeps_weights_bit_for_bit():
     s = _paused_session(tiny())
     try:
-        before = s._exp.params()
+        before = s._control.exp.params()
         s.apply({"model.activation": "relu"})
         assert s.wait_commands(10)
-        after = s._exp.params()
+        after = s._control.exp.params()
         assert before.keys() <= after.keys()
         for name, value in before.items():
             assert after[name].dtype == value.dtype
@@ -132,10 +132,10 @@ def test_activation_swap_keeps_weights_bit_for_bit():
 def test_init_swap_restarts_with_fresh_weights():
     s = _paused_session(tiny())
     try:
-        before = s._exp.params()
+        before = s._control.exp.params()
         s.apply({"model.init": "he"})
         assert s.wait_commands(30)
-        after = s._exp.params()
+        after = s._control.exp.params()
         assert any(after[n].tobytes() != before[n].tobytes() for n in before)
         snap = s.snapshot()
         assert snap.step == 0 and snap.run == 1 and snap.config.model.init == "he"
@@ -165,7 +165,7 @@ def test_nonfinite_step_pauses_and_keeps_last_finite_weights():
         snap = s.snapshot()
         assert snap.status == "paused" and snap.pause_reason == "nonfinite"
         assert "non-finite" in snap.message and snap.latest["nonfinite"] is True
-        assert all(np.isfinite(v).all() for v in s._exp.params().values())
+        assert all(np.isfinite(v).all() for v in s._control.exp.params().values())
         assert any("non-finite" in text for _, text in snap.history.markers)
         assert all(np.isfinite(snap.history.loss))
         # a remedy clears the non-finite pause into an ordinary one
@@ -207,7 +207,7 @@ def test_stop_returns_within_its_timeout_even_when_a_step_is_slow(tmp_path):
     record = tmp_path / "run.jsonl"
     s = Session(tiny(), record_path=record).start()
     assert wait_for(lambda: s.snapshot().step > 3)
-    exp = s._exp
+    exp = s._control.exp
     real_run = exp.run
 
     def slow_run(k):
@@ -236,13 +236,13 @@ def test_remedy_after_an_explosion_starts_from_the_last_healthy_weights():
         snap = s.snapshot()
         assert snap.pause_reason == "nonfinite", snap.message
         assert "last healthy weights (step 0)" in snap.message
-        initial = s._checkpoint["theta"].copy()
+        initial = s._control.checkpoint.saved["theta"].copy()
         s.apply({"model.batchnorm": True})
         assert s.wait_commands(10)
         snap = s.snapshot()
         assert "went back to the last healthy checkpoint (step 0)" in snap.message
         # the carried-over weights are the checkpoint's, not the ruined ones
-        np.testing.assert_array_equal(s._exp.params()["hidden.0.W"].ravel(), initial[: 2 * 64])
+        np.testing.assert_array_equal(s._control.exp.params()["hidden.0.W"].ravel(), initial[: 2 * 64])
         before = s.snapshot().step
         s.resume()
         assert wait_for(lambda: s.snapshot().step >= before + 200, 120)
@@ -276,14 +276,14 @@ def test_plain_resume_after_an_explosion_also_starts_from_the_healthy_weights():
     s = Session(load_config("exploding-init")).start()
     try:
         assert s.wait(120) and s.snapshot().pause_reason == "nonfinite"
-        healthy = s._checkpoint["theta"].copy()
+        healthy = s._control.checkpoint.saved["theta"].copy()
         s.pause()  # hold it right after the rollback, before any step moves the weights
         s.resume()
         s.pause()
         assert s.wait_commands(10)
         assert any("weights back to step 0" in text for _, text in s.snapshot().history.markers)
         assert any(e["event"] == "rollback" for e in s.events())
-        np.testing.assert_array_equal(s._exp.theta, healthy)
+        np.testing.assert_array_equal(s._control.exp.theta, healthy)
     finally:
         s.stop(1.0)
 

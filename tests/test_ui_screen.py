@@ -18,7 +18,9 @@ from test_ui_keys import FakeSession, make_app, mlp_cfg, rnn_cfg
 from gradtui.config import load_config
 from gradtui.diagnosis.alert import Alert, Remedy
 from gradtui.diagnosis.remedies import remedies_for
+from gradtui.monitor import Monitor
 from gradtui.monitor.snapshot import HistoryView, Snapshot
+from gradtui.theory import prediction_fields
 from gradtui.ui.app import GradApp
 from gradtui.ui.keys import remedy_keys
 from gradtui.ui.screens import PresetPicker
@@ -59,8 +61,11 @@ def profile_snapshot(cfg, grad, status="paused", **fields):
     latest = {"step": fields.pop("step", 10), "loss": 0.5, "nonfinite": False, "grad_norm": list(grad),
               "delta_norm": list(grad), "update_ratio": [1e-3] * n, "weight_norm": [1.0] * n}
     latest.update(fields.pop("latest", {}))
+    monitor = Monitor()
+    monitor.note_prediction(prediction_fields(cfg))  # as the session's monitor has it
     base = dict(status=status, step=latest["step"], config=cfg, layer_names=names, latest=latest,
-                latest_finite=latest, history=HistoryView(steps=(1, 2), loss=(1.0, 0.9)), version=1)
+                latest_finite=latest, history=HistoryView(steps=(1, 2), loss=(1.0, 0.9)), version=1,
+                prediction=monitor.prediction)
     base.update(fields)
     return Snapshot(**base)
 

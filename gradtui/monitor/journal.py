@@ -40,6 +40,19 @@ class Journal:
         self._events_lock = threading.Lock()
         self._raised: collections.deque = collections.deque(maxlen=MAX_RAISED)
 
+    def __getstate__(self) -> dict:
+        """A copy for a replay's keyframe: the events and alerts, without the lock; a journal
+        that writes a record is not copied."""
+        if self.writer is not None:
+            raise TypeError("a journal writing a record cannot be copied")
+        state = dict(self.__dict__)
+        del state["_events_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._events_lock = threading.Lock()
+
     @property
     def path(self) -> str:
         """The record being written, or "" when there is none."""

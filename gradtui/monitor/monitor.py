@@ -55,6 +55,7 @@ class Monitor:
         self.last_finite = None
         self.before: dict | None = None
         self.evaluation: dict = {}
+        self.prediction: dict | None = None
         self.version = 0
         self.notice = ""
         self.error_traceback = ""
@@ -72,6 +73,7 @@ class Monitor:
         self.history.clear()
         self.last = self.last_finite = None
         self.evaluation = {}
+        self.prediction = None
 
     def observe(self, rec, run: int) -> list:
         """Feed one step: history (finite steps), diagnosis, alert events; returns the
@@ -98,6 +100,16 @@ class Monitor:
         rec = self.last_finite
         if rec is not None:
             self.before = layer_profile(rec, self.layer_names, change, run)
+
+    def note_prediction(self, event: dict) -> None:
+        """Keep mean-field theory's prediction from a "prediction" event (as written or as read
+        back: a non-finite attenuation may be the string "nan" or "inf")."""
+        try:
+            attenuation = float(event.get("attenuation", math.nan))
+        except (TypeError, ValueError):
+            attenuation = math.nan
+        self.prediction = {"applies": bool(event.get("applies")), "attenuation": attenuation,
+                           "reason": str(event.get("reason") or ""), "summary": str(event.get("summary") or "")}
 
     def add_eval(self, step: int, result: dict) -> None:
         self.evaluation = dict(result)
@@ -134,6 +146,7 @@ class Monitor:
             record_path=journal.path,
             record_error=journal.record_error,
             raised=journal.raised_tuple,
+            prediction=self.prediction,
             **source_state,
         )
 

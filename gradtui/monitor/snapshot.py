@@ -67,3 +67,4 @@ class Snapshot:
     tier: str = ""  # "reference" (NumPy, while the kernels compile) or "kernels"; "" before the first Experiment
     raised: tuple = ()  # (step, Alert) of every alert raised in this session, oldest first (bounded)
     baseline_loss: float | None = None  # the task's loss for a constant guess (Dataset.baseline_loss), if known
+    prediction: dict | None = None  # the latest "prediction" event (Monitor.note_prediction): applies, attenuation, reason, summary

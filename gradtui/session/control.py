@@ -1,12 +1,14 @@
-"""The live session's control of its run: the commands (pause and resume, single steps,
-config changes in place when the weights can carry over or else with fresh weights,
-restarts), the healthy checkpoint and rollback, and the pause on a non-finite step.
+"""The live run and the commands that change it.
 
-:class:`RunControl` is the part of :class:`~gradtui.session.Session` that runs these
-commands in the worker thread, between steps. It changes the run's control state (the
-Experiment, the config, the status, the pause, the message) and tells the session's
-:class:`~gradtui.monitor.Monitor` what happened (markers, the profile before a change,
-events); everything viewers see goes through the monitor.
+:class:`RunControl` owns what the worker thread trains: the Experiment, its config, the
+run number (a restart or a change that needs fresh weights starts run n+1), the healthy
+checkpoint (:mod:`~gradtui.session.checkpoint`) and how many steps one kernel call takes.
+It carries out the commands between steps (pause and resume, single steps, config changes
+in place when the weights can carry over or else with fresh weights, restarts), pauses on
+a non-finite step, and feeds each finished step to the session's
+:class:`~gradtui.monitor.Monitor` and :class:`~gradtui.monitor.Journal`. The status it
+changes is the session's :class:`~gradtui.session.run_state.RunState`; everything viewers
+see goes through the monitor.
 """
 
 from __future__ import annotations
@@ -16,13 +18,9 @@ import traceback
 from gradtui.config import ConfigError
 from gradtui.config.changes import changed_keys, restart_keys
 from gradtui.config.summary import change_text, setting_label
+from gradtui.monitor.diagnoser import NoDiagnoser, new_diagnoser
 from gradtui.record import plain
-from gradtui.monitor.diagnoser import NoDiagnoser
-
-
-CHECKPOINT_EVERY = 50  # steps between healthy checkpoints
-HEALTHY_LOSS_FACTOR = 10.0  # a checkpoint needs the loss below this multiple of the run's first loss
-UNHEALTHY_ALERTS = ("exploding", "nonfinite")
+from gradtui.session.checkpoint import HealthyCheckpoint
 
 
 def with_next_seed(cfg):
@@ -31,34 +29,112 @@ def with_next_seed(cfg):
 
 
 class RunControl:
-    """The worker's side of the commands, a base of Session. It uses the session's control
-    state (``_cfg``, ``_exp``, ``_run``, ``_status``, ``_message``, ``_paused``,
-    ``_pause_reason``, ``_single``, ``_halted``, ``max_steps``), its ``monitor``, and the
-    methods ``_fresh``, ``_evaluate``, ``_event``, ``_observe`` and ``_publish``."""
+    """See the module docstring. ``publish`` is called when viewers must see a state at once
+    (a change that rebuilds the network says so before it compiles). Worker thread only."""
 
-    def _handle(self, name: str, arg) -> None:
+    def __init__(self, cfg, state, monitor, journal, tier: str, publish, max_steps: int | None = None):
+        self.cfg = cfg
+        self.max_steps = max_steps  # the run ends (status "finished") after this many steps
+        self.exp = None
+        self.run = 0
+        self.steps_per_call = 1  # measured by the session's loop; 1 again whenever the network changes
+        self.checkpoint = HealthyCheckpoint()
+        self.state = state
+        self.monitor = monitor
+        self.journal = journal
+        self._tier = tier
+        self._publish = publish
+
+    @property
+    def step(self) -> int:
+        return self.exp.step_count if self.exp is not None else 0
+
+    # -- the run's parts -------------------------------------------------------------------------
+    def event(self, event: str, step: int, **fields) -> None:
+        self.journal.event(event, step, self.run, **fields)
+
+    def start_fresh(self, cfg) -> None:
+        """Build a fresh Experiment for cfg (compiling kernels if needed) and make it current;
+        the caller evaluates it (step 0) once the events that explain it are written."""
+        from gradtui.engine import Experiment
+
+        exp = Experiment(cfg, tier=self._tier)
+        self.exp = exp
+        self.cfg = cfg
+        self.monitor.new_run(exp.layers, new_diagnoser(cfg, exp.layer_names))
+        self.steps_per_call = 1  # a new network: measure its step time afresh
+        self.checkpoint.take(exp)
+
+    def write_prediction(self) -> None:
+        """Mean-field theory's prediction for the current config, as an event line; it is
+        written at every start and change, because it changes with the config."""
+        from gradtui.theory import prediction_fields
+
+        fields = prediction_fields(self.cfg)
+        self.monitor.note_prediction(fields)
+        self.event("prediction", self.step, **fields)
+
+    def evaluate(self) -> None:
+        exp = self.exp
+        result = exp.evaluate()
+        self.monitor.add_eval(exp.step_count, result)
+        self.event("eval", exp.step_count, **plain(result))
+
+    # -- each step -----------------------------------------------------------------------------
+    def after_step(self, rec, every: int) -> None:
+        """Everything one finished step feeds: history, diagnosis, checkpoint, evaluation, record."""
+        if rec.nonfinite:
+            self._on_nonfinite(rec)
+            return
+        self._observe(rec)
+        self.checkpoint.consider(rec, self.exp, self.monitor.diagnosis)
+        if rec.step % self.cfg.train.eval_every == 0:
+            self.evaluate()
+        writer = self.journal.writer
+        if writer is not None and rec.step % every == 0 and not writer.failed:
+            self.journal.step(rec, self.run)
+
+    def _observe(self, rec) -> None:
+        """Feed one step to the monitor; a diagnosis failure becomes the message."""
+        monitor = self.monitor
+        monitor.observe(rec, self.run)
+        if monitor.notice:
+            self.state.error_traceback = monitor.error_traceback
+            self.state.message, monitor.notice = monitor.notice, ""
+
+    def _on_nonfinite(self, rec) -> None:
+        """A step produced NaN or Inf (its update was not applied): pause and say where."""
+        where = rec.nonfinite_layer or "?"
+        self.state.pause_on_nonfinite(
+            f"paused at step {rec.step:,}: non-finite values (NaN or Inf) appeared in {where}; "
+            "the update was not applied. A remedy that keeps the weights (gradient clipping, a lower "
+            f"learning rate, batch norm) or resuming goes back to the last healthy weights (step {self.checkpoint.step}); "
+            "another initialisation or a new run starts afresh.")
+        self.journal.step(rec, self.run)
+        self.event("nonfinite", rec.step, layer=where)
+        self._observe(rec)  # the marker, the diagnosis and its alert events
+        self._publish()
+        self.state.halted.set()
+
+    # -- commands ------------------------------------------------------------------------------
+    def handle(self, name: str, arg) -> None:
         """Apply one command from the queue; a failure is reported, never fatal."""
         try:
             self._apply_command(name, arg)
         except Exception as err:  # noqa: BLE001 - a bad command must not kill the run
-            self.error_traceback = traceback.format_exc()
-            self._message = f"{name} failed: {type(err).__name__}: {err}"
+            self.state.error_traceback = traceback.format_exc()
+            self.state.message = f"{name} failed: {type(err).__name__}: {err}"
 
     def _apply_command(self, name: str, arg) -> None:
+        state = self.state
         if name == "pause":
-            self._pause()
+            state.pause()
         elif name == "resume":
             self._resume()
         elif name == "toggle":
-            if self._paused:
-                self._resume()
-            else:
-                self._pause()
+            self._resume() if state.paused else state.pause()
         elif name == "step":
-            if self._paused:
-                self._single += 1
-            else:
-                self._pause()
+            state.ask_one_step()
         elif name == "apply":
             self._apply_change(arg)
         elif name == "restart":
@@ -66,155 +142,90 @@ class RunControl:
         else:  # pragma: no cover
             raise ValueError(f"unknown command {name!r}")
 
-    def _pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self._pause_reason = "user"
-            self._single = 0
-            self._status = "paused"
-            self._message = "paused"
-
     def _resume(self) -> None:
-        if self._paused and self._pause_reason == "nonfinite":
-            rolled = self._roll_back_if_ruined()
-            if rolled:
-                self._event("rollback", self._exp.step_count, to_step=self._checkpoint["step"])
-        if self._paused:
-            self._paused = False
-            self._pause_reason = ""
-            self._single = 0
-            self._message = ""
-            self._halted.clear()
-            if self._status == "paused":
-                self._status = "running"
-
-    # -- the healthy checkpoint -------------------------------------------------------------
-    # A run that explodes is often ruined a step or two before anything is non-finite
-    # (a finite loss of 1e29), so "the last finite weights" are no place to resume from.
-    # The session keeps one copy of the weights from the last moment training looked
-    # healthy; a remedy applied after a non-finite pause starts from there.
-
-    def _checkpoint_now(self) -> None:
-        self._checkpoint = self._exp.save_state()
-        self._first_loss = None
-
-    def _maybe_checkpoint(self, rec) -> None:
-        """Every CHECKPOINT_EVERY steps, keep the weights if training looks healthy."""
-        if self._first_loss is None:
-            self._first_loss = abs(rec.loss)
-        if rec.step % CHECKPOINT_EVERY:
-            return
-        if rec.loss > HEALTHY_LOSS_FACTOR * max(self._first_loss, 1e-12):
-            return
-        if any(alert.kind in UNHEALTHY_ALERTS for alert in self.monitor.diagnosis.active()):
-            return
-        first = self._first_loss
-        self._checkpoint = self._exp.save_state()
-        self._first_loss = first
+        if self.state.nonfinite_pause and self._roll_back_if_ruined():
+            self.event("rollback", self.exp.step_count, to_step=self.checkpoint.step)
+        self.state.resume()
 
     def _roll_back_if_ruined(self) -> str:
         """After a non-finite pause, return to the healthy checkpoint; says what it did."""
-        saved = self._checkpoint
-        if self._pause_reason != "nonfinite" or saved is None or saved["cfg"] != self._cfg:
+        if not self.state.nonfinite_pause or not self.checkpoint.restore(self.exp, self.cfg):
             return ""
-        self._exp.load_state(saved)
-        self.monitor.history.add_marker(self._exp.step_count, f"weights back to step {saved['step']}")
-        return f"; the weights went back to the last healthy checkpoint (step {saved['step']})"
-
-    def _keep_before(self, change: str) -> None:
-        self.monitor.keep_before(change, self._run)
+        back = self.checkpoint.step
+        self.monitor.history.add_marker(self.exp.step_count, f"weights back to step {back}")
+        return f"; the weights went back to the last healthy checkpoint (step {back})"
 
     def _apply_change(self, overrides: dict) -> None:
-        old = self._cfg
+        old = self.cfg
         try:
             new = old.with_overrides(overrides)
         except ConfigError as err:
-            self._message = f"change refused: {err}"
+            self.state.message = f"change refused: {err}"
             return
         changed = changed_keys(old, new)
         if not changed:
-            self._message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
+            self.state.message = "no change: " + ", ".join(f"{k} is already {v}" for k, v in overrides.items())
             return
         text = change_text((k, new.get(k)) for k in changed)
+        self.monitor.keep_before(text, self.run)
         blocked = restart_keys(old, new)
-        step = self._exp.step_count
-        if not blocked:
-            self._keep_before(text)
-            rolled = self._roll_back_if_ruined()
-            self._exp.reconfigure(new)
-            self._cfg = new
-            diagnosis = self.monitor.diagnosis
-            if not isinstance(diagnosis, NoDiagnoser):  # after a diagnosis failure it stays off
-                diagnosis.set_config(new)  # keeps active alerts; they clear when the problem has gone
-            self._chunk = 1  # the step time may have changed (batch norm, another activation)
-            self.monitor.history.add_marker(step, text)
-            self._message = f"applied {text} at step {step:,}; the weights carried over{rolled}"
-            self._event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
-                        config=new.to_dict(), rolled_back_to=(self._checkpoint["step"] if rolled else None))
-            self._record_prediction()
-            self._checkpoint_now()
-            self._after_change()
-            return
-        self._keep_before(text)
-        old_run, old_status = self._run, self._status
-        self._status = "compiling"
-        self._message = f"restarting with {text}: fresh weights"
+        if blocked:
+            self._rebuild(new, text, overrides, changed, blocked)
+        else:
+            self._reconfigure(new, text, overrides, changed)
+        self._after_change()
+
+    def _reconfigure(self, new, text: str, overrides: dict, changed) -> None:
+        """A change the weights carry over: the Experiment takes the new config in place."""
+        step = self.exp.step_count
+        rolled = self._roll_back_if_ruined()
+        self.exp.reconfigure(new)
+        self.cfg = new
+        diagnosis = self.monitor.diagnosis
+        if not isinstance(diagnosis, NoDiagnoser):  # after a diagnosis failure it stays off
+            diagnosis.set_config(new)  # keeps active alerts; they clear when the problem has gone
+        self.steps_per_call = 1  # the step time may have changed (batch norm, another activation)
+        self.monitor.history.add_marker(step, text)
+        self.state.message = f"applied {text} at step {step:,}; the weights carried over{rolled}"
+        self.event("change", step, overrides=plain(overrides), changed=changed, mode="in_place",
+                   config=new.to_dict(), rolled_back_to=(self.checkpoint.step if rolled else None))
+        self.write_prediction()
+        self.checkpoint.take(self.exp)
+
+    def _rebuild(self, new, text: str, overrides: dict, changed, blocked) -> None:
+        """A change that needs fresh weights: a new network and run."""
+        step = self.exp.step_count
+        before = self.state.rebuilding(f"restarting with {text}: fresh weights")
         self._publish()
         try:
-            self._fresh(new)
+            self.start_fresh(new)
         except Exception:
-            self._status = old_status
+            self.state.status = before
             raise
-        self._run = old_run + 1
-        self._event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
-                    needs_fresh_weights=blocked, config=new.to_dict(), layers=[layer.to_dict() for layer in self._exp.layers])
-        self._record_prediction()
-        self._evaluate()
+        self.run += 1
+        self.event("change", step, overrides=plain(overrides), changed=changed, mode="restart",
+                   needs_fresh_weights=blocked, config=new.to_dict(), layers=[layer.to_dict() for layer in self.exp.layers])
+        self.write_prediction()
+        self.evaluate()
         self.monitor.history.add_marker(0, f"{text} (fresh weights)")
-        self._message = f"applied {text}: {', '.join(setting_label(k) for k in blocked)} needs fresh weights, so training restarted"
-        self._status = "paused" if self._paused else "running"
+        self.state.message = (f"applied {text}: {', '.join(setting_label(k) for k in blocked)} "
+                              "needs fresh weights, so training restarted")
+        self.state.rebuilt()
+
+    def _restart(self, next_seed: bool) -> None:
+        cfg = with_next_seed(self.cfg) if next_seed else self.cfg
+        step = self.exp.step_count
+        text = f"restart (seed {cfg.train.seed})"
+        self.monitor.keep_before(text, self.run)
+        self.start_fresh(cfg)
+        self.run += 1
+        self.event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
+        self.write_prediction()
+        self.evaluate()
+        self.monitor.history.add_marker(0, text)
+        self.state.message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"
+        self.state.rebuilt()
         self._after_change()
 
     def _after_change(self) -> None:
-        """A change or restart may leave a non-finite pause: resume is up to the user, but
-        the pause is now an ordinary one."""
-        if self._pause_reason == "nonfinite":
-            self._pause_reason = "user"
-            self._halted.clear()
-        if self.max_steps is None or self._exp.step_count < self.max_steps:
-            if self._status == "finished":
-                self._status = "paused" if self._paused else "running"
-            self._halted.clear()
-
-    def _restart(self, next_seed: bool) -> None:
-        cfg = with_next_seed(self._cfg) if next_seed else self._cfg
-        step = self._exp.step_count
-        text = f"restart (seed {cfg.train.seed})"
-        self._keep_before(text)
-        self._fresh(cfg)
-        self._run += 1
-        self._event("restart", step, seed=cfg.train.seed, config=cfg.to_dict())
-        self._record_prediction()
-        self._evaluate()
-        self.monitor.history.add_marker(0, text)
-        self._message = f"restarted from a fresh initialisation, seed {cfg.train.seed}"
-        self._status = "paused" if self._paused else "running"
-        self._after_change()
-
-    def _on_nonfinite(self, rec) -> None:
-        """A step produced NaN or Inf (its update was not applied): pause and say where."""
-        where = rec.nonfinite_layer or "?"
-        self._paused = True
-        self._pause_reason = "nonfinite"
-        self._single = 0
-        self._status = "paused"
-        back = self._checkpoint["step"] if self._checkpoint is not None else 0
-        self._message = (f"paused at step {rec.step:,}: non-finite values (NaN or Inf) appeared in {where}; "
-                         "the update was not applied. A remedy that keeps the weights (c clipping, - a lower "
-                         f"learning rate, b batch norm) or space goes back to the last healthy weights (step {back}); "
-                         "i (another init) or n starts afresh.")
-        self.monitor.journal.step(rec, self._run)
-        self._event("nonfinite", rec.step, layer=where)
-        self._observe(rec)  # the marker, the diagnosis and its alert events
-        self._publish()
-        self._halted.set()
+        self.state.after_change(self.max_steps is None or self.exp.step_count < self.max_steps)

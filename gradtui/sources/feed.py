@@ -131,6 +131,8 @@ class RecordFeeder:
             self._fresh_run(ev, run, text)
         elif what == "eval" and isinstance(ev.get("loss"), (int, float)):
             m.add_eval(step, {k: ev[k] for k in ("loss", "accuracy") if isinstance(ev.get(k), (int, float))})
+        elif what == "prediction":
+            m.note_prediction(ev)
         elif what == "rollback":
             m.history.add_marker(step, f"weights back to step {ev.get('to_step', '?')}")
         elif what == "end":

@@ -1,16 +1,21 @@
 """Replay: a finished record as a source, played back at a chosen speed.
 
 The position is a line of the record (after the header); the monitor holds what the
-live run showed after that line. Moving forward feeds the lines in between; moving back
-feeds the record again from its start (a few microseconds a line). The record stays on
-disk (:class:`~gradtui.record_read.RecordIndex` keeps a few bytes per line), so memory
-stays bounded whatever its length. Nothing runs in a thread: :meth:`ReplaySource.snapshot`, polled by the interface, advances the playback
-by the time elapsed since the last call times the speed.
+live run showed after that line. Moving forward feeds the lines in between. Moving back
+starts again from the nearest keyframe before the target (the monitor and feeder as
+they were at that line, pickled while playing forward: at most :data:`MAX_KEYFRAMES`,
+at least :data:`MIN_KEYFRAME_LINES` lines apart, about 2 MB each) and feeds forward from
+there, so a step back costs at most one keyframe interval, not the whole record. The
+record stays on disk (:class:`~gradtui.record_read.RecordIndex` keeps a few bytes per
+line), so memory stays bounded whatever its length. Nothing runs in a thread:
+:meth:`ReplaySource.snapshot`, polled by the interface, advances the playback by the time
+elapsed since the last call times the speed.
 """
 
 from __future__ import annotations
 
 import bisect
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -22,6 +27,8 @@ from gradtui.sources.protocol import REPLAY
 
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)  # step lines per second
 DEFAULT_SPEED = 100
+MAX_KEYFRAMES = 24
+MIN_KEYFRAME_LINES = 250
 
 
 def position_text(step: int, last: int, run: int = 0, runs: int = 1) -> str:
@@ -50,6 +57,8 @@ class ReplaySource:
         self._lock = threading.Lock()
         self._clock = time.monotonic()
         self._credit = 0.0
+        self._keyframes: dict[int, bytes] = {}  # line position -> pickled (monitor, feeder)
+        self._keyframe_every = max(MIN_KEYFRAME_LINES, -(-len(self._lines) // MAX_KEYFRAMES))
         self._reset()
         self._started = False
         self._snapshot = self._publish()
@@ -160,6 +169,8 @@ class ReplaySource:
             kind, obj = lines.line(self._pos)
             self._feed(kind, obj)
             self._pos += 1
+            if self._pos % self._keyframe_every == 0 and self._pos not in self._keyframes:
+                self._keyframes[self._pos] = pickle.dumps((self._monitor, self._feeder), protocol=pickle.HIGHEST_PROTOCOL)
             if kind == "step" and self._feeder.nonfinite:
                 self._playing = False  # the live run paused here too
         if self._at_end():
@@ -176,9 +187,18 @@ class ReplaySource:
         target = max(0, min(target, len(self._step_at)))
         done = self._steps_done()
         if target < done:
-            self._reset()
-            done = 0
+            self._restore_before(self._step_at[target])
+            done = self._steps_done()
         self._forward(target - done)
+
+    def _restore_before(self, line: int) -> None:
+        """Go back to the last keyframe at or before ``line`` (or to the record's start)."""
+        best = max((pos for pos in self._keyframes if pos <= line), default=0)
+        if best == 0:
+            self._reset()
+            return
+        self._monitor, self._feeder = pickle.loads(self._keyframes[best])
+        self._pos = best
 
     def _publish(self):
         f = self._feeder

@@ -21,13 +21,12 @@ SEVERITY_SYMBOL = {"critical": "✗", "warning": "!", "info": "i"}
 
 
 def measured_attenuation(snapshot) -> float:
-    """||delta_first hidden|| / ||delta_last hidden|| of the latest step (the theory's quantity)."""
+    """||delta_first hidden|| / ||delta_last hidden|| of the latest step: the quantity the
+    theory predicts for an MLP (its layers are the hidden layers, then the output layer)."""
     latest = snapshot.latest or {}
     deltas = [num(v) for v in latest.get("delta_norm") or ()]
-    cfg = snapshot.config
-    if cfg is None or cfg.is_recurrent or len(deltas) < 2:
-        return math.nan
-    last = min(cfg.model.depth, len(deltas)) - 1
+    hidden = [i for i, layer in enumerate(snapshot.layers) if layer.kind != "output"]
+    last = min(hidden[-1] if hidden else len(deltas) - 2, len(deltas) - 1)
     if last < 1 or not deltas[last] > 0:
         return math.nan
     return deltas[0] / deltas[last]
@@ -74,7 +73,6 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         self._status = "compiling"
         self._waiting = True
         self._message = ""
-        self._theory_cfg = None
         self._prediction = None
         self._drawn = None
         self.content = Text()
@@ -91,19 +89,13 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         self._keys_apply = snapshot.source == "live"  # a record's remedies are shown without keys
         self._waiting = not snapshot.latest
         self._message = message
-        cfg = snapshot.config
-        if cfg is not None and cfg != self._theory_cfg:
-            self._theory_cfg = cfg
-            try:
-                from gradtui.theory import predict
-
-                self._prediction = predict(cfg)
-            except Exception:  # the theory is an aside; never let it break the screen
-                self._prediction = None
+        # recurrent nets: the time view shows the gradient through time; no depth prediction to show
+        recurrent = any(layer.kind == "recurrent" for layer in snapshot.layers)
+        self._prediction = None if recurrent else snapshot.prediction
         self._measured = measured_attenuation(snapshot)
         self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
-        key = (self._alerts, self._status, self._waiting, self._message, fmt(self._measured), id(self._prediction),
-               self._keys_apply)
+        key = (self._alerts, self._status, self._waiting, self._message, fmt(self._measured),
+               tuple(sorted(self._prediction.items())) if self._prediction else None, self._keys_apply)
         if key != self._drawn:
             self._drawn = key
             self.content = self._text()
@@ -126,10 +118,10 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         if self._message:
             out.append(self._message + "\n", self._style("note"))
         pred = self._prediction
-        if pred is not None and self._theory_cfg is not None and not self._theory_cfg.is_recurrent:
-            if pred.applies and math.isfinite(pred.attenuation):
+        if pred is not None:
+            if pred["applies"] and math.isfinite(pred["attenuation"]):
                 out.append("first/last layer error: theory ", self._style("note"))
-                out.append(fmt(pred.attenuation))
+                out.append(fmt(pred["attenuation"]))
                 out.append(" · measured ", self._style("note"))
                 if math.isfinite(self._measured):
                     out.append(fmt(self._measured))
@@ -138,7 +130,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                 else:
                     out.append("- (the last hidden layer's error is 0 or not finite)")
             else:
-                why = pred.reason.split(":")[0].replace("the simple mean-field prediction does not apply ", "")
+                why = pred["reason"].split(":")[0].replace("the simple mean-field prediction does not apply ", "")
                 out.append(f"theory: no prediction {why}", self._style("note"))
             out.append("\n")
         if not self._alerts:

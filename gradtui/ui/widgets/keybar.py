@@ -2,9 +2,9 @@
 
 Textual's own Footer scrolls sideways when the keys do not fit, which hides ``?`` and
 ``q`` at 80 columns; this bar wraps instead, so every key is always visible. Keys
-that do not apply to the current model (``g`` and ``t`` on an MLP), or that the source
-cannot honour (the mitigation keys on a replay), are greyed out; a replay adds its
-playback keys in front.
+that do not apply to the current model (``g`` and ``t`` on an MLP) are greyed out. Keys
+the source cannot honour (the mitigation keys on a replay, where ``[``/``]`` mean speed)
+are left out, and one greyed item says why; a replay adds its playback keys in front.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gradtui.sources.protocol import LIVE, REMOTE, SEEK
+from gradtui.sources.protocol import LIVE, SEEK
 from gradtui.ui.keys import KEYS, key_allowed
 
 # pairs shown as one item, and the short labels used when space is tight
 PAIRS = {"+": ("+/-", "lr ×2/÷2", "lr"), "]": ("]/[", "depth ±1", "depth")}
 SKIP = {"-", "["}
+SOURCE_NOUNS = {"replay": "a finished record", "follow": "another process trains"}
 PLAYBACK_ITEMS = (("←/→", "step"), ("[/]", "speed"), ("home/end", "start/end"))
 SHORT = {"activation": "act", "batch norm": "BN", "residual": "res", "optimiser": "opt", "new run": "new",
          "grad/delta": "δ view", "layer/time": "time", "presets": "preset"}
@@ -70,7 +71,7 @@ class KeyBar(Widget, can_focus=False):
         caps = self._caps
         items = [(label, short, True) for label, short in PLAYBACK_ITEMS] if caps.allows(SEEK) else []
         for spec in KEYS:
-            if spec.label in SKIP or (spec.needs == REMOTE and not caps.allows(REMOTE)):
+            if spec.label in SKIP:
                 continue
             label, short = spec.label, spec.short
             if spec.label in PAIRS:
@@ -79,8 +80,11 @@ class KeyBar(Widget, can_focus=False):
             elif self._compact:
                 short = SHORT.get(short, short)
                 label = "spc" if label == "space" else label
-            allowed = key_allowed(spec, caps)
-            items.append((label, short, allowed and (spec.kinds is None or self._kind in spec.kinds)))
+            if not key_allowed(spec, caps):
+                continue
+            items.append((label, short, spec.kinds is None or self._kind in spec.kinds))
+        if not caps.controllable:
+            items.append(("model keys", f"off: {SOURCE_NOUNS.get(caps.kind, caps.kind)} (? why)", False))
         out = Text(no_wrap=True, overflow="crop")
         used = 0
         for label, short, enabled in items:

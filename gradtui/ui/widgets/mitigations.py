@@ -3,7 +3,8 @@
 One row per setting (activation, init, batch norm, residual, clipping, optimiser,
 learning rate, depth, and the cell type for recurrent models). A setting an active
 alert's remedy points at is highlighted and marked "◀ try", so the eye goes from the
-alert to the key.
+alert to the key. For a source that takes no changes (a replay, a followed record) the
+panel shows the settings as recorded: keys greyed, suggestions marked "◀ would help".
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:
 class MitigationsPanel(Widget, can_focus=False):
     """Current mitigation settings with their keys; alert-suggested ones highlighted."""
 
-    COMPONENT_CLASSES = {"mitigations-panel--suggested", "mitigations-panel--key", "mitigations-panel--label"}
-    """A row an alert suggests, the key column, the setting names."""
+    COMPONENT_CLASSES = {"mitigations-panel--suggested", "mitigations-panel--key", "mitigations-panel--label",
+                         "mitigations-panel--disabled"}
+    """A row an alert suggests, the key column, the setting names, keys that do not apply here."""
 
     DEFAULT_CSS = """
     MitigationsPanel {
@@ -69,6 +71,7 @@ class MitigationsPanel(Widget, can_focus=False):
     MitigationsPanel > .mitigations-panel--suggested { color: $warning; text-style: bold; }
     MitigationsPanel > .mitigations-panel--key { color: $accent; text-style: bold; }
     MitigationsPanel > .mitigations-panel--label { color: $text-muted; }
+    MitigationsPanel > .mitigations-panel--disabled { color: $text-disabled; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -76,14 +79,18 @@ class MitigationsPanel(Widget, can_focus=False):
         self.border_title = "mitigations (key)"
         self._rows: tuple = ()
         self._suggested: frozenset = frozenset()
+        self._controllable = True
 
-    def show(self, cfg, alerts=(), remote: dict | None = None) -> None:
-        """Show a config's settings (or, for a gradtui.torch writer, its live settings ``remote``);
-        highlight those the alerts' remedies name."""
+    def show(self, cfg, alerts=(), controllable: bool = True, remote: dict | None = None) -> None:
+        """Show a config's settings (or, for a gradtui.torch writer, its live settings ``remote``,
+        whose keys act through its control channel); highlight those the alerts' remedies name.
+        ``controllable`` is False for a source whose model cannot be changed from here."""
         rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
+        controllable = controllable or (cfg is None and bool(remote))
         suggested = frozenset(suggested_settings(alerts))
-        if rows != self._rows or suggested != self._suggested:
-            self._rows, self._suggested = rows, suggested
+        if rows != self._rows or suggested != self._suggested or controllable != self._controllable:
+            self._rows, self._suggested, self._controllable = rows, suggested, controllable
+            self.border_title = "mitigations (key)" if controllable else "settings (as recorded)"
             self.refresh(layout=True)
 
     def _style(self, name: str):
@@ -95,9 +102,9 @@ class MitigationsPanel(Widget, can_focus=False):
             if i:
                 out.append("\n")
             hot = setting in self._suggested or any(k in self._suggested for k in key.split())
-            out.append(f" {key:^3} ", self._style("key"))
+            out.append(f" {key:^3} ", self._style("key" if self._controllable else "disabled"))
             out.append(f" {label:<11}", self._style("label"))
             out.append(value, self._style("suggested") if hot else None)
             if hot:
-                out.append(" ◀ try", self._style("suggested"))
+                out.append(" ◀ try" if self._controllable else " ◀ would help", self._style("suggested"))
         return out
