@@ -122,3 +122,37 @@ def test_the_viewer_sends_live_remedies_to_the_writer(tmp_path):
     w.close()
     source.poll_once()
     assert source.capabilities is FOLLOW  # the writer ended: nothing to send to
+
+
+def test_long_module_paths_leave_room_for_the_bars_at_80x24(tmp_path):
+    """A Transformer's module paths (encoder.layers.0.self_attn.out_proj) are cut from the left
+    so that every row still shows its bar in the 80x24 screen of `gradtui watch`."""
+    import asyncio
+
+    from gradtui.ui.app import GradApp
+
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    model = nn.Sequential(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    path = tmp_path / "run.jsonl"
+    with gt.watch(model, opt, record=path, every=1) as w:
+        for _ in range(3):
+            loss = model(torch.randn(4, 5, 16)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.log(loss=loss)
+    src = FollowSource(path)
+    app = GradApp(None, source=src, name="watch run.jsonl")
+
+    async def go():
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert await asyncio.to_thread(wait_for, lambda: src.snapshot().status == "finished", 20)
+            app.redraw_now()
+            await pilot.pause()
+            rows = app.panels.bars.render().plain.splitlines()[1:]
+            drawn = [r for r in rows if "e-" in r or "e+" in r]
+            assert drawn and all("█" in r for r in drawn) and any(r.startswith("…") for r in drawn), rows
+
+    asyncio.run(go())
