@@ -225,7 +225,8 @@ class GradApp(App[int]):
         header = self.panels.header
         self.panels.alerts.show(snap, message=snap.message if header.message_cut else "")
         self.panels.right.set_class(bool(snap.alerts), "-alerting")
-        self.panels.mitigations.show(cfg, snap.alerts, self.capabilities.controllable, getattr(self.source, "remote_state", None))
+        caps = self.capabilities  # a gradtui.torch writer still running takes its live remedies
+        self.panels.mitigations.show(cfg, snap.alerts, caps.controllable or caps.allows(REMOTE), getattr(self.source, "remote_state", None))
         self.panels.keys.show(cfg, self.capabilities)
         self.panels.loss.show(snap, force=force)
 

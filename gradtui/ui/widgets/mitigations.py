@@ -86,7 +86,6 @@ class MitigationsPanel(Widget, can_focus=False):
         whose keys act through its control channel); highlight those the alerts' remedies name.
         ``controllable`` is False for a source whose model cannot be changed from here."""
         rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
-        controllable = controllable or (cfg is None and bool(remote))
         suggested = frozenset(suggested_settings(alerts))
         if rows != self._rows or suggested != self._suggested or controllable != self._controllable:
             self._rows, self._suggested, self._controllable = rows, suggested, controllable
