@@ -3,8 +3,8 @@
     python -m benchmarks.bench_cnn [--seconds S] [--rounds R]
 
 For (depth, channels, task, batch) in (20, 16, 8x8 digits, 64) and (10, 32, 16x16 shapes, 32),
-tanh, Xavier init, float32, plain SGD, one thread for both sides (threadpoolctl for BLAS,
-torch.set_num_threads(1) for PyTorch), it measures:
+tanh, Xavier init, float32, plain SGD, one thread for both sides (one_blas_thread() for
+BLAS, torch.set_num_threads(1) for PyTorch), it measures:
   - gradtui: steps/s of ``Experiment.run(16)`` (16 fused steps per kernel call, every
     statistic on, as the interface's worker runs them);
   - PyTorch: steps/s of the same step written with nn.Conv2d, nn.Linear and
@@ -26,9 +26,9 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import gradtui
+from gradtui.engine.blas import one_blas_thread
 from benchmarks.sgemm import PEAK_SIZE, sgemm_gflops
 
 SHAPES = ((20, 16, "digits", 64), (10, 32, "shapes", 32))
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    with threadpool_limits(1):
+    with one_blas_thread():
         results = {shape: measure(shape, args.seconds, args.rounds) for shape in SHAPES}
     print(f"CNN step, tanh, float32, SGD, 1 thread each; {args.rounds} interleaved rounds: "
           "rates from the best round, ratios the median of per-round ratios")

@@ -20,14 +20,17 @@ from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
-from gradtui.engine.mlp_train import STAT_ROWS
+from gradtui.engine.train_loop import STAT_ROWS
 from gradtui.engine.cnn_train import cnn_train_steps
 from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
 
 EVAL_CHUNK = 256  # held-out images per forward pass, so evaluation memory stays bounded
-# Training keeps every layer's im2col matrix from the forward pass for the weight gradient
-# when they fit in this many bytes (else the backward pass redoes im2col; evaluation never keeps them).
-COLUMN_CACHE_BYTES = 64 * 2**20
+# The im2col matrix is built a chunk at a time (gradtui.engine.cnn_kernel.conv_forward): a
+# chunk holds as many rows as keep each of its products (rows x 9 C_in x C_out multiply-adds)
+# within 100^3, where OpenBLAS multiplies without packing its operands (its small-matrix
+# kernels). Measured on one core (AVX-512), 8192 x 288 x 32 in chunks: 108 rows ran the three
+# products at 86-99 GFLOP/s, 120 rows (past the limit) at 63-76, the whole batch at 32-54.
+SMALL_PRODUCT = 100 ** 3
 SKIP_CODES = {"none": K.SKIP_NONE, "identity": K.SKIP_IDENTITY, "projection": K.SKIP_PROJECTION}
 TAPS = KERNEL * KERNEL
 
@@ -90,6 +93,8 @@ class CNNNetwork:
         self.running_mean = np.zeros((m.depth, m.width), dtype=self.dtype)
         self.running_var = np.ones((m.depth, m.width), dtype=self.dtype)
         self._workspaces: dict[int, tuple] = {}
+        # elements of one im2col chunk (a layer's rows: this over 9 C_in)
+        self.chunk_size = SMALL_PRODUCT // max(s.c_out for s in self.specs)
 
     @property
     def layer_names(self) -> list[str]:
@@ -130,26 +135,18 @@ class CNNNetwork:
         self.layout.view(theta, "output.b")[:] = rng.normal(0.0, m.bias_std, self.n_out) if m.bias_std > 0 else 0.0
 
     # -- buffers ---------------------------------------------------------------------------
-    def _table_for(self, batch: int, keep_columns: bool) -> tuple[np.ndarray, int]:
-        """The layer table with offsets for this batch size, and the column cache's size."""
-        table = self.table.copy()
-        table[:-1, K.COL_OFF] *= batch
-        sizes = [batch * s.side_out ** 2 * TAPS * s.c_in for s in self.specs]
-        if not keep_columns or sum(sizes) * self.dtype.itemsize > COLUMN_CACHE_BYTES:
-            return table, 1
-        table[:-1, K.COL_COLS] = np.cumsum([0] + sizes[:-1])
-        return table, sum(sizes)
-
-    def _workspace(self, batch: int, training: bool = True) -> tuple:
-        ws = self._workspaces.get((batch, training))
+    def _workspace(self, batch: int) -> tuple:
+        ws = self._workspaces.get(batch)
         if ws is None:
             m, dt = self.cfg.model, self.dtype
-            table, cached = self._table_for(batch, training)
+            table = self.table.copy()
+            table[:-1, K.COL_OFF] *= batch
             total = batch * self.positions
             largest = max(batch * s.side_out ** 2 * s.c_out for s in self.specs)
-            cols = max(batch * s.side_out ** 2 * TAPS * s.c_in for s in self.specs)
+            taps = max(TAPS * s.c_in for s in self.specs)
             wide = max(batch * s.side_out ** 2 * max(s.c_in, s.c_out) for s in self.specs)
-            scratch = max([TAPS * s.c_in * s.c_out for s in self.specs] + [m.width * self.n_out, m.width * self.channels])
+            kernels = max(TAPS * s.c_in * s.c_out for s in self.specs)
+            scratch = max(kernels, m.width * self.n_out, m.width * self.channels)
             ws = (
                 table,
                 np.zeros(total if self.act == PRELU else largest, dt),  # Z: phi's input (prelu keeps every layer's)
@@ -157,8 +154,8 @@ class CNNNetwork:
                 np.zeros(total, dt),  # D: phi'
                 np.zeros(total, dt),  # H: layer outputs
                 np.zeros((m.depth, m.width), dt),  # inv_std
-                np.zeros(cols, dt),  # cols (and dcols)
-                np.zeros(cached, dt),  # the column cache (training)
+                np.zeros(max(self.chunk_size, taps), dt),  # cols: a chunk of the im2col matrix (and of dcols)
+                np.zeros(kernels, dt),  # part: a chunk's share of a kernel's gradient
                 np.zeros(wide, dt),  # sub: a projection's subsampled input
                 np.zeros(wide, dt),  # skip: its output (backward: d sub)
                 np.zeros((batch, m.width), dt),  # pooled
@@ -171,7 +168,7 @@ class CNNNetwork:
             )
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
-            self._workspaces[(batch, training)] = ws
+            self._workspaces[batch] = ws
         return ws
 
     def _images(self, x) -> np.ndarray:
@@ -185,7 +182,7 @@ class CNNNetwork:
         (act_mean, act_std, dead_fraction, saturation, delta_norm; one entry per layer).
         ``train`` updates batch norm's running statistics."""
         batch = len(x)
-        (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
+        (table, Z, ZH, D, H, inv_std, cols, part, sub, skip, pooled, logits, dlogits,
          dH, DZ, DY, scratch) = self._workspace(batch)
         s = stats if stats is not None else _EMPTY_STATS
         m = self.cfg.model
@@ -194,14 +191,14 @@ class CNNNetwork:
             theta, grad, table, self._images(x), y_class, logits, True, self.act,
             m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-            cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats is not None,
+            cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats is not None,
             s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"])
 
     def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
                     stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:
         """Several fused training steps in one kernel call (see gradtui.engine.cnn_train)."""
         batch = batches.shape[1]
-        (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
+        (table, Z, ZH, D, H, inv_std, cols, part, sub, skip, pooled, logits, dlogits,
          dH, DZ, DY, scratch) = self._workspace(batch)
         m = self.cfg.model
         s1, s2, s1_next, s2_next = states
@@ -211,7 +208,7 @@ class CNNNetwork:
             theta, spare, s1, s2, s1_next, s2_next, grad, segments, table, x_all, y_all, batches,
             self.channels, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-            cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
+            cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
             OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
             CLIP_CODES[tr.clip], tr.clip_threshold, t0, statistics, stats, losses, totals, clipped)
         return int(taken), bool(flipped), int(status)
@@ -223,12 +220,12 @@ class CNNNetwork:
         for start in range(0, len(x), EVAL_CHUNK):
             xc = x[start : start + EVAL_CHUNK]
             yc = np.ascontiguousarray(y[start : start + EVAL_CHUNK], dtype=np.int64)
-            (table, Z, ZH, D, H, inv_std, cols, cache, sub, skip, pooled, logits, dlogits,
-             _, _, _, _) = self._workspace(len(xc), training=False)
+            (table, Z, ZH, D, H, inv_std, cols, part, sub, skip, pooled, logits, dlogits,
+             _, _, _, _) = self._workspace(len(xc))
             loss, ok = K.cnn_evaluate(
                 theta, table, self._images(xc), yc, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm,
                 self.exact, Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-                cols, cache, sub, skip, pooled, logits, dlogits)
+                cols, part, sub, skip, pooled, logits, dlogits)
             total += loss * len(xc)
             correct += ok
         return total / len(x), correct / len(x)

@@ -18,11 +18,16 @@ Backward (delta = dL/dz at every layer, before batch norm):
     into dL/d(input); a skip adds dL/dout to its source (through P^T when projected),
     dP = sub^T dL/dout.
 
+The im2col matrix is never built whole: conv_forward and conv_backward fill it a chunk of
+rows at a time into a buffer of fixed size and run each chunk's products at once, so the
+columns are written, multiplied and scattered back while they sit in the core's cache.
+Products of a few hundred rows also run at 1.4-2x the GFLOP/s of one product over the whole
+batch (x^T delta most of all): OpenBLAS keeps their operands in cache as well.
+
 Layer table columns (int64, one row per convolution, then a head row with W, b, C_IN, C_OUT):
     W, b, gamma, beta, alpha, P offsets (-1 when absent), C_IN, C_OUT, S_IN, S_OUT (square
     sizes), STRIDE, SKIP (0 none, 1 identity, 2 projection), SRC (layer whose output the skip
-    reads; -1 the input image), OFF (offset of this layer's block in the flat activation buffers),
-    COLS (offset of its im2col matrix in the column cache, -1 when the backward pass redoes im2col).
+    reads; -1 the input image), OFF (offset of this layer's block in the flat activation buffers).
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ from gradtui.engine.mlp_kernel import (
 )
 
 (COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_P, COL_C_IN, COL_C_OUT, COL_S_IN, COL_S_OUT,
- COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF, COL_COLS) = range(15)
-N_COLS = 15
+ COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF) = range(14)
+N_COLS = 14
 SKIP_NONE, SKIP_IDENTITY, SKIP_PROJECTION = range(3)
 KSIZE = 3
 
@@ -49,56 +54,130 @@ def _block(flat, offset, rows, cols):
     return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
+@kernel(inline="always")
+def _copy(dst, src):
+    """dst[:] = src[:] for two short 1D views: indexed from 0, the loop vectorises (an index
+    computed from offsets would carry Numba's negative-index check into every iteration)."""
+    for j in range(dst.size):
+        dst[j] = src[j]
+
+
+@kernel(inline="always")
+def _accumulate(dst, src):
+    """dst[:] += src[:], vectorised like _copy."""
+    for j in range(dst.size):
+        dst[j] += src[j]
+
+
+@kernel(inline="always")
+def _next_position(b, oy, ox, s_out):
+    """The output position (b, oy, ox) after the given one, row by row, image by image."""
+    ox += 1
+    if ox == s_out:
+        ox = 0
+        oy += 1
+        if oy == s_out:
+            oy = 0
+            b += 1
+    return b, oy, ox
+
+
 @kernel
-def im2col(src, batch, s_in, c_in, stride, s_out, cols):
-    """cols[(b, oy, ox), (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c], 0 in the padding."""
+def im2col(src, s_in, c_in, stride, s_out, first, rows, cols):
+    """cols[r, (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c] for the ``rows`` output positions
+    (b, oy, ox) from row ``first`` on (r counted from there), 0 in the padding."""
     zero = cols.dtype.type(0.0)
     flat = src.reshape(src.size)
+    out = cols.reshape(cols.size)
+    k = cols.shape[1]
     width = KSIZE * c_in
-    for b in range(batch):
-        for oy in range(s_out):
-            for ox in range(s_out):
-                row = (b * s_out + oy) * s_out + ox
-                for ky in range(KSIZE):
-                    iy = stride * oy + ky - 1
-                    left = stride * ox - 1
-                    if 0 <= iy < s_in and left >= 0 and left + KSIZE <= s_in:
-                        # the window's row lies inside the image: 3 pixels, contiguous in NHWC
-                        start = ((b * s_in + iy) * s_in + left) * c_in
-                        for j in range(width):
-                            cols[row, ky * width + j] = flat[start + j]
-                        continue
-                    for kx in range(KSIZE):
-                        ix = stride * ox + kx - 1
-                        base = (ky * KSIZE + kx) * c_in
-                        if 0 <= iy < s_in and 0 <= ix < s_in:
-                            r = (b * s_in + iy) * s_in + ix
-                            for c in range(c_in):
-                                cols[row, base + c] = src[r, c]
-                        else:
-                            for c in range(c_in):
-                                cols[row, base + c] = zero
+    b, pos = divmod(first, s_out * s_out)
+    oy, ox = divmod(pos, s_out)
+    for r in range(rows):
+        left = stride * ox - 1
+        for ky in range(KSIZE):
+            iy = stride * oy + ky - 1
+            dst = r * k + ky * width
+            row = (b * s_in + iy) * s_in
+            if iy < 0 or iy >= s_in:
+                out[dst : dst + width] = zero
+            elif left >= 0 and left + KSIZE <= s_in:
+                # the window's row lies inside the image: 3 pixels, contiguous in NHWC
+                _copy(out[dst : dst + width], flat[(row + left) * c_in : (row + left + KSIZE) * c_in])
+            else:
+                for kx in range(KSIZE):
+                    ix = left + kx
+                    d = dst + kx * c_in
+                    if 0 <= ix < s_in:
+                        _copy(out[d : d + c_in], flat[(row + ix) * c_in : (row + ix + 1) * c_in])
+                    else:
+                        out[d : d + c_in] = zero
+        b, oy, ox = _next_position(b, oy, ox, s_out)
 
 
 @kernel
-def col2im_add(dcols, batch, s_in, c_in, stride, s_out, dsrc):
+def col2im_add(dcols, s_in, c_in, stride, s_out, first, rows, dsrc):
     """The adjoint of im2col: dsrc[(b, iy, ix), c] += every dcols entry that copied it."""
-    for b in range(batch):
-        for oy in range(s_out):
-            for ox in range(s_out):
-                row = (b * s_out + oy) * s_out + ox
-                for ky in range(KSIZE):
-                    iy = stride * oy + ky - 1
-                    if iy < 0 or iy >= s_in:
-                        continue
-                    for kx in range(KSIZE):
-                        ix = stride * ox + kx - 1
-                        if ix < 0 or ix >= s_in:
-                            continue
-                        r = (b * s_in + iy) * s_in + ix
-                        base = (ky * KSIZE + kx) * c_in
-                        for c in range(c_in):
-                            dsrc[r, c] += dcols[row, base + c]
+    flat = dsrc.reshape(dsrc.size)
+    grads = dcols.reshape(dcols.size)
+    k = dcols.shape[1]
+    width = KSIZE * c_in
+    b, pos = divmod(first, s_out * s_out)
+    oy, ox = divmod(pos, s_out)
+    for r in range(rows):
+        left = stride * ox - 1
+        for ky in range(KSIZE):
+            iy = stride * oy + ky - 1
+            if iy < 0 or iy >= s_in:
+                continue
+            g = r * k + ky * width
+            row = (b * s_in + iy) * s_in
+            if left >= 0 and left + KSIZE <= s_in:
+                _accumulate(flat[(row + left) * c_in : (row + left + KSIZE) * c_in], grads[g : g + width])
+                continue
+            for kx in range(KSIZE):
+                ix = left + kx
+                if 0 <= ix < s_in:
+                    _accumulate(flat[(row + ix) * c_in : (row + ix + 1) * c_in], grads[g + kx * c_in : g + (kx + 1) * c_in])
+        b, oy, ox = _next_position(b, oy, ox, s_out)
+
+
+@kernel
+def conv_forward(h, W, z, s_in, c_in, stride, s_out, cols):
+    """z = im2col(h) W, a chunk of output positions at a time: each chunk's columns
+    (``cols``, as many rows as it holds) stay in cache between im2col and the product."""
+    n, k = z.shape[0], W.shape[0]
+    chunk = min(n, cols.size // k)
+    for first in range(0, n, chunk):
+        rows = min(chunk, n - first)
+        cm = cols[: rows * k].reshape((rows, k))
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
+        np.dot(cm, W, z[first : first + rows])
+
+
+@kernel
+def conv_backward(h, W, dz, dW, dh, input_grad, s_in, c_in, stride, s_out, cols, part, Wt):
+    """dW = im2col(h)^T dz and, when ``input_grad``, dh += col2im(dz W^T), chunk by chunk as in
+    conv_forward (``part`` holds a chunk's share of dW, ``Wt`` the transposed kernel)."""
+    n, k = dz.shape[0], W.shape[0]
+    c_out = W.shape[1]
+    chunk = min(n, cols.size // k)
+    dW[:] = 0.0
+    wt = Wt[: k * c_out].reshape((c_out, k))
+    for i in range(k):
+        for j in range(c_out):
+            wt[j, i] = W[i, j]
+    share = part[: k * c_out].reshape((k, c_out))
+    for first in range(0, n, chunk):
+        rows = min(chunk, n - first)
+        cm = cols[: rows * k].reshape((rows, k))
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
+        d = dz[first : first + rows]
+        np.dot(cm.T, d, share)
+        dW += share
+        if input_grad:
+            np.dot(d, wt, cm)
+            col2im_add(cm, s_in, c_in, stride, s_out, first, rows, dh)
 
 
 @kernel
@@ -133,7 +212,7 @@ def _source(x, H, table, layer, batch):
 
 @kernel
 def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, part, sub, skip,
                 pooled, logits, train, use_running, stats, act_mean, act_std, dead, saturation):
     """Forward pass on x ((batch*S*S, C_image) NHWC rows); fills the buffers, the logits
     and (when ``stats``) the activation statistics."""
@@ -147,12 +226,8 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         n = batch * s_out * s_out
         off = table[l, COL_OFF]
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
-        k = KSIZE * KSIZE * c_in
-        at = table[l, COL_COLS]
-        cm = cache[at : at + n * k].reshape((n, k)) if at >= 0 else cols[: n * k].reshape((n, k))
-        im2col(h, batch, s_in, c_in, stride, s_out, cm)
         z = _block(Z, off if act == PRELU else 0, n, c_out)
-        np.dot(cm, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z)
+        conv_forward(h, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z, s_in, c_in, stride, s_out, cols)
         add_row(z, theta[table[l, COL_B] : table[l, COL_B] + c_out])
         if batchnorm:
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
@@ -197,7 +272,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
 
 
 @kernel
-def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
+def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, part, sub, skip,
                  pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm):
     """Back-propagate dlogits; writes every parameter's gradient into ``grad``. ``dH`` (the
     size of H) collects dL/d(output) of every layer; ``skip`` doubles as dL/d(subsampled source)."""
@@ -270,41 +345,34 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             delta_norm[l] = norm
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         k = KSIZE * KSIZE * c_in
-        at = table[l, COL_COLS]
-        if at >= 0:  # kept from the forward pass
-            np.dot(cache[at : at + n * k].reshape((n, k)).T, dz, matrix(grad, table[l, COL_W], k, c_out))
-        cm = cols[: n * k].reshape((n, k))
-        if at < 0:
-            im2col(h, batch, s_in, c_in, stride, s_out, cm)
-            np.dot(cm.T, dz, matrix(grad, table[l, COL_W], k, c_out))
-        if l > 0:
-            dot_transposed(dz, matrix(theta, table[l, COL_W], k, c_out), cm, scratch)
-            col2im_add(cm, batch, s_in, c_in, stride, s_out, _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in))
+        dh = _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in) if l > 0 else h
+        conv_backward(h, matrix(theta, table[l, COL_W], k, c_out), dz, matrix(grad, table[l, COL_W], k, c_out),
+                      dh, l > 0, s_in, c_in, stride, s_out, cols, part, scratch)
 
 
 @kernel
 def cnn_step(theta, grad, table, x, y_class, y_value, classification, act, slope, elu_alpha,
              batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-             cols, cache, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats,
+             cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, train, stats,
              act_mean, act_std, dead, saturation, delta_norm):
     """Forward, loss and backward in one call (the GIL is released throughout). Returns the loss."""
     cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, part, sub, skip,
                 pooled, logits, train, False, stats, act_mean, act_std, dead, saturation)
     loss = _loss_and_dlogits(logits, y_class, y_value, classification, dlogits)
-    cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, cache, sub, skip,
+    cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, cols, part, sub, skip,
                  pooled, dlogits, dH, DZ, DY, scratch, stats, delta_norm)
     return loss
 
 
 @kernel
 def cnn_evaluate(theta, table, x, y_class, act, slope, elu_alpha, batchnorm, exact,
-                 Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                 Z, ZH, D, H, inv_std, running_mean, running_var, cols, part, sub, skip,
                  pooled, logits, dlogits):
     """Loss and number of correct predictions, batch norm using its running statistics."""
     empty = np.zeros(1)
     cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, 0.0,
-                Z, ZH, D, H, inv_std, running_mean, running_var, cols, cache, sub, skip,
+                Z, ZH, D, H, inv_std, running_mean, running_var, cols, part, sub, skip,
                 pooled, logits, False, True, False, empty, empty, empty, empty)
     loss = _loss_and_dlogits(logits, y_class, logits, True, dlogits)
     correct = 0

@@ -7,7 +7,7 @@ import numpy as np
 from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
 from gradtui.engine.inputs import check_batch, check_dataset, check_param, check_steps
-from gradtui.engine.mlp_train import STAT_ROWS
+from gradtui.engine.train_loop import STAT_ROWS
 from gradtui.engine.record import PER_LAYER, StepRecord
 from gradtui.engine import update as kernel_update
 from gradtui.engine.subnormals import flushed

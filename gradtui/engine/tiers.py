@@ -66,11 +66,10 @@ def initial_tier(cfg, tier: str) -> str:
 def _run_kernels(cfg, data=None) -> None:
     """One step and one evaluation of a private kernel-tier Experiment: compiles, or loads
     from the cache, every kernel an Experiment with cfg calls."""
-    from threadpoolctl import threadpool_limits
-
+    from gradtui.engine.blas import one_blas_thread
     from gradtui.engine.experiment import Experiment
 
-    with threadpool_limits(1):
+    with one_blas_thread():
         exp = Experiment(cfg, data, tier=KERNELS)
         exp.run(1)
         exp.evaluate()

@@ -204,9 +204,9 @@ class Session:
         reason = "stopped"
         control, state = self._control, self._state
         try:
-            from threadpoolctl import threadpool_limits
+            from gradtui.engine.blas import one_blas_thread
 
-            with threadpool_limits(1):
+            with one_blas_thread():
                 self._publish()
                 control.start_fresh(control.cfg)
                 if not self._journal.header(control.cfg, control.exp.layers, {"every": self.every}):

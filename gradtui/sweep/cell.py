@@ -47,13 +47,13 @@ def run_cell(cfg, steps: int, threshold: float = DEFAULT_THRESHOLD, record_path:
 
     Runs with one BLAS thread, as every Dask worker should (two threads per core only slow it).
     """
-    from threadpoolctl import threadpool_limits
+    from gradtui.engine.blas import one_blas_thread
 
     t0 = time.perf_counter()
     row = {k: None for k in OUTCOMES}
     row.update(trained=False, nonfinite=False, steps=0, error="")
     try:
-        with threadpool_limits(limits=1):
+        with one_blas_thread():
             _train(cfg, steps, threshold, record_path, row)
     except Exception as err:  # a failed cell is a result: say what failed, keep the sweep going
         last = traceback.extract_tb(err.__traceback__)[-1]

@@ -1,0 +1,78 @@
+"""What every fused training loop does after a step's forward and backward pass: the
+gradient norms, the finiteness checks and the optimiser update (gradtui.engine.mlp_train
+and gradtui.engine.cnn_train run it, each after its own kind's step).
+
+One call of a training loop runs K steps and releases the GIL for all of it, so a busy
+interface thread costs the training thread one GIL hand-over per call rather than several
+per step, and the Python overhead of a step is paid once per call.
+
+Buffers ping-pong: the update writes the new parameters and optimiser state into the
+spare buffers, which become current when every new value is finite. A loop returns how
+many steps it took, whether the current buffers are the spare ones (an odd number of
+applied updates) and a status: 0 all applied, 1 the last step went non-finite before its
+update (loss, activations or gradients), 2 its update would have made parameters
+non-finite. A non-finite step is the last one taken and changes nothing, batch norm's
+running statistics included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.jit import kernel
+from gradtui.engine.record import FORWARD_STATS, UPDATE_STATS
+from gradtui.engine.update import apply_update, gradient_norms
+
+OK, NONFINITE_BEFORE_UPDATE, NONFINITE_AFTER_UPDATE = 0, 1, 2
+# Rows of the per-step statistics table (Experiment builds StepRecords from them): the kernel
+# fills the first five, the gradient norms and the update the rest.
+STAT_ROWS = FORWARD_STATS + UPDATE_STATS + ("layer_finite",)
+ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE = range(len(STAT_ROWS))
+
+
+@kernel
+def gather_batch(x_all, yc_all, yv_all, rows, classification, xb, ycb, yvb):
+    """Copy the batch's examples (row indices ``rows``) into the batch buffers (class labels
+    ``ycb`` or target rows ``yvb``), element by element: a row slice per example would cost
+    two reference-count updates each."""
+    for b in range(rows.shape[0]):
+        r = rows[b]
+        for j in range(xb.shape[1]):
+            xb[b, j] = x_all[r, j]
+        if classification:
+            ycb[b] = yc_all[r]
+        else:
+            for j in range(yvb.shape[1]):
+                yvb[b, j] = yv_all[r, j]
+
+
+@kernel(inline="always")
+def finish_step(loss, buffers, grad, segments, S, step, optimizer, lr, momentum, weight_decay, clip,
+                clip_threshold, batchnorm, running_mean, running_var, saved_mean, saved_var,
+                losses, totals, clipped, k):
+    """Step k's gradient norms (into S), the checks and the update. ``buffers`` is (theta, spare,
+    s1, s2, s1_next, s2_next); returns (status, the buffers for the next step): the update's
+    new parameters and state when it applied, else the same. A non-finite step puts batch norm's
+    running statistics back to ``saved_mean``, ``saved_var``, which hold them as they were
+    before the step (they start as copies; each applied step saves its own)."""
+    theta, spare, s1, s2, s1_next, s2_next = buffers
+    total = gradient_norms(grad, segments, S.shape[1], S[GRAD])
+    losses[k] = loss
+    totals[k] = total
+    status = OK
+    if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(S[:LAYER_FINITE].sum())):
+        status = NONFINITE_BEFORE_UPDATE
+    else:
+        clipped[k] = apply_update(theta, grad, s1, s2, spare, s1_next, s2_next, segments,
+                                  optimizer, lr, momentum, weight_decay, clip, clip_threshold, total, step,
+                                  S[WEIGHT], S[UPDATE], S[LAYER_FINITE])
+        if not np.isfinite(S[LAYER_FINITE].sum()):
+            status = NONFINITE_AFTER_UPDATE
+    if status != OK:
+        running_mean[:] = saved_mean
+        running_var[:] = saved_var
+        return status, buffers
+    if batchnorm:
+        saved_mean[:] = running_mean
+        saved_var[:] = running_var
+    return status, (spare, theta, s1_next, s2_next, s1, s2)
