@@ -28,6 +28,10 @@ class ModelFacts:
     transformer: bool = False
     residual: bool | None = None
     config: object = None
+    layers: tuple = ()  # the layer table (Layer objects), for remedies phrased as code
+    framework: str = ""  # the header's "framework" ("pytorch": remedies are PyTorch code)
+    lr: float | None = None  # the optimizer's learning rate, when the record says
+    optimizer: str = ""  # the optimizer's class name, when the record says
 
     @classmethod
     def from_config(cls, cfg) -> "ModelFacts":
@@ -41,16 +45,21 @@ class ModelFacts:
                    transformer=m.kind == "transformer", residual=bool(m.residual), config=cfg)
 
     @classmethod
-    def from_layers(cls, layers, alerts: dict | None = None, source: str = "the record") -> "ModelFacts":
-        """From a layer table (Layer objects) and the header's thresholds (defaults for the rest);
-        ConfigError when a threshold is not allowed."""
+    def from_layers(cls, layers, alerts: dict | None = None, source: str = "the record", header: dict | None = None) -> "ModelFacts":
+        """From a layer table (Layer objects) and the header's thresholds (defaults for the rest),
+        its ``framework`` and ``optimizer`` ({"name", "lr"}); ConfigError when a threshold is not allowed."""
         from gradtui.config.model import build_config
 
         thresholds = build_config({"alerts": dict(alerts or {})}, source=f"{source} (header \"alerts\")").alerts
         hidden = [layer.activation for layer in layers[:-1] if layer.activation]
         activation = Counter(hidden).most_common(1)[0][0] if hidden else None
+        header = header or {}
+        opt = header.get("optimizer") if isinstance(header.get("optimizer"), dict) else {}
+        lr = opt.get("lr")
         return cls(alerts=thresholds, activation=activation, recurrent=any(layer.kind == "recurrent" for layer in layers),
-                   transformer=any(layer.kind == "attention" for layer in layers))
+                   transformer=any(layer.kind == "attention" for layer in layers),
+                   layers=tuple(layers), framework=str(header.get("framework") or ""),
+                   lr=float(lr) if isinstance(lr, (int, float)) else None, optimizer=str(opt.get("name") or ""))
 
 
 def facts_of(cfg_or_facts) -> ModelFacts:

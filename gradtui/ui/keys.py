@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gradtui.config.summary import change_text
+from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
 from gradtui.diagnosis import remedies as _remedies
-from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, RESTART, SEEK, SPEED, STEP
+from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, REMOTE, RESTART, SEEK, SPEED, STEP
 from gradtui.config.schema import (
     FEEDFORWARD_KINDS,
     ACTIVATIONS,
@@ -121,6 +122,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("space", "space", "toggle_pause", "pause", "Pause or resume training (play or pause a replay).", group="run", needs=PAUSE),
     KeySpec("s", "s", "step_once", "step", "One training step while paused.", group="run", needs=STEP),
     KeySpec("n", "n", "new_run", "new run", "New run: fresh weights from the next seed, same settings.", group="run", needs=RESTART),
+    KeySpec("x", "x", "remote('x')", "skip NaN", REMOTE_COMMANDS["x"].does + " Sent to a gradtui.torch training process.",
+            group="run", needs=REMOTE),
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
@@ -145,6 +148,12 @@ PLAYBACK_KEYS: tuple[KeySpec, ...] = (
 )
 
 BY_LABEL = {k.label: k for k in KEYS}  # the live keys (playback keys reuse [ and ])
+
+
+def key_allowed(spec: KeySpec, caps) -> bool:
+    """Whether the source can honour the key: its command, or (a gradtui.torch writer) the live
+    remedy the key sends through the control channel."""
+    return not spec.needs or caps.allows(spec.needs) or (caps.allows(REMOTE) and spec.label in REMOTE_COMMANDS)
 
 
 def _next(values, current):

@@ -148,7 +148,14 @@ class AlertsPanel(VerticalScroll, can_focus=False):
             keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
             for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
-                if key:
+                if getattr(remedy, "code", ""):  # a model gradtui did not build: the code to write
+                    if key:
+                        out.append(f" {key} ", self._style("key"))
+                    else:
+                        out.append(" ·  ", self._style("note"))
+                    out.append(short_label(remedy.label) + "\n    ", self._style("note"))
+                    out.append(remedy.code)
+                elif key:
                     out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
                     if key in best:

@@ -48,6 +48,20 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     return [(setting_label(setting), value, keys_for_setting(setting), setting) for value, setting in rows]
 
 
+def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:
+    """Rows for a gradtui.torch writer's live settings (its record says them; keys send remedies)."""
+    if not state:
+        return []
+    lr = state.get("train.lr")
+    return [
+        ("training", "paused" if state.get("train.paused") else "running", "spc", "train.paused"),
+        ("clipping", "off" if state.get("train.clip") in (None, "none") else str(state["train.clip"]), "c", "train.clip"),
+        ("learn rate", fmt_short(lr) if isinstance(lr, (int, float)) else "?", "+ -", "train.lr"),
+        ("NaN steps", "skipped" if state.get("train.on_nonfinite") == "skip" else str(state.get("train.on_nonfinite") or "recorded"), "x",
+         "train.on_nonfinite"),
+    ]
+
+
 class MitigationsPanel(Widget, can_focus=False):
     """Current mitigation settings with their keys; alert-suggested ones highlighted."""
 
@@ -77,10 +91,11 @@ class MitigationsPanel(Widget, can_focus=False):
         self._suggested: frozenset = frozenset()
         self._controllable = True
 
-    def show(self, cfg, alerts=(), controllable: bool = True) -> None:
-        """Show a config's settings; highlight those the alerts' remedies name. ``controllable``
-        is False for a source whose model cannot be changed from here."""
-        rows = tuple(rows_for(cfg)) if cfg is not None else ()
+    def show(self, cfg, alerts=(), controllable: bool = True, remote: dict | None = None) -> None:
+        """Show a config's settings (or, for a gradtui.torch writer, its live settings ``remote``,
+        whose keys act through its control channel); highlight those the alerts' remedies name.
+        ``controllable`` is False for a source whose model cannot be changed from here."""
+        rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
         suggested = frozenset(suggested_settings(alerts))
         if rows != self._rows or suggested != self._suggested or controllable != self._controllable:
             self._rows, self._suggested, self._controllable = rows, suggested, controllable
