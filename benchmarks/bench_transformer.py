@@ -20,7 +20,7 @@ import statistics
 import sys
 
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the thread limit applies)
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 
 import gradtui
 from benchmarks.bench_mlp import rate
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    with threadpool_limits(1):
+    with one_blas_thread():
         results = {shape: measure(shape, args.seconds, args.rounds) for shape in SHAPES}
     print(f"Transformer step (Pre-LN, relu, float32, Adam, per-layer gradient norms), 1 thread; {args.rounds} "
           "interleaved rounds: rates from the best round, ratio the median of per-round ratios")
