@@ -251,7 +251,7 @@ class Experiment:
                 self._state = [s1_next, s2_next, s1, s2]
             self._updates += taken - (status != 0)
             self.schedule_step += taken - (status != 0)
-            records = [self._record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
+            records = [self._step_record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
                                     failed=(k == taken - 1 and status != 0)) for k in range(taken)]
         else:
             records = []
@@ -277,7 +277,7 @@ class Experiment:
         ops = self._ops
         total = float(ops.gradient_norms(self.grad, self._segments, len(self.layer_names), stats["grad_norm"]))
         if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
-            return self._record(table, loss, total, False, failed=True, extra=extra)
+            return self._step_record(table, loss, total, False, failed=True, extra=extra)
         tr = self.cfg.train
         s1, s2, s1_out, s2_out = self._state
         clipped = bool(ops.apply_update(
@@ -287,14 +287,14 @@ class Experiment:
             stats["weight_norm"], stats["update_ratio"], stats["layer_finite"],
         ))
         if not np.isfinite(stats["layer_finite"].sum()):
-            return self._record(table, loss, total, clipped, failed=True, extra=extra)
+            return self._step_record(table, loss, total, clipped, failed=True, extra=extra)
         self.theta, self._spare = self._spare, self.theta
         self._state = [s1_out, s2_out, s1, s2]
         self._updates += 1
         self.schedule_step += 1
-        return self._record(table, loss, total, clipped, extra=extra)
+        return self._step_record(table, loss, total, clipped, extra=extra)
 
-    def _record(self, table: np.ndarray, loss: float, total: float, clipped: bool,
+    def _step_record(self, table: np.ndarray, loss: float, total: float, clipped: bool,
                 failed: bool = False, extra: dict | None = None) -> StepRecord:
         """The StepRecord of the next step from its statistics table (rows STAT_ROWS)."""
         self.step_count += 1
