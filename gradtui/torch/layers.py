@@ -109,6 +109,20 @@ def describe(name: str, module) -> LayerInfo:
                      shapes={n: list(p.shape) for n, p in own})
 
 
+def calls_functional_activations(model) -> bool:
+    """Whether ``model``'s forward may call an activation function outside a module. Not when it
+    is built of ``nn.Sequential`` containers (whose forward only calls their children) around
+    leaf modules of ``torch.nn`` itself (whose forwards call no :data:`FUNCTIONAL_ACTIVATIONS`
+    but in the activation modules, which are watched as modules): then watching for them would
+    only cost time. Any other module, a user's class, may."""
+    for module in model.modules():
+        if type(module) is nn.Sequential:
+            continue
+        if next(module.children(), None) is not None or not type(module).__module__.startswith("torch.nn.modules."):
+            return True
+    return False
+
+
 def candidates(model) -> tuple[list[LayerInfo], dict]:
     """The layers (modules with parameters of their own, each module once, in registration
     order) and the activation modules ({module: (path, activation name)})."""

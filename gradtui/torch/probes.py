@@ -83,7 +83,7 @@ def moments(x: torch.Tensor) -> tuple:
     if flat.dtype != torch.float32 and flat.dtype != torch.float64:
         flat = flat.float()
     s1 = flat.sum()
-    centred = flat - s1 / max(flat.numel(), 1)
+    centred = torch.sub(flat, s1, alpha=1 / max(flat.numel(), 1))  # one kernel: x - S1/n
     return s1, torch.dot(centred, centred)
 
 

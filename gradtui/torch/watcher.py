@@ -30,7 +30,7 @@ import torch
 
 from gradtui.control_channel import ControlReader, control_path
 from gradtui.record import RecordError, RecordWriter
-from gradtui.torch.layers import candidates, order_by_calls
+from gradtui.torch.layers import calls_functional_activations, candidates, order_by_calls
 from gradtui.torch.probes import Probes
 
 NONFINITE_MODES = ("record", "skip", "raise")
@@ -140,8 +140,10 @@ class Watcher:
         pos = {p: j for j, p in enumerate(self._weight_ids)}
         self._pair_index = ([li for li, _ in self._weight_pairs], [pi for _, pi in self._weight_pairs],
                             [pos[pi] for _, pi in self._weight_pairs])  # layer, parameter, copied weight
+        self._pair_cache = None
         recurrent = next((i for i, info in enumerate(self.layers) if info.kind == "recurrent"), None)
-        self.probes = Probes(self.layers, self._acts, recurrent, root=self._inner)
+        root = self._inner if calls_functional_activations(self._inner) else None
+        self.probes = Probes(self.layers, self._acts, recurrent, root=root)
 
     def _arm(self, step: int) -> None:
         """Attach the probes when ``step`` is sampled (compiled models: never)."""
@@ -227,6 +229,14 @@ class Watcher:
         self._arm(n + 1)
         return result
 
+    def _pair_tensors(self, device) -> tuple:
+        """``_pair_index`` as long tensors on ``device``, made once per table and device."""
+        cached = self._pair_cache
+        if cached is None or cached[0] != device:
+            cached = self._pair_cache = (device, tuple(torch.tensor(ix, dtype=torch.long, device=device)
+                                                       for ix in self._pair_index))
+        return cached[1]
+
     def _copy_weights(self) -> list:
         """W_before of the weights, copied into a buffer kept from one sampled step to the next:
         the same peak memory as a fresh copy per sampled step, without allocating (and, on the
@@ -270,12 +280,13 @@ class Watcher:
     def _measure(self, n: int, G, total, before, clipped: bool) -> None:
         dev = G.device if G is not None else torch.device("cpu")
         after = [self.params[i].detach() for i in self._weight_ids]
-        W = _norms([p.detach() for p in self.params])
         if after:
             torch._foreach_sub_(before, after)  # in place: W_before - W_after, no second copy
-        D = _norms(before) if after else torch.zeros(0, device=dev)
+        P = len(self.params)
+        WD = _norms([p.detach() for p in self.params] + (before if after else []))  # one call: ||W|| of all, ||dW||
+        W, D = WD[:P], WD[P:]
         L = len(self.layers)
-        li, pi, di = (torch.tensor(ix, dtype=torch.long, device=dev) for ix in self._pair_index)
+        li, pi, di = self._pair_tensors(dev)
         zeros = torch.zeros(L, device=dev)
         grad_l = zeros.index_add(0, li, G[pi] ** 2).sqrt()
         w_l = zeros.index_add(0, li, W[pi] ** 2).sqrt()
@@ -284,7 +295,6 @@ class Watcher:
         host = torch.cat((total.reshape(1), grad_l, w_l, d_l, G, W, probe.to(dev))).cpu().tolist()
         total_v = host[0]
         grad, weight, delta = host[1:1 + L], host[1 + L:1 + 2 * L], host[1 + 2 * L:1 + 3 * L]
-        P = len(self.params)
         Gp, Wp = host[1 + 3 * L:1 + 3 * L + P], host[1 + 3 * L + P:1 + 3 * L + 2 * P]
         pr = host[1 + 3 * L + 2 * P:]
         k = Probes.PER_LAYER
