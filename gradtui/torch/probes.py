@@ -3,9 +3,9 @@
 Hooks are attached before a sampled step's forward pass and removed once its statistics are
 taken, so an unsampled step runs no Python per module. Everything stays on the device:
 each hook adds one small tensor of sums (a few reductions of the output) to a list, and
-:meth:`Probes.collect` turns them into the statistics of every layer at once (a fixed number of
-tensor operations whatever the depth) in one tensor that the watcher moves to the host together
-with the norms (one transfer per sampled step).
+:meth:`Probes.gather` puts them in one tensor (a fixed number of tensor operations whatever the
+depth) that the watcher moves to the host together with the norms (one transfer per sampled
+step), and :meth:`Probes.table` turns them into the statistics of every layer there.
 
 * **delta_norm** of a layer is ||dL/dz|| for z the module's output, summed in quadrature over
   the calls of the step (a module called twice has two outputs). A forward hook registers a
@@ -32,6 +32,7 @@ with the norms (one transfer per sampled step).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -75,7 +76,7 @@ def moments(x: torch.Tensor) -> tuple:
 
     Centring first keeps the variance accurate when the mean is large against the spread (a
     saturated sigmoid: mean 0.99, std 0.01), where sum x^2/n - mean^2 would cancel; the pooled
-    statistics over calls follow by Chan's rule in :meth:`Probes.collect`. Two passes in float32
+    statistics over calls follow by Chan's rule in :meth:`Probes.table`. Two passes in float32
     cost less than half of one float64 reduction, and ``torch.std_mean`` (Welford's update) ran
     10-20x slower than either on the CPU.
     """
@@ -111,7 +112,7 @@ def derivative_masks(name: str, x_in: torch.Tensor, out: torch.Tensor):
 
 
 def activation_row(name: str, x_in, out: torch.Tensor, channels: bool) -> tuple:
-    """What one call of an activation leaves for :meth:`Probes.collect`, as few tensor operations
+    """What one call of an activation leaves for :meth:`Probes.gather`, as few tensor operations
     as possible (each costs microseconds of dispatch at every layer): (values, units, S1, M2,
     per-unit maxima or None, dead units or None, saturated values or None). ReLU's dead units
     are counted later from its per-unit maxima (dead when even the largest output is <= 0);
@@ -159,7 +160,7 @@ class Probes:
     outputs are only checked for finiteness), ``activations`` (:func:`activation_row` of each call).
     """
 
-    PER_LAYER = 7  # columns of :meth:`collect`
+    PER_LAYER = 7  # columns of :meth:`table`
 
     def __init__(self, layers, acts: dict, recurrent: int | None, measure_time: bool = True, root=None):
         self.layers = layers
@@ -286,80 +287,89 @@ class Probes:
         self.activations.append((layer, *activation_row(self.acts[module][1], x_in, out, channels)))
 
     # -- collecting --------------------------------------------------------------------------
-    def _rows(self, entries: list, width: int, device, wide):
-        """(the entries' ``width`` scalar tensors, ``(module, (t1, t2, ...), ...)``, as an
-        (n, width) tensor in ``wide`` on ``device``, their layers' indices)."""
-        if not entries:
-            return torch.zeros(0, width, dtype=wide, device=device), torch.zeros(0, dtype=torch.long, device=device)
-        at = torch.tensor([self.index[e[0]] for e in entries], device=device)
-        rows = torch.stack([t if t.device == device else t.to(device) for e in entries for t in e[1]])
-        return rows.to(wide).reshape(-1, width), at
-
-    def _sum(self, rows, at, L: int):
-        """Per layer, the sum of ``rows`` over its calls: (L, width)."""
-        return torch.zeros(L, rows.shape[1], dtype=rows.dtype, device=rows.device).index_add_(0, at, rows)
-
-    def _pooled(self, rows, at, values: list, L: int):
-        """Per layer (mean, population std) over all values of its calls, from each call's
-        (S1, M2) in ``rows[:, :2]`` and its number of values (Chan et al.'s pairwise rule:
-        M2 = sum_i M2_i + n_i (S1_i/n_i - mean)^2); NaN for a layer without calls."""
-        n_call = torch.tensor(values, dtype=rows.dtype, device=rows.device)
-        n = self._sum(n_call.reshape(-1, 1), at, L)[:, 0]
-        mean = self._sum(rows[:, :1], at, L)[:, 0] / n  # 0/0: NaN
-        spread = rows[:, 1] + n_call * (rows[:, 0] / n_call - mean[at]) ** 2
-        return mean, (self._sum(spread.reshape(-1, 1), at, L)[:, 0] / n).sqrt()
-
-    def _counts(self, tensors: list, at: list, L: int, device, wide):
-        """Per layer, the sum of the scalar ``tensors`` charged to layers ``at``: (L,)."""
-        total = torch.zeros(L, dtype=wide, device=device)
-        if tensors:
-            total.index_add_(0, torch.tensor(at, device=device), torch.stack([t.to(device) for t in tensors]).to(wide))
-        return total
-
-    def collect(self, device) -> torch.Tensor:
-        """One float32 tensor on ``device``: per layer [delta_norm, act_mean, act_std, dead,
-        saturation, output finite, gradient finite], then the time profile (if any). NaN
-        marks what was not seen."""
+    def gather(self, device) -> torch.Tensor:
+        """Everything the hooks kept this step, as one flat tensor on ``device`` (in the wide
+        type) for the watcher to move to the host with its norms: the scalars of every call
+        (||dL/dz||; S1, M2 of activations; dead and saturated counts; S1, M2 of outputs without
+        an activation; output min and max), then the running count of ReLU units whose largest output is <= 0 at the end of each call, then the time
+        profile. :meth:`table` reads it back in the same order."""
         device = torch.device(device)
-        L = len(self.layers)
         wide = wide_dtype(device)
-        nan = torch.full((L,), math.nan, dtype=wide, device=device)
-        deltas, at_d = self._rows(self.deltas, 1, device, wide)
-        delta_sq = self._sum(deltas * deltas, at_d, L)[:, 0]  # sum over calls of ||dL/dz||^2
-        seen = self._sum(torch.ones_like(deltas), at_d, L)[:, 0] > 0
         acts = self.activations  # (module, values, units, S1, M2, maxima, dead, saturated)
-        layer_of = [self.index[e[0]] for e in acts]
-        moments_, at_a = self._rows([(e[0], e[3:5]) for e in acts], 2, device, wide)
-        act_mean, act_std = self._pooled(moments_, at_a, [e[1] for e in acts], L)
-        units, values = [0] * L, [0] * L
-        for i, e in zip(layer_of, acts):
-            units[i] += e[2]
-            values[i] += e[1]
-        dead = self._counts([e[6] for e in acts if e[6] is not None], [i for i, e in zip(layer_of, acts) if e[6] is not None], L, device, wide)
-        maxima = [(i, e[5]) for i, e in zip(layer_of, acts) if e[5] is not None]
-        if maxima:  # ReLU: a unit is dead when its largest output is <= 0
-            flat = torch.cat([m if m.device == device else m.to(device) for _, m in maxima])
-            owner = torch.tensor([i for i, _ in maxima], device=device).repeat_interleave(
-                torch.tensor([m.numel() for _, m in maxima], device=device))
-            dead = dead.index_add(0, owner, (flat <= 0).to(wide))
-        saturated = self._counts([e[7] for e in acts if e[7] is not None], [i for i, e in zip(layer_of, acts) if e[7] is not None], L, device, wide)
-        per = torch.tensor([units, values], dtype=wide, device=device).clamp_min(1)
-        fractions = torch.stack((dead, saturated), dim=1) / per.T  # dead units / units, saturated values / values
-        outs, at_o = self._rows(self.outputs, 2, device, wide)  # S1, M2 of outputs without an activation
-        own_mean, own_std = self._pooled(outs, at_o, [e[2] for e in self.outputs], L)
-        extremes, at_x = self._rows(self.extremes, 2, device, wide)
-        has_act = torch.tensor([bool(v) for v in values], device=device)
-        finite = self._sum(extremes, at_x, L).isfinite().all(dim=1)
-        table = torch.stack((
-            torch.where(seen, delta_sq.sqrt(), nan),
-            torch.where(has_act, act_mean, own_mean),
-            torch.where(has_act, act_std, own_std),
-            torch.where(has_act, fractions[:, 0], nan),
-            torch.where(has_act, fractions[:, 1], nan),
-            finite.to(wide),
-            delta_sq.isfinite().to(wide),
-        ), dim=1)
-        flat = table.float().reshape(-1)
+        scalars = [e[1][0] for e in self.deltas]
+        scalars += [t for e in acts for t in e[3:5]]
+        scalars += [e[6] for e in acts if e[6] is not None] + [e[7] for e in acts if e[7] is not None]
+        scalars += [t for e in self.outputs for t in e[1]] + [t for e in self.extremes for t in e[1]]
+        parts = [torch.stack([t if t.device == device else t.to(device) for t in scalars]).to(wide)] if scalars else []
+        maxima = [e[5].reshape(-1) for e in acts if e[5] is not None]
+        if maxima:  # ReLU: a unit is dead when its largest output is <= 0; the running count at each call's end
+            ends = list(itertools.accumulate(m.numel() for m in maxima))
+            flat = torch.cat([m if m.device == device else m.to(device) for m in maxima])
+            parts.append((flat <= 0).cumsum(0)[[e - 1 for e in ends]].to(wide))
         if self.time_profile:
-            flat = torch.cat((flat, self.time_profile[0].reshape(-1).to(device)))
-        return flat
+            parts.append(self.time_profile[0].reshape(-1).to(device, wide))
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=wide, device=device)
+
+    def table(self, values: list) -> list:
+        """Per layer [delta_norm, act_mean, act_std, dead, saturation, output finite, gradient
+        finite], then the time profile (if any), from :meth:`gather`'s ``values`` on the host
+        (float64). NaN marks what was not seen. delta_norm sums ||dL/dz||^2 over the calls;
+        mean and population std pool each call's (S1, M2) by Chan et al.'s rule
+        M2 = sum_i M2_i + n_i (S1_i/n_i - mean)^2; dead = dead units / units, saturation =
+        saturated values / values."""
+        L, index, acts, nan = len(self.layers), self.index, self.activations, math.nan
+        it = iter(values)
+        delta_sq, seen = [0.0] * L, [False] * L
+        for e in self.deltas:
+            i = index[e[0]]
+            d = next(it)
+            delta_sq[i] += d * d
+            seen[i] = True
+        act_moments = [(index[e[0]], e[1], next(it), next(it)) for e in acts]
+        dead, saturated, units, n_values = [0.0] * L, [0.0] * L, [0] * L, [0] * L
+        for e in acts:
+            i = index[e[0]]
+            units[i] += e[2]
+            n_values[i] += e[1]
+        for e in acts:
+            if e[6] is not None:
+                dead[index[e[0]]] += next(it)
+        for e in acts:
+            if e[7] is not None:
+                saturated[index[e[0]]] += next(it)
+        own_moments = [(index[e[0]], e[2], next(it), next(it)) for e in self.outputs]
+        low, high = [0.0] * L, [0.0] * L
+        for e in self.extremes:  # NaN and Inf survive the sums: a layer is finite when both stay finite
+            i = index[e[0]]
+            low[i] += next(it)
+            high[i] += next(it)
+        counted = 0.0
+        for e in acts:
+            if e[5] is not None:
+                running = next(it)
+                dead[index[e[0]]] += running - counted
+                counted = running
+        act_mean, act_std = _pooled(act_moments, L)
+        own_mean, own_std = _pooled(own_moments, L)
+        out = []
+        for i in range(L):
+            has_act = n_values[i] > 0
+            out += [math.sqrt(delta_sq[i]) if seen[i] else nan,
+                    act_mean[i] if has_act else own_mean[i], act_std[i] if has_act else own_std[i],
+                    dead[i] / max(units[i], 1) if has_act else nan, saturated[i] / max(n_values[i], 1) if has_act else nan,
+                    float(math.isfinite(low[i]) and math.isfinite(high[i])), float(math.isfinite(delta_sq[i]))]
+        return out + list(it)  # what is left: the time profile
+
+
+def _pooled(calls: list, L: int) -> tuple:
+    """Per layer (mean, population std) over all values of its calls (layer, n, S1, M2): NaN for
+    a layer without values."""
+    n, s1 = [0] * L, [0.0] * L
+    for i, n_i, s1_i, _ in calls:
+        n[i] += n_i
+        s1[i] += s1_i
+    mean = [s1[i] / n[i] if n[i] else math.nan for i in range(L)]
+    m2 = [0.0] * L
+    for i, n_i, s1_i, m2_i in calls:
+        m2[i] += m2_i + n_i * (s1_i / n_i - mean[i]) ** 2 if n_i else math.nan
+    return mean, [math.sqrt(m2[i] / n[i]) if n[i] and m2[i] >= 0 else math.nan for i in range(L)]

@@ -203,10 +203,10 @@ class Watcher:
         bad = False
         where = None
         if self.on_nonfinite != "record" and total is not None:
-            probe = self.probes.collect(G.device) if sampled and not self.compiled else None
             bad = not bool(torch.isfinite(total))
             if bad:
-                where = self._where(probe.cpu().tolist() if probe is not None else None, G.cpu().tolist())
+                probe = self.probes.table(self.probes.gather(G.device).cpu().tolist()) if sampled and not self.compiled else None
+                where = self._where(probe, G.cpu().tolist())
         clipped = False
         if self.clip and total is not None and not bad:
             clipped = bool(total > self.clip_norm)
@@ -291,12 +291,12 @@ class Watcher:
         grad_l = zeros.index_add(0, li, G[pi] ** 2).sqrt()
         w_l = zeros.index_add(0, li, W[pi] ** 2).sqrt()
         d_l = zeros.index_add(0, li, D[di] ** 2).sqrt()
-        probe = self.probes.collect(dev) if not self.compiled else torch.zeros(0, device=dev)
-        host = torch.cat((total.reshape(1), grad_l, w_l, d_l, G, W, probe.to(dev))).cpu().tolist()
+        gathered = self.probes.gather(dev) if not self.compiled else torch.zeros(0, device=dev)
+        host = torch.cat((total.reshape(1), grad_l, w_l, d_l, G, W, gathered)).cpu().tolist()
         total_v = host[0]
         grad, weight, delta = host[1:1 + L], host[1 + L:1 + 2 * L], host[1 + 2 * L:1 + 3 * L]
         Gp, Wp = host[1 + 3 * L:1 + 3 * L + P], host[1 + 3 * L + P:1 + 3 * L + 2 * P]
-        pr = host[1 + 3 * L + 2 * P:]
+        pr = self.probes.table(host[1 + 3 * L + 2 * P:]) if not self.compiled else []
         k = Probes.PER_LAYER
         has = len(pr) >= L * k
         col = (lambda c: [pr[i * k + c] for i in range(L)]) if has else (lambda c: [math.nan] * L)
