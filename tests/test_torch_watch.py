@@ -368,3 +368,27 @@ def test_activation_functions_called_outside_modules_are_seen(tmp_path):
     assert s["act_mean"][1] == pytest.approx(t.mean().item(), rel=1e-5)
     assert s["act_std"][1] == pytest.approx(t.std(correction=0).item(), rel=1e-5)
     assert s["dead_fraction"][2] == "nan"  # the read-out has no activation: not seen
+
+
+def test_activation_functions_are_watched_wherever_a_forward_may_call_one(tmp_path):
+    from gradtui.torch.layers import calls_functional_activations
+
+    assert not calls_functional_activations(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Sequential(nn.Linear(3, 2))))
+    assert calls_functional_activations(nn.Sequential(nn.TransformerEncoderLayer(8, 2)))  # its forward calls F.relu
+
+    class Gate(nn.Module):  # a user's leaf module inside a Sequential: its forward is unknown
+        def forward(self, x):
+            return torch.tanh(x)
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), Gate(), nn.Linear(8, 3))
+    x, y = data()
+    t = torch.tanh(model[0](x))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "r.jsonl"
+    with gt.watch(model, opt, record=path, every=1) as w:
+        _train(model, opt, x, y, 1, w)
+    header, s = lines(path)[0], steps(path)[0]
+    assert [e.get("activation") for e in header["layers"]] == ["tanh", None]
+    assert s["act_mean"][0] == pytest.approx(t.mean().item(), rel=1e-5)
+    assert s["act_std"][0] == pytest.approx(t.std(correction=0).item(), rel=1e-5)

@@ -194,9 +194,10 @@ class Probes:
         self.reset()
         for info in self.layers:
             self.handles.append(info.module.register_forward_hook(self._layer_hook))
-        for module in self.acts:
-            self.handles.append(module.register_forward_pre_hook(self._act_pre_hook))
-            self.handles.append(module.register_forward_hook(self._act_hook, always_call=True))
+        for module in self.acts:  # (counting the activation modules running matters only to the functional watch)
+            if self.root is not None:
+                self.handles.append(module.register_forward_pre_hook(self._act_pre_hook))
+            self.handles.append(module.register_forward_hook(self._act_hook, always_call=self.root is not None))
         if self.root is not None:
             self.handles.append(self.root.register_forward_pre_hook(self._enter_forward))
             self.handles.append(self.root.register_forward_hook(self._leave_forward, always_call=True))
