@@ -8,17 +8,22 @@ import numpy as np
 
 from gradtui.engine.cnn_kernel import cnn_step
 from gradtui.engine.jit import kernel
-from gradtui.engine.train_loop import ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, finish_step, gather_batch
+from gradtui.engine.train_loop import (
+    ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, OptimiserState, StepOutputs, UpdateSettings, finish_step,
+    gather_batch,
+)
 
 
 @kernel
-def cnn_train_steps(state, grad, segments, table, x_all, y_all, batches,
+def cnn_train_steps(state_fields, grad, segments, table, x_all, y_all, batches,
                     channels, act, slope, elu_alpha, batchnorm, exact, sat_limit,
                     Z, ZH, D, H, inv_std, running_mean, running_var,
                     cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
-                    up, t0, statistics, out):
+                    up_fields, t0, statistics, out_fields):
     """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status).
-    ``state``: OptimiserState; ``up``: UpdateSettings; ``out``: StepOutputs (see train_loop)."""
+    ``state_fields``, ``up_fields``, ``out_fields``: the fields of an OptimiserState, UpdateSettings
+    and StepOutputs as plain tuples (see train_loop.plain)."""
+    state, up, out = OptimiserState(*state_fields), UpdateSettings(*up_fields), StepOutputs(*out_fields)
     saved_mean = running_mean.copy()
     saved_var = running_var.copy()
     batch = xb.shape[0]

@@ -6,7 +6,7 @@ import numpy as np
 
 from gradtui.engine import mlp_kernel as K
 from gradtui.engine.mlp_train import mlp_train_steps
-from gradtui.engine.train_loop import OptimiserState, StepOutputs, update_settings
+from gradtui.engine.train_loop import plain, update_settings
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
@@ -53,6 +53,7 @@ class MLPNetwork:
         self.running_var = np.ones((m.depth, m.width), dtype=self.dtype)
         self.settings = K.MLPSettings(classification, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
                                       self.sat_limit)
+        self._plain_settings = plain(self.settings)
         self._workspaces: dict[int, K.MLPWorkspace] = {}
 
     @property
@@ -136,9 +137,9 @@ class MLPNetwork:
         else:
             yc_all, yv_all = ws.ycb, y_all
         taken, flipped, status = mlp_train_steps(
-            OptimiserState(theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
-            ws, self.settings, self.running_mean, self.running_var, update_settings(tr), t0, statistics,
-            StepOutputs(stats, losses, totals, clipped))
+            (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
+            plain(ws), self._plain_settings, self.running_mean, self.running_var, plain(update_settings(tr)), t0,
+            statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:

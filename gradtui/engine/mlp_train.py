@@ -6,20 +6,25 @@ norms, finiteness checks, the update; the loop's contract is documented there).
 from __future__ import annotations
 
 from gradtui.engine.jit import kernel
-from gradtui.engine.mlp_kernel import MLPStats, mlp_step
+from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, MLPWorkspace, mlp_step
 from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers of this module)
-    ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, STAT_ROWS, finish_step, gather_batch,
+    ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, STAT_ROWS, OptimiserState, StepOutputs, UpdateSettings,
+    finish_step, gather_batch,
 )
 
 
 @kernel
-def mlp_train_steps(state, grad, segments, table, x_all, yc_all, yv_all, batches, ws, hp,
-                    running_mean, running_var, up, t0, statistics, out):
+def mlp_train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_fields, hp_fields,
+                    running_mean, running_var, up_fields, t0, statistics, out_fields):
     """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status).
 
-    ``state``: OptimiserState; ``ws``: MLPWorkspace (its xb, ycb, yvb receive each batch);
-    ``hp``: MLPSettings; ``up``: UpdateSettings; ``out``: StepOutputs; ``t0``: the first
-    step's optimiser step count; ``statistics``: whether to compute the activation statistics."""
+    The structures arrive as plain tuples of their fields, in order, and are named here
+    (see train_loop.plain): ``state_fields`` an OptimiserState; ``ws_fields`` an MLPWorkspace
+    (its xb, ycb, yvb receive each batch); ``hp_fields`` MLPSettings; ``up_fields``
+    UpdateSettings; ``out_fields`` StepOutputs. ``t0``: the first step's optimiser step count;
+    ``statistics``: whether to compute the activation statistics."""
+    state, ws, hp = OptimiserState(*state_fields), MLPWorkspace(*ws_fields), MLPSettings(*hp_fields)
+    up, out = UpdateSettings(*up_fields), StepOutputs(*out_fields)
     saved_mean = running_mean.copy()
     saved_var = running_var.copy()
     for k in range(batches.shape[0]):
