@@ -29,9 +29,9 @@ CHILD = r"""
 import json, sys, time
 launched = float(sys.argv[1]); seconds = float(sys.argv[3])
 import scipy.linalg.cython_blas  # noqa: F401
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 import gradtui
-with threadpool_limits(1):
+with one_blas_thread():
     exp = gradtui.Experiment(gradtui.load_config(sys.argv[2]), tier="auto")
     started_on = exp.tier
     exp.step()

@@ -37,7 +37,7 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 
 import gradtui
 from gradtui.engine.reference.numpy_mlp import NumpyMLP
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     args = parser.parse_args(argv)
     results = {}
-    with threadpool_limits(1):
+    with one_blas_thread():
         for shape in SHAPES:
             results[shape] = measure(*shape, args.seconds, args.rounds)
         flush = measure_flush(args.seconds, args.rounds)

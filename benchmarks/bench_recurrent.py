@@ -18,7 +18,9 @@ import time
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so threadpoolctl limits it too)
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
+
+from gradtui.engine.blas import one_blas_thread
 
 import gradtui
 from gradtui.engine.reference.numpy_mlp import NumpyRNN, adding_batch
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     batches = [adding_batch(BATCH, T, rng) for _ in range(8)]
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         blas = sorted({(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"})
         print(f"recurrent step, hidden {HIDDEN}, T = {T}, batch {BATCH}, adding, float32, BLAS threads: {blas}")
         exps = {k: engine(k) for k in TARGETS}

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_session.py [--seconds 2] [--repeats 5] [--set model.depth=3 ...]
 
-Both run single-threaded BLAS (threadpool_limits(1)), as the session does. The session
+Both run single-threaded BLAS (gradtui.engine.blas.one_blas_thread()), as the session does. The session
 also feeds the history and the diagnosis every step, evaluates every train.eval_every
 steps and publishes snapshots; a reader thread (here the main thread) polls
 snapshot() at 10 Hz and touches its history like an interface would. Repeats are
@@ -17,7 +17,7 @@ import argparse
 import statistics
 import time
 
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 
 from gradtui import Experiment, load_config
 from gradtui.config import parse_assignments
@@ -25,7 +25,7 @@ from gradtui.session import Session
 
 
 def bare(cfg, seconds: float) -> float:
-    with threadpool_limits(1):
+    with one_blas_thread():
         exp = Experiment(cfg)
         for _ in range(20):
             exp.step()
@@ -57,7 +57,7 @@ def breakdown(cfg, n: int = 2000) -> str:
     from gradtui.monitor.history import History
     from gradtui.diagnosis import Diagnoser
 
-    with threadpool_limits(1):
+    with one_blas_thread():
         exp = Experiment(cfg)
         t0 = time.perf_counter()
         recs = [exp.step() for _ in range(n)]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so threadpoolctl limits it too)
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 
 import gradtui
 from benchmarks.sgemm import peak_sgemm_gflops
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows = [r for r in ROWS if not args.only or r.name in args.only.split(",")]
     torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         exps = {r.name: experiment(r) for r in rows}
         theirs = {r.name: torch_step(exps[r.name]) for r in rows}
         for r in rows:  # compile (or load) the kernels, warm both sides

@@ -16,7 +16,7 @@ import time
 import numba
 import numpy as np
 import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before threadpoolctl looks for libraries)
-from threadpoolctl import threadpool_limits
+from gradtui.engine.blas import one_blas_thread
 
 from gradtui.engine.blocks import TRANSPOSE_MAX_WEIGHTS, transpose_into
 
@@ -52,7 +52,7 @@ def microseconds(width: int, route: int, reps: int = 400) -> float:
 def main() -> int:
     print(f"D W^T, float32, 1 BLAS thread; us per product (best of 7); transpose route used up to {TRANSPOSE_MAX_WEIGHTS} weights")
     print(f"{'width':>6} {'BLAS D W^T':>11} {'transpose + D W':>16} {'plain D W':>10}")
-    with threadpool_limits(1):
+    with one_blas_thread():
         for width in (32, 64, 96, 128):
             nt, tr, nn = (microseconds(width, route) for route in (0, 1, 2))
             print(f"{width:>6} {nt:>11.2f} {tr:>16.2f} {nn:>10.2f}")

@@ -214,8 +214,8 @@ def plain(obj):
         return plain_number(obj)
     if isinstance(obj, dict):
         return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
+    if isinstance(obj, (list, tuple)):  # finite floats as they are (x - x is 0 for them alone): the common case, fast
+        return [v if type(v) is float and v - v == 0 else plain(v) for v in obj]
     return obj
 
 

@@ -235,6 +235,10 @@ def predict(cfg, input_second_moment: float = 1.0) -> Prediction:
     ||x||^2, which the single q_1 ignores; it matters most when q_1 is tiny and chi_1 > 1.
     """
     m, kind = cfg.model, cfg.model.kind
+    if kind == "transformer":
+        return Prediction(False, "the simple mean-field prediction does not apply to a transformer network: "
+                                 "attention mixes the tokens and LayerNorm rescales every row, which the "
+                                 "layer-wise variance map of independent units ignores")
     if kind not in ("mlp", "cnn"):
         return Prediction(False, f"the simple mean-field prediction does not apply to a {kind} network: "
                                  "its gradient flows through time with shared weights, not through independent layers")

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from gradtui import load_config
+from gradtui.engine.blas import one_blas_thread
+
+one_blas_thread()  # the tests train as the session's worker does: one BLAS thread (kept for the whole run)
 
 # Presets whose run may go non-finite within their first 100 steps: that is what they show.
 EXPLODING_PRESETS = frozenset({"cnn-exploding", "exploding-init", "orthogonal-deep-linear", "rnn-exploding"})

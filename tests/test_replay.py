@@ -24,6 +24,7 @@ FAMILIES = {
     "recurrent": ("rnn-vanishing-adding", {"data.samples": 512}, 60, None, None),
     "change": ("vanishing-sigmoid", {"data.samples": 512}, 90, 40, {"model.activation": "relu"}),
     "nonfinite": ("exploding-init", {}, 60, None, None),
+    "transformer": ("transformer-rank-collapse", {"data.samples": 512}, 30, None, None),  # collapse rises at step ~20
 }
 SIZES = [(120, 40), (80, 24)]
 
@@ -55,7 +56,10 @@ def test_replay_at_the_last_step_is_the_live_state(family, recorded):
     src.seek_to(-1)
     snap = src.snapshot()
     assert snap.step == live.step and snap.run == live.run
-    assert alert_identity(snap.alerts) == alert_identity(live.alerts) and live.alerts
+    # a record carries each alert as it was raised (a live alert's figures and layers follow the
+    # latest step: the Transformer's dead alert lists fewer layers at step 30 than at step 21)
+    as_raised = {a.kind: a for _, a in live.raised}
+    assert alert_identity(snap.alerts) == alert_identity(as_raised[a.kind] for a in live.alerts) and live.alerts
     raised_messages = {a.kind: a.message for _, a in live.raised}
     assert all(a.message == raised_messages[a.kind] for a in snap.alerts)  # the messages as raised
     assert [(s, a.kind) for s, a in snap.raised] == [(s, a.kind) for s, a in live.raised]
@@ -66,7 +70,7 @@ def test_replay_at_the_last_step_is_the_live_state(family, recorded):
     assert snap.history.eval_steps == live.history.eval_steps and snap.history.eval_loss == live.history.eval_loss
     assert snap.pause_reason == live.pause_reason
     np.testing.assert_equal(snap.prediction, live.prediction)  # the theory line, from the record's prediction events
-    assert snap.prediction is not None and snap.prediction["applies"] == (family != "recurrent")
+    assert snap.prediction is not None and snap.prediction["applies"] == (family not in ("recurrent", "transformer"))
     assert (snap.before is None) == (live.before is None)
     if live.before is not None:
         assert {k: snap.before[k] for k in ("step", "change", "grad_norm")} == {k: live.before[k] for k in ("step", "change", "grad_norm")}
@@ -75,6 +79,8 @@ def test_replay_at_the_last_step_is_the_live_state(family, recorded):
         assert any("activation relu" in text for _, text in snap.history.markers)  # the live run's wording
     if family == "nonfinite":
         assert snap.pause_reason == "nonfinite" and snap.latest["nonfinite"] and "nonfinite" in [a.kind for a in snap.alerts]
+    if family == "transformer":
+        assert "collapse" in [a.kind for a in snap.alerts] and len(snap.latest["token_spread"]) == live.config.model.depth
 
 
 def test_replay_moves_back_and_forth_identically(recorded):

@@ -7,6 +7,7 @@ import pytest
 import gradtui
 from gradtui.engine import tiers
 from gradtui.engine.experiment import Experiment
+from gradtui.engine.record import OPTIONAL, PER_LAYER
 
 STEPS = 50
 # float32 agreement after STEPS steps: the tiers round differently (NumPy's exact tanh and
@@ -80,8 +81,46 @@ LSTM = {**RECURRENT, "model.kind": "lstm", "model.activation": "tanh", "data.tas
         "train.optimizer": "adam", "train.lr": 0.003}
 
 
-def test_auto_tier_trains_on_numpy_first_and_carries_on_with_the_kernels(monkeypatch):
-    cfg = config(LSTM)
+TRANSFORMER = {"model.kind": "transformer", "model.depth": 2, "model.width": 8, "model.heads": 2, "model.mlp_ratio": 2,
+               "model.max_len": 8, "model.init": "xavier", "model.bias_std": 0.2, "data.task": "sort",
+               "model.activation": "relu", "data.seq_len": 5, "data.samples": 64, "train.batch_size": 4,
+               "train.optimizer": "adam", "train.lr": 0.01}
+# every LayerNorm placement with and without residuals; relu/gelu and the causal mask alternate
+TRANSFORMER_CASES = [("post", True, "relu", False), ("post", False, "gelu", True), ("pre", True, "gelu", False),
+                     ("pre", False, "relu", True), ("none", True, "relu", True), ("none", False, "gelu", False)]
+
+
+@pytest.mark.parametrize("norm,residual,activation,causal", TRANSFORMER_CASES)
+def test_transformer_tiers_agree_in_float64(norm, residual, activation, causal):
+    """The same maths in float64, so agreement to rounding: every statistic of 3 Adam steps to 1e-9
+    relative (the token spread to 1e-8 absolute: near collapse it is sqrt of a difference of
+    nearly equal sums, where the two tiers' summation orders part), every gradient to 1e-12 of its
+    largest entry, the parameters to 1e-8 (Adam's step m/sqrt(v) has size lr even where a gradient
+    is rounding noise), the held-out loss to 1e-10 and its accuracy exactly."""
+    cfg = config({**TRANSFORMER, "model.norm": norm, "model.residual": residual, "model.activation": activation,
+                  "model.causal": causal, "train.dtype": "float64"})
+    kernels, reference = Experiment(cfg, tier="kernels"), Experiment(cfg, tier="reference")
+    for _ in range(3):
+        a, b = kernels.step(), reference.step()
+    assert b.loss == pytest.approx(a.loss, rel=1e-10)
+    for name in PER_LAYER + OPTIONAL:
+        if name in ("time_delta_norm", "forget_gate_mean"):
+            assert getattr(a, name) is None and getattr(b, name) is None
+            continue
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-9,
+                                   atol=1e-8 if name == "token_spread" else 1e-12, err_msg=name)
+    np.testing.assert_allclose(reference.theta, kernels.theta, rtol=0, atol=1e-8)
+    x, y = kernels.batch()
+    grads_a, grads_b = kernels.gradients(x, y)[1], reference.gradients(x, y)[1]
+    for name, g in grads_a.items():
+        np.testing.assert_allclose(grads_b[name], g, rtol=0, atol=1e-12 * max(1.0, np.abs(g).max()), err_msg=name)
+    ea, eb = kernels.evaluate(), reference.evaluate()
+    assert eb["loss"] == pytest.approx(ea["loss"], rel=1e-10) and eb["accuracy"] == ea["accuracy"]
+
+
+@pytest.mark.parametrize("model", [LSTM, TRANSFORMER], ids=["lstm", "transformer"])
+def test_auto_tier_trains_on_numpy_first_and_carries_on_with_the_kernels(monkeypatch, model):
+    cfg = config(model)
     monkeypatch.setattr(tiers, "kernels_cached", lambda cfg: False)  # as on a fresh install
     auto, kernels = Experiment(cfg, tier="auto"), Experiment(cfg, tier="kernels")
     assert auto.tier == "reference"  # it swaps only between steps

@@ -23,7 +23,9 @@ from gradtui.config.schema import (
     RNN_ACTIVATIONS,
     SECTIONS,
     SEQUENCE_TASKS,
+    TOKEN_TASKS,
     TOP_LEVEL_TEXT,
+    TRANSFORMER_ACTIVATIONS,
     AlertsConfig,
     DataConfig,
     KeySpec,
@@ -269,12 +271,18 @@ def _check_relations(cfg: Config, specs: dict[str, KeySpec]) -> None:
         raise ConfigError(
             f"data.task = {task!r} is not allowed for model.kind {kind!r}: expected one of {', '.join(SEQUENCE_TASKS)}"
         )
+    if kind == "transformer":
+        _check_transformer(cfg)
+    elif task in TOKEN_TASKS:
+        raise ConfigError(f"data.task = {task!r} is not allowed for model.kind {kind!r}: token tasks ({', '.join(TOKEN_TASKS)}) need model.kind 'transformer'")
     if kind in CNN_KINDS:
         _check_cnn(cfg)
-    elif not cfg.is_recurrent and task not in MLP_TASKS:
+    elif kind == "mlp" and task not in MLP_TASKS:
         raise ConfigError(
             f"data.task = {task!r} is not allowed for model.kind 'mlp': expected one of {', '.join(MLP_TASKS)}"
         )
+    if kind != "transformer" and cfg.model.activation == "gelu":
+        raise ConfigError(f"model.activation = 'gelu' is not allowed for model.kind {kind!r}: gelu is for Transformer MLPs only")
     if kind == "rnn" and cfg.model.activation not in RNN_ACTIVATIONS:
         raise ConfigError(
             f"model.activation = {cfg.model.activation!r} is not allowed for a vanilla rnn: expected one of {', '.join(RNN_ACTIVATIONS)}"
@@ -306,3 +314,19 @@ def _check_cnn(cfg: Config) -> None:
     why = problem(cfg.model.depth, cfg.model.stages, image_side(cfg))
     if why:
         raise ConfigError(why)
+def _check_transformer(cfg: Config) -> None:
+    """A Transformer needs a token task, relu or gelu, heads dividing the width and a
+    positional table at least as long as the sequences."""
+    m, d = cfg.model, cfg.data
+    if d.task not in TOKEN_TASKS:
+        raise ConfigError(f"data.task = {d.task!r} is not allowed for model.kind 'transformer': expected one of {', '.join(TOKEN_TASKS)}")
+    if m.activation not in TRANSFORMER_ACTIVATIONS:
+        raise ConfigError(f"model.activation = {m.activation!r} is not allowed for a Transformer: expected one of {', '.join(TRANSFORMER_ACTIVATIONS)}")
+    if m.width % m.heads:
+        raise ConfigError(f"model.width = {m.width} is not divisible by model.heads = {m.heads}: each head gets width/heads units; "
+                          f"allowed heads for this width: {', '.join(str(h) for h in range(1, min(m.width, 256) + 1) if m.width % h == 0)}")
+    if d.task == "recall" and d.seq_len < 3:
+        raise ConfigError(f"data.seq_len = {d.seq_len} is too short for the recall task: it needs at least 3 (a key, its value and the query)")
+    if d.seq_len > m.max_len:
+        raise ConfigError(f"data.seq_len = {d.seq_len} is longer than the positional table (model.max_len = {m.max_len}): "
+                          f"raise model.max_len to at least {d.seq_len} or shorten the sequences")

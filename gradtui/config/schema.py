@@ -19,11 +19,16 @@ MLP_KINDS = ("mlp",)
 CNN_KINDS = ("cnn",)
 FEEDFORWARD_KINDS = MLP_KINDS + CNN_KINDS
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
-KINDS = FEEDFORWARD_KINDS + RECURRENT_KINDS
+TRANSFORMER_KINDS = ("transformer",)
+KINDS = FEEDFORWARD_KINDS + RECURRENT_KINDS + TRANSFORMER_KINDS
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "linear")
+ALL_ACTIVATIONS = ACTIVATIONS + ("gelu",)  # gelu: Transformer MLPs only
 RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 GATED_ACTIVATIONS = ("tanh",)
+TRANSFORMER_ACTIVATIONS = ("relu", "gelu")
+NORM_PLACEMENTS = ("post", "pre", "none")
+SCHEDULES = ("constant", "linear", "cosine")
 INITS = ("standard", "normal", "xavier", "xavier_normal", "he", "he_uniform", "lecun", "orthogonal")
 RECURRENT_INITS = ("orthogonal", "identity", "xavier", "normal")
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
@@ -35,7 +40,8 @@ REGRESSION_TASKS = ("teacher",)
 MLP_TASKS = CLASSIFICATION_TASKS + REGRESSION_TASKS
 SEQUENCE_TASKS = ("adding", "copy", "sine")
 IMAGE_TASKS = ("digits", "shapes")
-TASKS = MLP_TASKS + IMAGE_TASKS + SEQUENCE_TASKS
+TOKEN_TASKS = ("sort", "reverse", "recall")  # token sequences for the Transformer
+TASKS = MLP_TASKS + IMAGE_TASKS + SEQUENCE_TASKS + TOKEN_TASKS
 
 
 def key(
@@ -68,14 +74,14 @@ def key(
 class ModelConfig:
     """The network: kind, size, activation, initialisation and architecture switches."""
 
-    kind: str = key("mlp", "Network kind: a feed-forward MLP, a convolutional net (cnn; a ResNet with model.residual) or a recurrent net.", choices=KINDS)
-    depth: int = key(20, "Hidden layers (MLP), 3x3 convolutions (CNN) or stacked recurrent layers.", low=1, high=1000)
-    width: int = key(64, "Units per hidden (or recurrent) layer; channels per convolution (CNN).", low=1, high=4096)
+    kind: str = key("mlp", "Network kind: a feed-forward MLP, a convolutional net (cnn; a ResNet with model.residual), a recurrent net or a Transformer encoder.", choices=KINDS)
+    depth: int = key(20, "Hidden layers (MLP), 3x3 convolutions (CNN), stacked recurrent layers or Transformer blocks.", low=1, high=1000)
+    width: int = key(64, "Units per hidden (or recurrent) layer; channels per convolution (CNN); d_model (Transformer).", low=1, high=4096)
     stages: int = key(1, "CNN stages: a stride-2 convolution halves the image between stages (each stage starts at a pair of layers).", low=1, high=8, kinds=CNN_KINDS)
     activation: str = key(
         "tanh",
-        "Hidden activation phi. RNNs allow tanh, relu, sigmoid; LSTM and GRU use tanh.",
-        choices=ACTIVATIONS,
+        "Hidden activation phi. RNNs allow tanh, relu, sigmoid; LSTM and GRU use tanh; Transformer MLPs relu or gelu.",
+        choices=ALL_ACTIVATIONS,
     )
     leaky_slope: float = key(0.01, "Negative-side slope of leaky_relu.", low=0.0, high=1.0, high_open=True)
     prelu_init: float = key(0.25, "Initial learnable negative slope of prelu (one per unit).", low=0.0, high=1.0)
@@ -92,7 +98,7 @@ class ModelConfig:
     bias_std: float = key(0.0, "Biases start N(0, bias_std^2); 0 means zero biases.", low=0.0, high=100.0)
     bias_init: float = key(0.0, "Constant added to every initial hidden bias (a negative value kills ReLUs).", low=-100.0, high=100.0, kinds=FEEDFORWARD_KINDS)
     batchnorm: bool = key(False, "Batch-normalise each hidden pre-activation (Ioffe & Szegedy 2015); per channel over batch, height and width in a CNN.", kinds=FEEDFORWARD_KINDS)
-    residual: bool = key(False, "Residual connections: an MLP layer outputs h + phi(z) where widths match; a CNN's layers pair into basic blocks (He et al. 2016) with identity skips, or 1x1 projections where channels or size change.", kinds=FEEDFORWARD_KINDS)
+    residual: bool = key(False, "Residual connections: an MLP layer outputs h + phi(z) where widths match; a CNN's layers pair into basic blocks (He et al. 2016) with identity skips, or 1x1 projections where channels or size change; each Transformer sub-layer adds its input.", kinds=FEEDFORWARD_KINDS + TRANSFORMER_KINDS)
     recurrent_init: str = key(
         "orthogonal",
         "Recurrent weight init: orthogonal (Saxe et al. 2013), identity (Le et al. 2015), xavier, normal.",
@@ -100,6 +106,11 @@ class ModelConfig:
         kinds=RECURRENT_KINDS,
     )
     recurrent_gain: float = key(1.0, "Multiplies the recurrent weights (spectral radius for orthogonal/identity).", low=0.0, low_open=True, high=100.0, kinds=RECURRENT_KINDS)
+    heads: int = key(4, "Attention heads; model.width must be divisible by it.", low=1, high=256, kinds=TRANSFORMER_KINDS)
+    mlp_ratio: int = key(4, "Width of each block's MLP as a multiple of model.width.", low=1, high=16, kinds=TRANSFORMER_KINDS)
+    norm: str = key("pre", "LayerNorm placement: post (after the residual addition, the original Transformer), pre (inside the branch, plus a final LayerNorm; Xiong et al. 2020), none.", choices=NORM_PLACEMENTS, kinds=TRANSFORMER_KINDS)
+    max_len: int = key(64, "Rows of the learned positional embedding: the longest sequence the Transformer accepts.", low=1, high=4096, kinds=TRANSFORMER_KINDS)
+    causal: bool = key(False, "Causal attention: position i attends to positions <= i only.", kinds=TRANSFORMER_KINDS)
     forget_bias: float = key(1.0, "Added to the LSTM forget gate's bias at initialisation.", low=-100.0, high=100.0, kinds=("lstm",))
 
 
@@ -107,7 +118,7 @@ class ModelConfig:
 class DataConfig:
     """The task: generated on the fly from a seed, never downloaded."""
 
-    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); digits (scikit-learn's 8x8 handwritten digits), shapes (generated images of bars, crosses and squares) (CNN); adding, copy, sine (recurrent).", choices=TASKS)
+    task: str = key("spirals", "Task: spirals, moons, circles, xor, teacher (MLP); digits (scikit-learn's 8x8 handwritten digits), shapes (generated images of bars, crosses and squares) (CNN); adding, copy, sine (recurrent); sort, reverse, recall (Transformer).", choices=TASKS)
     samples: int = key(2048, "Examples generated (training plus held-out); digits has 1,797 and uses all of them unless this is lower.", low=16, high=1_000_000)
     test_fraction: float = key(0.2, "Fraction of the examples held out for evaluation.", low=0.0, high=0.9, low_open=True)
     noise: float = key(0.1, "Noise added to inputs (2-D tasks), teacher targets, the sine signal, or the shapes' pixels.", low=0.0, high=10.0)
@@ -116,7 +127,7 @@ class DataConfig:
     features: int = key(8, "Input dimension of the teacher task.", low=1, high=1024, tasks=("teacher",))
     outputs: int = key(1, "Output dimension of the teacher task.", low=1, high=256, tasks=("teacher",))
     image_size: int = key(16, "Side of the square shapes images, in pixels.", low=3, high=64, tasks=("shapes",))
-    seq_len: int = key(50, "Sequence length T (recurrent tasks).", low=2, high=2000, tasks=SEQUENCE_TASKS)
+    seq_len: int = key(50, "Sequence length T (recurrent and Transformer tasks).", low=2, high=2000, tasks=SEQUENCE_TASKS + TOKEN_TASKS)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ class TrainConfig:
     batch_size: int = key(64, "Examples per optimiser step.", low=1, high=65536)
     seed: int = key(0, "Seed of initialisation and batch order.", low=0, high=2**31 - 1)
     dtype: str = key("float32", "Number type: float32 (fast; on x86 values below 1.2e-38 count as zero) or float64 (exact, for gradient checks).", choices=DTYPES)
+    warmup_steps: int = key(0, "Linear learning-rate warmup: lr x min(1, (t+1)/warmup_steps) over the first steps; 0 = none.", low=0, high=10**9)
+    schedule: str = key("constant", "Learning-rate decay after the warmup: constant, linear (to 0 at train.steps) or cosine (to 0 at train.steps).", choices=SCHEDULES)
     steps: int = key(3000, "Steps `gradtui run` trains when --steps is not given.", low=1, high=10**9)
     eval_every: int = key(100, "Steps between evaluations on the held-out split.", low=1, high=10**9)
 
@@ -154,6 +167,7 @@ class AlertsConfig:
     swing_level: float = key(0.1, "A loss swing counts only while the window's highest block average is at least this fraction of the first block average since the start or the last change: a loss far below where it started fluctuates with the mini-batches, not from overshooting.", low=0.0, high=1.0)
     dead_fraction: float = key(0.4, "Dead units when a layer's fraction of dead units is above this.", low=0.0, high=1.0, high_open=True)
     saturation: float = key(0.4, "Saturation when a layer's fraction of saturated activations is above this.", low=0.0, high=1.0, high_open=True)
+    collapse_spread: float = key(0.1, "Rank collapse when the last Transformer block's token spread ||X - 1 xbar^T||_F / ||X||_F is below this.", low=0.0, low_open=True, high=1.0, high_open=True)
     rise_steps: int = key(20, "Steps a condition must hold before its alert rises.", low=1, high=100_000)
     clear_steps: int = key(50, "Steps a condition must be absent before its alert clears.", low=1, high=100_000)
     window: int = key(100, "Steps of history the trend rules (growth, flat loss, oscillation, weight growth) look at, in 10 blocks.", low=10, high=100_000)

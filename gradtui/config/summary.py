@@ -20,6 +20,7 @@ SETTING_LABELS = {
     "model.recurrent_init": "rec. init", "model.recurrent_gain": "rec. gain", "model.forget_bias": "forget bias",
     "model.bias_init": "bias init", "model.depth": "depth", "model.width": "width", "train.clip": "clipping",
     "train.clip_threshold": "clip at", "train.optimizer": "optimiser", "train.lr": "learn rate", "train.seed": "seed",
+    "model.norm": "layer norm", "train.warmup_steps": "warmup", "train.schedule": "schedule",
 }
 
 
@@ -59,6 +60,17 @@ def clip_text(cfg) -> str:
     return "no clip" if t.clip == "none" else f"clip {t.clip}({fmt_short(t.clip_threshold)})"
 
 
+def schedule_text(cfg) -> str:
+    """'lr 0.001', or with a schedule 'lr 0.001 warmup 100 cosine'."""
+    t = cfg.train
+    text = f"lr {fmt_short(t.lr)}"
+    if t.warmup_steps:
+        text += f" warmup {t.warmup_steps}"
+    if t.schedule != "constant":
+        text += f" {t.schedule}"
+    return text
+
+
 def model_summary(cfg) -> str:
     """'mlp 20x64 sigmoid · init normal(0.01) · sgd lr 0.1 · no BN · no residual · no clip'."""
     return " · ".join(summary_parts(cfg))
@@ -69,8 +81,18 @@ def summary_parts(cfg) -> list[str]:
     if cfg is None:
         return []
     m, t = cfg.model, cfg.train
-    opt = f"{t.optimizer} lr {fmt_short(t.lr)}"
-    if m.kind == "mlp":
+    opt = f"{t.optimizer} {schedule_text(cfg)}"
+    if m.kind == "transformer":
+        norm = "no LN" if m.norm == "none" else f"{m.norm}-LN"
+        parts = [
+            f"transformer {m.depth}x{m.width} {m.heads} heads {m.activation} T={cfg.data.seq_len}",
+            norm,
+            "residual" if m.residual else "no residual",
+            f"init {init_text(cfg)}",
+            opt,
+            clip_text(cfg),
+        ]
+    elif m.kind == "mlp":
         parts = [
             f"mlp {m.depth}x{m.width} {m.activation}",
             f"init {init_text(cfg)}",

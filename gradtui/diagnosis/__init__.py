@@ -12,6 +12,7 @@ Thresholds and windows come from the config's [alerts] table; docs/alerts.md exp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from gradtui.diagnosis import rules
@@ -94,6 +95,7 @@ class Diagnoser:
             ("exploding", rules.exploding(rec, tr, a), a.exploding_rise_steps),
             ("vanishing", rules.vanishing(rec, tr, a, names), None),
             ("vanishing_time", rules.vanishing_time(rec, a) if self._recurrent else None, None),
+            ("collapse", rules.collapse(rec, a), None),
             ("dead", rules.dead(rec, a, names), None),
             ("saturation", rules.saturation(rec, a, names), None),
         )
@@ -124,14 +126,31 @@ class Diagnoser:
         return Alert(
             kind=kind,
             severity=f.severity,
-            message=rules.message(f, self.facts, rec, predicted),
+            message=rules.message(self._named_as_code(f), self.facts, rec, predicted),
             layers=tuple(f.layers),
-            remedies=self._remedies.get(kind, ()),
+            remedies=self._remedies.get(kind, ()) or self._code_remedies(kind, f),
             step=int(step),
             figure=None if f.figure is None or math.isnan(f.figure) else float(f.figure),
             predicted=predicted,
             extra=tuple((k, v) for k, v in f.info.items() if isinstance(v, (int, float, str, bool))) + (("sign", f.sign),),
         )
+
+    def _named_as_code(self, f):
+        """``f`` with a PyTorch model's layers named as the Python that reaches them
+        ("encoder.layers.3.linear1" -> model.encoder.layers[3].linear1), as its remedies name them."""
+        if self.cfg is not None or self.facts.framework != "pytorch" or not f.layers:
+            return f
+        from gradtui.diagnosis.pytorch_remedies import access
+
+        return dataclasses.replace(f, layers=tuple(access(name) for name in f.layers))
+
+    def _code_remedies(self, kind: str, f) -> tuple:
+        """A PyTorch model's remedies, as code for the layers the finding names."""
+        if self.cfg is not None or self.facts.framework != "pytorch":
+            return ()
+        from gradtui.diagnosis.pytorch_remedies import code_remedies
+
+        return code_remedies(kind, self.facts, tuple(f.layers))
 
     def _rise(self, kind: str, step: int) -> Alert:
         alert = self._build(kind, step)

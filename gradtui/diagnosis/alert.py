@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SEVERITIES = ("info", "warning", "critical")
-KINDS = ("nonfinite", "exploding", "vanishing", "vanishing_time", "dead", "saturation")
+KINDS = ("nonfinite", "exploding", "vanishing", "vanishing_time", "collapse", "dead", "saturation")
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,18 @@ class Remedy:
 
     label: str
     change: tuple = ()  # ((dotted_key, value), ...), hashable so Alerts stay immutable
+    code: str = ""  # for a model gradtui did not build: the PyTorch code to write (gradtui.diagnosis.pytorch_remedies)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "change": dict(self.change)}
+        out = {"label": self.label, "change": dict(self.change)}
+        if self.code:
+            out["code"] = self.code
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Remedy":
-        return cls(label=str(data.get("label", "")), change=tuple(dict(data.get("change") or {}).items()))
+        return cls(label=str(data.get("label", "")), change=tuple(dict(data.get("change") or {}).items()),
+                   code=str(data.get("code") or ""))
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,19 @@ def _residual() -> Remedy:
     return Remedy("residual connections: the skip path carries the gradient past every layer", (("model.residual", True),))
 
 
+WARMUP_STEPS = 200  # the warmup the w key and the Post-LN remedy turn on
+
+
+def _warmup() -> Remedy:
+    return Remedy(f"learning-rate warmup over {WARMUP_STEPS} steps: the first updates stay small while the "
+                  "output layers' gradients are large (Xiong et al. 2020); restarts", (("train.warmup_steps", WARMUP_STEPS),))
+
+
+def _pre_ln() -> Remedy:
+    return Remedy("Pre-LN: LayerNorm inside each residual branch, so the gradient scale falls like 1/sqrt(depth) "
+                  "and no warmup is needed (Xiong et al. 2020)", (("model.norm", "pre"),))
+
+
 def _clip(why: str) -> Remedy:
     return Remedy(f"clip the global gradient norm (Pascanu et al. 2013): {why}", (("train.clip", "norm"),))
 
@@ -131,6 +144,8 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
     """The remedies for one alert kind that apply to ``cfg`` and are not already in effect."""
     m, t = cfg.model, cfg.train
     mlp = not cfg.is_recurrent  # a feed-forward net: MLP or CNN
+    if m.kind == "transformer":
+        return _transformer_remedies(kind, cfg)
     out: list[Remedy | None] = []
     if kind == "vanishing":
         tiny = mlp and init_too_small(cfg)
@@ -204,6 +219,30 @@ def remedies_for(kind: str, cfg) -> tuple[Remedy, ...]:
         if not init_matched(cfg):
             out.append(_init(cfg, "pre-activations start with variance about 1, inside the slope"))
     return tuple(r for r in out if r is not None)
+
+
+def _transformer_remedies(kind: str, cfg) -> tuple[Remedy, ...]:
+    """Remedies for a Transformer: residual connections against collapse and vanishing; warmup
+    and Pre-LN first for a Post-LN net without warmup; clipping and a smaller rate against
+    explosions; gelu against dead ReLUs."""
+    m, t = cfg.model, cfg.train
+    out: list[Remedy] = []
+    post_no_warmup = m.norm == "post" and t.warmup_steps == 0
+    if kind in ("collapse", "vanishing") and not m.residual:
+        out.append(Remedy("residual connections: the skip path keeps every token's own vector and carries the "
+                          "gradient past each block (Dong et al. 2021)", (("model.residual", True),)))
+    if kind in ("exploding", "nonfinite", "vanishing", "collapse") and post_no_warmup:
+        out += [_warmup(), _pre_ln()]
+    if kind in ("exploding", "nonfinite"):
+        if t.clip == "none":
+            out.append(_clip("caps every step's length whatever the gradient's size"))
+        out.append(_halve_lr(cfg, "smaller steps stop the weights from overshooting"))
+    if kind == "vanishing" and m.depth > 1:
+        out.append(_fewer_layers(cfg))
+    if kind == "dead" and m.activation == "relu":
+        out.append(_activation("gelu", "smooth, with a small non-zero slope below zero"))
+        out.append(_halve_lr(cfg, "a large step can push a unit's bias so far negative that it never fires again"))
+    return tuple(out)
 
 
 def best_remedies(alerts, applies=None, most: int = 2) -> tuple[Remedy, ...]:

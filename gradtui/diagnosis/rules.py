@@ -191,6 +191,33 @@ def vanishing_time(rec, a) -> Finding | None:
     return None
 
 
+def collapse(rec, a) -> Finding | None:
+    """Transformers: the last block's token spread ||X - 1 xbar^T||_F / ||X||_F below collapse_spread
+    (every position carries nearly the same vector: rank collapse, Dong et al. 2021)."""
+    spread = rec.token_spread
+    if spread is None or len(spread) == 0 or not float(spread[-1]) < a.collapse_spread:
+        return None
+    low = np.asarray(spread) < a.collapse_spread
+    first = int(np.flatnonzero(low)[0])
+    entropy = rec.attention_entropy
+    info = {"from_block": first, "depth": len(spread),
+            "entropy": float(entropy[-1]) if entropy is not None else math.nan}
+    return Finding("collapse", "warning", (f"block.{first}", f"block.{len(spread) - 1}"), float(spread[-1]), "spread", info)
+
+
+def postln_cause(cfg) -> str:
+    """For a Post-LN Transformer trained without warmup, what drives its trouble; else '' (also
+    when there is no gradtui config, ``cfg`` None)."""
+    if cfg is None:
+        return ""
+    m, t = cfg.model, cfg.train
+    if m.kind != "transformer" or m.norm != "post" or t.warmup_steps > 0:
+        return ""
+    return (" Post-LN without warmup: at initialisation the gradients of the layers near the output are large and do "
+            "not shrink with depth, so the first full-size updates are too large (Xiong et al. 2020); warm the "
+            "learning rate up, or move LayerNorm into the residual branch (Pre-LN).")
+
+
 def _layers_above(values: np.ndarray, threshold: float, names, hidden: int):
     """Hidden layers whose value exceeds threshold, worst first; (names, worst value)."""
     v = values[:hidden]
@@ -232,6 +259,11 @@ def _pct(x: float) -> str:
 def _vanishing_cause(facts, rec) -> str:
     a, activation = facts.alerts, facts.activation
     parts = []
+    if facts.transformer:
+        if facts.residual is False:
+            return ("without residual connections every attention layer averages the tokens together, and the gradient "
+                    "shrinks with the collapsing representations (Dong et al. 2021)")
+        return "every block multiplies it by a factor below 1"
     if activation == "sigmoid":
         parts.append("each sigmoid passes at most a quarter of the gradient")
     elif activation == "tanh":
@@ -250,11 +282,19 @@ def _vanishing_cause(facts, rec) -> str:
 
 
 def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
-    """One plain sentence for a student, carrying the measured figure; ``cfg`` is a gradtui
-    Config or the :class:`~gradtui.diagnosis.facts.ModelFacts` of a model gradtui did not build."""
+    """One plain sentence for a student, carrying the measured figure (and, for a Post-LN
+    Transformer without warmup, a second naming that cause); ``cfg`` is a gradtui Config or the
+    :class:`~gradtui.diagnosis.facts.ModelFacts` of a model gradtui did not build."""
     from gradtui.diagnosis.facts import facts_of
 
     facts = facts_of(cfg)
+    text = _message(f, facts, rec, predicted)
+    if f.kind in ("exploding", "nonfinite", "vanishing", "collapse"):
+        text += postln_cause(facts.config)
+    return text
+
+
+def _message(f: Finding, facts, rec=None, predicted: float | None = None) -> str:
     a = facts.alerts
     i = f.info
     if f.kind == "nonfinite":
@@ -295,6 +335,12 @@ def message(f: Finding, cfg, rec=None, predicted: float | None = None) -> str:
                     "to 0 after shrinking")
         return (f"{head} by a factor of about {i['per_step']:.2g} per step back in time, so the net cannot learn "
                 "what happened early in the sequence.")
+    if f.kind == "collapse":
+        return (f"The tokens collapsed onto their mean: their spread ||X - mean||/||X|| is {fmt(f.figure)} after {f.layers[1]} "
+                f"(below {fmt(a.collapse_spread)} from {f.layers[0]} on), so every position carries the same vector: "
+                + ("each attention layer averages the tokens together" if facts.residual is not False else
+                   "without residual connections each attention layer averages the tokens together (Dong et al. 2021)")
+                + " and the gradient collapses with them.")
     if f.kind == "dead":
         more = f" (and {len(f.layers) - 1} more layer{'s' if len(f.layers) > 2 else ''} above {_pct(a.dead_fraction)})" if len(f.layers) > 1 else ""
         return (f"{_pct(f.figure)} of {f.layers[0]}'s units are dead{more}: their ReLUs output 0 for every example in the batch, "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from gradtui.config import Config, ConfigError
 from gradtui.config.changes import restart_keys
 from gradtui.engine.inputs import check_batch, check_dataset, check_param, check_steps
 from gradtui.engine.train_loop import STAT_ROWS
-from gradtui.engine.record import PER_LAYER, StepRecord
+from gradtui.engine.record import OPTIONAL, PER_LAYER, StepRecord
+from gradtui.engine.schedule import is_scheduled, learning_rate
 from gradtui.engine import update as kernel_update
 from gradtui.engine.subnormals import flushed
 from gradtui.engine.tiers import KERNELS, REFERENCE, TIERS, KernelWarmup, initial_tier
@@ -18,6 +21,10 @@ from gradtui.tasks import make_dataset
 
 def build_network(cfg: Config, data, dtype):
     """The network the config describes, for the dataset's input and output sizes."""
+    if cfg.model.kind == "transformer":
+        from gradtui.engine.transformer import TransformerNetwork
+
+        return TransformerNetwork(cfg, data, dtype)
     if cfg.is_recurrent:
         from gradtui.engine.recurrent import RecurrentNetwork
 
@@ -70,6 +77,7 @@ class Experiment:
         self._cursor = 0
         self.step_count = 0
         self._updates = 0  # applied updates, Adam's t
+        self.schedule_step = 0  # applied updates since the learning-rate schedule (re)started
 
     def _build(self, cfg: Config):
         """The network for cfg on the current tier."""
@@ -223,18 +231,27 @@ class Experiment:
         batches, saved = self._take_batches(steps)
         n_layers = len(self.layer_names)
         table = np.zeros((steps, len(STAT_ROWS), n_layers))
+        if hasattr(self.network, "train_steps") and is_scheduled(self.cfg.train) and steps > 1:
+            records = []  # the fused kernel takes one learning rate: one step per call
+            for k in range(steps):
+                self._rewind(saved, k)
+                records += self._run(1)
+                if records[-1].nonfinite:
+                    break
+            return records
         if hasattr(self.network, "train_steps"):
             losses, totals = np.zeros(steps), np.zeros(steps)
             clipped = np.zeros(steps, dtype=np.bool_)
             taken, flipped, status = self.network.train_steps(
                 self.theta, self._spare, self._state, self.grad, self._segments, self._x_train, self._y_train,
-                batches, self.cfg.train, self._updates + 1, table, losses, totals, clipped)
+                batches, dataclasses.replace(self.cfg.train, lr=self.current_lr), self._updates + 1, table, losses, totals, clipped)
             if flipped:
                 self.theta, self._spare = self._spare, self.theta
                 s1, s2, s1_next, s2_next = self._state
                 self._state = [s1_next, s2_next, s1, s2]
             self._updates += taken - (status != 0)
-            records = [self._record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
+            self.schedule_step += taken - (status != 0)
+            records = [self._step_record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
                                     failed=(k == taken - 1 and status != 0)) for k in range(taken)]
         else:
             records = []
@@ -246,6 +263,11 @@ class Experiment:
             self._rewind(saved, len(records))
         return records
 
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the next update (gradtui.engine.schedule)."""
+        return learning_rate(self.cfg.train, self.schedule_step)
+
     def _generic_step(self, rows: np.ndarray, table: np.ndarray) -> StepRecord:
         """One step through the network's loss_and_grad and the shared update kernel."""
         stats = dict(zip(STAT_ROWS, table))
@@ -255,23 +277,24 @@ class Experiment:
         ops = self._ops
         total = float(ops.gradient_norms(self.grad, self._segments, len(self.layer_names), stats["grad_norm"]))
         if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(table.sum())):
-            return self._record(table, loss, total, False, failed=True, extra=extra)
+            return self._step_record(table, loss, total, False, failed=True, extra=extra)
         tr = self.cfg.train
         s1, s2, s1_out, s2_out = self._state
         clipped = bool(ops.apply_update(
             self.theta, self.grad, s1, s2, self._spare, s1_out, s2_out, self._segments,
-            OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
+            OPTIMIZER_CODES[tr.optimizer], self.current_lr, tr.momentum, tr.weight_decay,
             CLIP_CODES[tr.clip], tr.clip_threshold, total, self._updates + 1,
             stats["weight_norm"], stats["update_ratio"], stats["layer_finite"],
         ))
         if not np.isfinite(stats["layer_finite"].sum()):
-            return self._record(table, loss, total, clipped, failed=True, extra=extra)
+            return self._step_record(table, loss, total, clipped, failed=True, extra=extra)
         self.theta, self._spare = self._spare, self.theta
         self._state = [s1_out, s2_out, s1, s2]
         self._updates += 1
-        return self._record(table, loss, total, clipped, extra=extra)
+        self.schedule_step += 1
+        return self._step_record(table, loss, total, clipped, extra=extra)
 
-    def _record(self, table: np.ndarray, loss: float, total: float, clipped: bool,
+    def _step_record(self, table: np.ndarray, loss: float, total: float, clipped: bool,
                 failed: bool = False, extra: dict | None = None) -> StepRecord:
         """The StepRecord of the next step from its statistics table (rows STAT_ROWS)."""
         self.step_count += 1
@@ -288,7 +311,7 @@ class Experiment:
             step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
             **{name: rows[name] for name in PER_LAYER},
             nonfinite=bad is not None, nonfinite_layer=bad,
-            time_delta_norm=extra.get("time_delta_norm"), forget_gate_mean=extra.get("forget_gate_mean"),
+            **{name: extra.get(name) for name in OPTIONAL},
         )
 
     # -- swaps -----------------------------------------------------------------------------
@@ -337,6 +360,7 @@ class Experiment:
             "buffers": {k: v.copy() for k, v in self.network.buffers().items()},
             "step": self.step_count,  # when it was saved, for messages
             "updates": self._updates,
+            "schedule_step": self.schedule_step,
         }
 
     def load_state(self, saved: dict) -> None:
@@ -355,6 +379,7 @@ class Experiment:
         for name, value in self.network.buffers().items():
             value[:] = buffers[name]
         self._updates = check_steps(saved["updates"])
+        self.schedule_step = check_steps(saved.get("schedule_step", self._updates))
 
     def _weight_norms(self) -> np.ndarray:
         norms = np.zeros(len(self.layer_names))

@@ -35,7 +35,8 @@ def check_batch(data, x, y, name_x: str = "x", name_y: str = "y") -> tuple[np.nd
     """(x, y) checked against the dataset's training arrays: the same trailing shape, the same
     number of examples (at least one), real inputs, and for classification integer labels in
     0 .. n_out - 1. Returns them as arrays; raises ValueError naming the argument otherwise."""
-    x = _numeric(name_x, x)
+    tokens = getattr(data, "tokens", False)
+    x = _numeric(name_x, x, integer=tokens)
     y = _numeric(name_y, y, integer=data.classification)
     x_tail, y_tail = tuple(data.x_train.shape[1:]), tuple(data.y_train.shape[1:])
     if x.ndim != 1 + len(x_tail) or tuple(x.shape[1:]) != x_tail:
@@ -47,10 +48,15 @@ def check_batch(data, x, y, name_x: str = "x", name_y: str = "y") -> tuple[np.nd
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"{name_y} must have one target per example of {name_x} ({x.shape[0]}); received {y.shape[0]} "
                          f"(shape {y.shape})")
+    if tokens:
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= data.n_in:
+            raise ValueError(f"{name_x} must hold tokens 0 to {data.n_in - 1}; received values from {low} to {high}")
     if data.classification:
         low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= data.n_out:
-            raise ValueError(f"{name_y} must hold class labels 0 to {data.n_out - 1}; received values from {low} to {high}")
+        first = -1 if tokens else 0  # token tasks mark unscored positions with -1
+        if low < first or high >= data.n_out:
+            raise ValueError(f"{name_y} must hold class labels {first} to {data.n_out - 1}; received values from {low} to {high}")
     return x, y
 
 
@@ -61,7 +67,7 @@ def check_dataset(data) -> None:
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         check_batch(data, x, y, f"data.x_{split}", f"data.y_{split}")
     width = data.x_train.shape[-1] if np.ndim(data.x_train) >= 2 else None
-    if width != data.n_in:
+    if width != data.n_in and not getattr(data, "tokens", False):
         raise ValueError(f"data.x_train must have {data.n_in} input features (data.n_in) in its last axis; "
                          f"received shape {np.shape(data.x_train)}")
     if not data.classification and np.shape(data.y_train)[-1] != data.n_out:

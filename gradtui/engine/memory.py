@@ -87,7 +87,13 @@ def estimate_memory(cfg) -> MemoryEstimate:
     n_test = int(round(d.samples * d.test_fraction))
     n_train = d.samples - n_test
     batches = (cfg.train.batch_size,)
-    if cfg.is_recurrent:
+    if m.kind == "transformer":  # gradtui.engine.transformer's layout and workspace, per token
+        T, V, hidden = d.seq_len, 10 + max(26, d.seq_len) + 1, m.mlp_ratio * H
+        params = (V + m.max_len) * H + L * (4 * H * H + 2 * H * hidden + hidden + 9 * H) + 2 * H + H * 10 + 10
+        per_example = T * (L * (12 * H + m.heads * T + 2 * hidden) + 12 * H + hidden + 20)
+        n_in, n_out, steps = 1, 1, T
+        batches += (min(n_test, 128),)
+    elif cfg.is_recurrent:
         G = GATES[m.kind]
         params = n_in * G * H + (L - 1) * H * G * H + L * (H * G * H + G * H) + H * n_out + n_out
         params += L * H if m.kind == "gru" else 0

@@ -15,8 +15,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Statistic:
-    """One statistic of a step: ``per`` is "layer" (one value per layer, input to output) or
-    "time" (one value per input time step); ``filled_by`` says which pass measures it
+    """One statistic of a step: ``per`` is "layer" (one value per layer, input to output),
+    "time" (one value per input time step) or "block" (one value per Transformer block); ``filled_by`` says which pass measures it
     ("forward" for the forward and backward pass, "update" for the gradient norms and the
     optimiser step); ``optional`` statistics exist only for some models."""
 
@@ -39,6 +39,8 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("update_ratio", "norm of this step's parameter change / norm of the parameters", "ratio", filled_by="update"),
     Statistic("time_delta_norm", "norm of dL/dh_t at each input time step t = 1..T (recurrent models)", "loss per unit", per="time", optional=True),
     Statistic("forget_gate_mean", "mean forget-gate activation per layer (LSTM)", "fraction 0-1", optional=True),
+    Statistic("token_spread", "spread of the token representations around their mean at each Transformer block's output, ‖X − 1x̄ᵀ‖_F / ‖X‖_F over the sequence's positions, averaged over the batch (0: every position carries the same vector, rank collapse)", "fraction 0-1", per="block", optional=True),
+    Statistic("attention_entropy", "mean entropy of the attention rows of each Transformer block, averaged over heads, positions and the batch (log T: uniform attention, 0: each position attends to one)", "nats", per="block", optional=True),
 )
 
 STATISTIC = {s.name: s for s in STATISTICS}
@@ -103,6 +105,8 @@ class StepRecord:
     nonfinite_layer: str | None = None
     time_delta_norm: np.ndarray | None = None
     forget_gate_mean: np.ndarray | None = None
+    token_spread: np.ndarray | None = None  # Transformers, per block: ||X - 1 xbar^T||_F / ||X||_F
+    attention_entropy: np.ndarray | None = None  # Transformers, per block: mean entropy of the attention rows
 
     def to_dict(self) -> dict:
         """A plain, JSON-ready dict (lists of floats; NaN and Inf as strings)."""

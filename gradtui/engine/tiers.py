@@ -22,7 +22,7 @@ import time
 
 REFERENCE, KERNELS = "reference", "kernels"
 TIERS = ("auto", REFERENCE, KERNELS)
-REFERENCE_KINDS = ("mlp", "rnn", "lstm", "gru")  # the model kinds gradtui.engine.reference computes
+REFERENCE_KINDS = ("mlp", "rnn", "lstm", "gru", "transformer")  # the model kinds gradtui.engine.reference computes
 
 
 def _entry_points(cfg) -> list:
@@ -34,6 +34,11 @@ def _entry_points(cfg) -> list:
         from gradtui.engine import mlp_kernel, mlp_train
 
         return points + [mlp_train.mlp_train_steps, mlp_kernel.mlp_evaluate]
+    if cfg.model.kind == "transformer":
+        from gradtui.engine import transformer_kernel
+
+        return points + [transformer_kernel.transformer_step, transformer_kernel.transformer_evaluate,
+                         update.gradient_norms, update.apply_update]
     from gradtui.engine import seq_kernel
 
     return points + [seq_kernel.seq_step, seq_kernel.seq_evaluate, update.gradient_norms, update.apply_update]

@@ -10,6 +10,8 @@ its steps, with its layer table and the header's thresholds.
 
 from __future__ import annotations
 
+import dataclasses
+
 from gradtui.config import ConfigError
 from gradtui.config.summary import change_text
 from gradtui.diagnosis import Diagnoser, ModelFacts
@@ -72,6 +74,10 @@ class RecordFeeder:
         self.ended = ""
         self.nonfinite = False
         self.problem = ""  # a line that could not be used, for the message
+        opt = header.get("optimizer") if isinstance(header.get("optimizer"), dict) else {}
+        # a gradtui.torch writer's live settings (what its control file changes), as the record says
+        self.remote = {"train.lr": opt.get("lr"), "train.clip": "none", "train.on_nonfinite": header.get("on_nonfinite"),
+                       "train.paused": False} if header.get("control") else {}
         monitor.new_run(self.layers, self._diagnosis())
 
     def _diagnosis(self):
@@ -80,7 +86,7 @@ class RecordFeeder:
         names = [layer.name for layer in self.layers]
         try:
             facts = ModelFacts.from_config(self.config) if self.config is not None else ModelFacts.from_layers(
-                self.layers, self.header.get("alerts"), self.source)
+                self.layers, self.header.get("alerts"), self.source, self.header)
             return Diagnoser(facts, names)
         except (ConfigError, ValueError) as err:
             self.problem = f"no diagnosis: {err}"
@@ -134,6 +140,9 @@ class RecordFeeder:
 
     def _change(self, ev: dict, step: int, run: int) -> None:
         m = self.monitor
+        for key, value in (ev.get("overrides") or {}).items():
+            if key in self.remote:
+                self.remote[key] = value
         new = _config(ev.get("config"), self.source)
         changed = ev.get("changed") or list((ev.get("overrides") or {}).keys())
         overrides = ev.get("overrides") or {}
@@ -148,6 +157,10 @@ class RecordFeeder:
         self.config = new if new is not None else self.config
         if self.config is not None and not isinstance(m.diagnosis, NoDiagnoser):
             m.diagnosis.set_config(self.config)
+        elif isinstance(m.diagnosis, Diagnoser) and "train.lr" in (ev.get("overrides") or {}):
+            lr = ev["overrides"]["train.lr"]  # a live change of a model gradtui did not build
+            if isinstance(lr, (int, float)):
+                m.diagnosis.set_config(dataclasses.replace(m.diagnosis.facts, lr=float(lr)))
         m.history.add_marker(step, text)
 
     def _fresh_run(self, ev: dict, run: int, marker: str) -> None:

@@ -26,7 +26,8 @@ from gradtui.monitor import Monitor
 from gradtui.record import RecordError
 from gradtui.record_read import check_header, parse_line
 from gradtui.sources.feed import RecordFeeder
-from gradtui.sources.protocol import FOLLOW
+from gradtui.control_channel import ControlError, ControlSender
+from gradtui.sources.protocol import FOLLOW, FOLLOW_CONTROL
 
 POLL = 0.05  # seconds between looks at the file
 QUIET = 2.0  # seconds without a new line before the header says the writer paused
@@ -34,9 +35,9 @@ MAX_LINE = 64 * 1024 * 1024  # an unfinished line longer than this is not a reco
 
 
 class FollowSource:
-    """Follows the record at ``path``; see the module docstring."""
-
-    capabilities = FOLLOW
+    """Follows the record at ``path``; see the module docstring. When the record's header names
+    a control file (a :mod:`gradtui.torch` writer), the live remedies can be sent to the writer
+    (:meth:`remote`) until it ends."""
 
     def __init__(self, path, history_capacity: int = 2000, poll: float = POLL, quiet: float = QUIET):
         self.path = Path(path).expanduser()
@@ -85,7 +86,33 @@ class FollowSource:
     def snapshot(self):
         return self._snapshot
 
+    @property
+    def capabilities(self):
+        f = self._feeder
+        if f is not None and f.header.get("control") and not f.ended and self.control_file().exists():
+            return FOLLOW_CONTROL
+        return FOLLOW
+
+    def control_file(self):
+        name = self._feeder.header.get("control") if self._feeder is not None else None
+        return self.path.parent / str(name) if name else self.path.with_name(self.path.name + ".control")
+
+    @property
+    def remote_state(self) -> dict:
+        """The writer's live settings as its record says (learning rate, clipping, ...)."""
+        return dict(self._feeder.remote) if self._feeder is not None else {}
+
+    def remote(self, key: str):
+        """Send the live remedy bound to ``key`` (gradtui.control_channel.COMMANDS) to the writer;
+        ControlError says why it cannot be sent."""
+        if self.capabilities is not FOLLOW_CONTROL:
+            raise ControlError(FOLLOW.reason)
+        return ControlSender(self.control_file()).send(key)
+
     def toggle_pause(self) -> None:
+        if self.capabilities is FOLLOW_CONTROL:
+            self.remote("space")
+            return
         raise NotImplementedError(FOLLOW.reason)
 
     def step_once(self) -> None:
@@ -211,8 +238,9 @@ class FollowSource:
             message = f"{where} {self.path}" + (f" · {self._note}" if self._note else "") + (f" · {self._problem}" if self._problem else "")
             return self._monitor.publish(status=status or "waiting", message=message, source=FOLLOW.kind)
         quiet_for = time.time() - self._last_line_at
+        held = bool(f.remote.get("train.paused")) and not f.ended  # paused from a viewer (space)
         if status is None:
-            status = "finished" if f.ended else ("paused" if quiet_for > self._quiet else "running")
+            status = "finished" if f.ended else ("paused" if held or quiet_for > self._quiet else "running")
         where = f"step {f.step:,}" + (f" · run {f.run + 1}" if f.run else "")
         now = time.monotonic()
         if now - self._rate_at >= 0.5:  # steps per second, from the step lines read
@@ -223,6 +251,8 @@ class FollowSource:
         parts = ["following the writer" if status == "running" else ""]
         if f.ended:
             parts.append(f"the writer ended ({f.ended})")
+        elif held:
+            parts.append(f"training paused after step {f.step:,} (space resumes it)")
         elif quiet_for > self._quiet:
             parts.append(f"no new lines since {datetime.fromtimestamp(self._last_line_at):%H:%M:%S}")
         parts += [self._note, f.problem, self._problem]

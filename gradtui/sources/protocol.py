@@ -26,6 +26,7 @@ RESTART = "restart"  # restart(next_seed)
 SEEK = "seek"  # seek(delta) / seek_to(position): move through a finished record
 SPEED = "speed"  # faster(factor): playback speed
 EXPORT = "export"  # export(directory): write the run so far as a record
+REMOTE = "remote"  # remote(key): a live remedy sent to another process (gradtui.control_channel)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ REPLAY = Capabilities(False, frozenset({PAUSE, STEP, SEEK, SPEED, EXPORT}),
                       reason="a replay shows a finished record; `gradtui run RECORD.jsonl` trains it again", kind="replay")
 FOLLOW = Capabilities(False, frozenset({EXPORT}),
                       reason="another process writes this record; change the model there", kind="follow")
+# following a record whose writer listens on a control file (gradtui.torch): the live remedies
+FOLLOW_CONTROL = Capabilities(False, frozenset({EXPORT, PAUSE, REMOTE}),
+                              reason="another process trains this model: only its live remedies (space + - c x) reach it; "
+                                     "change the rest in its code", kind="follow")
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ class Dataset:
     n_out: int
     classification: bool
     baseline_loss: float | None = None
+    tokens: bool = False  # x holds integer tokens 0 .. n_in - 1 and y labels -1 (not scored) .. n_out - 1
 
 
 def _split(x, y, test_fraction, rng, n_in, n_out, classification, baseline=None) -> Dataset:
@@ -38,6 +39,10 @@ def make_dataset(cfg) -> Dataset:
     """Generate the config's task from ``data.seed`` (float64; the engine casts)."""
     d = cfg.data
     rng = np.random.default_rng(d.seed)
+    if d.task in ("sort", "reverse", "recall"):
+        from gradtui.tasks.tokens import make_token_dataset
+
+        return make_token_dataset(cfg, rng)
     if d.task in ("adding", "copy", "sine"):
         from gradtui.tasks.sequences import make_sequence_dataset
 

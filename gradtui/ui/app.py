@@ -25,8 +25,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from gradtui.config import ConfigError, load_config
-from gradtui.sources.protocol import CHANGE
-from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change
+from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
+from gradtui.control_channel import ControlError
+from gradtui.sources.protocol import CHANGE, REMOTE
+from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change, key_allowed
 from gradtui.ui.screens import HelpScreen, PresetPicker
 from gradtui.ui.svg import fix_spacing
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
@@ -179,6 +181,10 @@ class GradApp(App[int]):
             return
         self._version = snap.version
         self._snapshot = snap
+        caps = self.source.capabilities  # a followed record's header may open its control channel
+        if caps != self.capabilities:
+            self.capabilities = caps
+            self.panels.keys.show(self.current_config(), caps)
         self.redraw(snap)
 
     def redraw_now(self) -> None:
@@ -219,7 +225,8 @@ class GradApp(App[int]):
         header = self.panels.header
         self.panels.alerts.show(snap, message=snap.message if header.message_cut else "")
         self.panels.right.set_class(bool(snap.alerts), "-alerting")
-        self.panels.mitigations.show(cfg, snap.alerts, self.capabilities.controllable)
+        caps = self.capabilities  # a gradtui.torch writer still running takes its live remedies
+        self.panels.mitigations.show(cfg, snap.alerts, caps.controllable or caps.allows(REMOTE), getattr(self.source, "remote_state", None))
         self.panels.keys.show(cfg, self.capabilities)
         self.panels.loss.show(snap, force=force)
 
@@ -245,7 +252,7 @@ class GradApp(App[int]):
     def _unavailable(self, label: str, needs: str) -> bool:
         """Say why a key does nothing for this source (a replay cannot change the model)."""
         caps = self.capabilities
-        if caps.allows(needs):
+        if caps.allows(needs) or (caps.allows(REMOTE) and label in REMOTE_COMMANDS):
             return False
         self.notify(f"{label}: unavailable: {caps.reason}", severity="warning", timeout=4)
         return True
@@ -253,6 +260,9 @@ class GradApp(App[int]):
     def action_mitigate(self, label: str) -> None:
         """Apply the key's change (the alert's remedy, or the next value of its cycle)."""
         if self._unavailable(label, CHANGE):
+            return
+        if self.current_config() is None and self.capabilities.allows(REMOTE):
+            self.action_remote(label)
             return
         cfg = self.current_config()
         snap = self._snapshot
@@ -284,10 +294,26 @@ class GradApp(App[int]):
         if snap is not None:
             self.panels.header.show(snap, self.preset_name, new_cfg, pending=note)
 
+    def action_remote(self, label: str) -> None:
+        """Send a live remedy to the process that writes the followed record (gradtui.torch)."""
+        if self._unavailable(label, REMOTE):
+            return
+        try:
+            command = self.source.remote(label)
+        except (ControlError, OSError) as err:
+            self.notify(f"{label}: {err}", severity="error", timeout=5)
+            return
+        self.notify(f"sent to the training process: {command.does}", timeout=3)
+        self._boost()
+
     def action_toggle_pause(self) -> None:
         if self._unavailable("space", BY_LABEL["space"].needs):
             return
-        self.source.toggle_pause()
+        try:
+            self.source.toggle_pause()
+        except (ControlError, OSError) as err:
+            self.notify(f"space: {err}", severity="error", timeout=5)
+            return
         self._boost()
 
     def action_step_once(self) -> None:

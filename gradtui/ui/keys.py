@@ -15,16 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gradtui.config.summary import change_text
+from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
 from gradtui.diagnosis import remedies as _remedies
-from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, RESTART, SEEK, SPEED, STEP
+from gradtui.sources.protocol import CHANGE, EXPORT, PAUSE, REMOTE, RESTART, SEEK, SPEED, STEP
 from gradtui.config.schema import (
     FEEDFORWARD_KINDS,
     ACTIVATIONS,
     INITS,
+    NORM_PLACEMENTS,
     OPTIMIZERS,
     RECURRENT_INITS,
     RECURRENT_KINDS,
     RNN_ACTIVATIONS,
+    TRANSFORMER_ACTIVATIONS,
 )
 
 LR_MIN, LR_MAX = 1e-6, 1e3
@@ -55,6 +58,7 @@ class KeySpec:
     also: tuple = ()  # other settings its cycle changes on some models (i: the recurrent init)
     applies_remedy: bool = False  # an alert's remedy that changes ``setting`` is applied by this key
     needs: str = ""  # the source command it sends (gradtui.sources.protocol); "" = none (view, help, quit)
+    hide_elsewhere: bool = False  # left out of the key bar (not just greyed) for other model kinds
 
     def __post_init__(self):
         if self.group == "mitigation" and not self.needs:
@@ -84,7 +88,17 @@ KEYS: tuple[KeySpec, ...] = (
             "keeps every layer's signal at a steady size.", kinds=FEEDFORWARD_KINDS, setting="model.batchnorm", applies_remedy=True),
     KeySpec("r", "r", "mitigate('r')", "residual", "Residual (skip) connections on/off: each layer outputs its input plus its own result.",
             "Vanishing gradients in deep networks: the skip path carries the gradient straight back to early layers "
-            "(the idea behind ResNets).", kinds=FEEDFORWARD_KINDS, setting="model.residual", applies_remedy=True),
+            "(the idea behind ResNets). In a Transformer it also stops rank collapse, attention averaging all tokens "
+            "into one vector (Dong, Cordonnier & Loukas 2021).", kinds=FEEDFORWARD_KINDS + ("transformer",), setting="model.residual",
+            applies_remedy=True),
+    KeySpec("l", "l", "mitigate('l')", "layer norm", "Move LayerNorm: post → pre → none (Transformers; weights carry over).",
+            "Post-LN Transformers need warmup: at initialisation the output layers' gradients are large and do not shrink "
+            "with depth; Pre-LN's fall like 1/sqrt(depth) (Xiong et al. 2020, On Layer Normalization in the Transformer).",
+            kinds=("transformer",), setting="model.norm", hide_elsewhere=True, applies_remedy=True),
+    KeySpec("w", "w", "mitigate('w')", "warmup", f"Learning-rate warmup on ({_remedies.WARMUP_STEPS} steps, linear) or off; restarts with fresh weights.",
+            "Unstable first steps with Adam (Post-LN Transformers above all): warmup keeps the first updates small while "
+            "the gradients settle.", restarts=True, kinds=("transformer",), setting="train.warmup_steps", hide_elsewhere=True,
+            applies_remedy=True),
     KeySpec("c", "c", "mitigate('c')", "clip", "Gradient clipping on/off: scale the whole gradient down when its norm exceeds a threshold.",
             "Exploding gradients: it caps the size of each step so one huge gradient cannot throw the weights to infinity "
             "(NaN). It does not help vanishing gradients.", setting="train.clip", applies_remedy=True),
@@ -108,6 +122,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("space", "space", "toggle_pause", "pause", "Pause or resume training (play or pause a replay).", group="run", needs=PAUSE),
     KeySpec("s", "s", "step_once", "step", "One training step while paused.", group="run", needs=STEP),
     KeySpec("n", "n", "new_run", "new run", "New run: fresh weights from the next seed, same settings.", group="run", needs=RESTART),
+    KeySpec("x", "x", "remote('x')", "skip NaN", REMOTE_COMMANDS["x"].does + " Sent to a gradtui.torch training process.",
+            group="run", needs=REMOTE),
     KeySpec("d", "d", "toggle_delta", "grad/delta", "Bars show weight gradients ||dL/dW|| or the back-propagated error ||dL/dz||.", group="view"),
     KeySpec("t", "t", "toggle_time", "layer/time", "Bars show layers, or time steps ||dL/dh_t|| (recurrent models).",
             group="view", kinds=RECURRENT_KINDS),
@@ -134,6 +150,12 @@ PLAYBACK_KEYS: tuple[KeySpec, ...] = (
 BY_LABEL = {k.label: k for k in KEYS}  # the live keys (playback keys reuse [ and ])
 
 
+def key_allowed(spec: KeySpec, caps) -> bool:
+    """Whether the source can honour the key: its command, or (a gradtui.torch writer) the live
+    remedy the key sends through the control channel."""
+    return not spec.needs or caps.allows(spec.needs) or (caps.allows(REMOTE) and spec.label in REMOTE_COMMANDS)
+
+
 def _next(values, current):
     values = tuple(values)
     if current not in values:
@@ -148,15 +170,21 @@ def cycle_change(label: str, cfg) -> dict:
     if label == "a":
         if m.kind in ("lstm", "gru"):
             return {}
+        if m.kind == "transformer":
+            return {"model.activation": _next(TRANSFORMER_ACTIVATIONS, m.activation)}
         return {"model.activation": _next(RNN_ACTIVATIONS if recurrent else ACTIVATIONS, m.activation)}
     if label == "i":
         if recurrent:
             return {"model.recurrent_init": _next(RECURRENT_INITS, m.recurrent_init)}
         return {"model.init": _next(INITS, m.init)}
     if label == "b":
-        return {} if recurrent else {"model.batchnorm": not m.batchnorm}
+        return {"model.batchnorm": not m.batchnorm} if m.kind in FEEDFORWARD_KINDS else {}
     if label == "r":
         return {} if recurrent else {"model.residual": not m.residual}
+    if label == "l":
+        return {"model.norm": _next(NORM_PLACEMENTS, m.norm)} if m.kind == "transformer" else {}
+    if label == "w":
+        return {"train.warmup_steps": 0 if t.warmup_steps else _remedies.WARMUP_STEPS}
     if label == "c":
         return {"train.clip": "norm" if t.clip == "none" else "none"}
     if label == "g":

@@ -16,7 +16,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from gradtui.sources.protocol import LIVE, SEEK
+from gradtui.control_channel import COMMANDS
+from gradtui.diagnosis.pytorch_remedies import CODE_REMEDIES
+from gradtui.sources.protocol import LIVE, REMOTE, SEEK
 from gradtui.ui.keys import KEYS, PLAYBACK_KEYS
 
 INTRO = (
@@ -43,6 +45,17 @@ KEY_NOTE = (
     "otherwise the key moves to the next choice. Changes to activation, batch norm, residual, clipping, "
     "optimiser and learning rate keep the trained weights; init, depth and cell changes restart with "
     "fresh weights."
+)
+
+
+REMOTE_NOTE = (
+    "The process that writes this record (gradtui.torch.watch) reads these keys through its control file "
+    "(RECORD.control, readable and writable by you only) and applies them between two optimizer steps; "
+    "each is recorded as a change (◆ marker)."
+)
+CODE_NOTE = (
+    "gradtui did not build this model, so its alerts name the PyTorch code to change, for the layers they name "
+    "(module paths as in the layer table); change it in the training script and start again."
 )
 
 
@@ -87,8 +100,16 @@ class HelpScreen(ModalScreen[None]):
             if self._caps.allows(SEEK):
                 yield Static("Playing a record back", classes="help--heading")
                 yield Static(self._playback())
-            if not self._caps.controllable:
+            if self._caps.allows(REMOTE):
+                yield Static("Live remedies sent to the training process", classes="help--heading")
+                yield Static(REMOTE_NOTE)
+                yield Static(self._rows((c.key, c.does) for c in COMMANDS))
+            elif not self._caps.controllable:
                 yield Static(f"The mitigation keys are unavailable here: {self._caps.reason}.")
+            if self._cfg is None:
+                yield Static("Remedies for a PyTorch model: the code to change", classes="help--heading")
+                yield Static(CODE_NOTE)
+                yield Static(self._rows((r.name.replace("_", " "), r.why) for r in CODE_REMEDIES))
             yield Static("What the bars mean", classes="help--heading")
             yield Static(INTRO)
             yield Static(self._signs())
@@ -97,6 +118,14 @@ class HelpScreen(ModalScreen[None]):
             yield Static(self._table("mitigation"))
             yield Static("Running and viewing", classes="help--heading")
             yield Static(self._table(None))
+
+    def _rows(self, rows) -> Table:
+        table = Table.grid(padding=(0, 1, 1, 0))
+        table.add_column(no_wrap=True, style="bold", min_width=5)
+        table.add_column(ratio=1)
+        for name, text in rows:
+            table.add_row(name, text)
+        return table
 
     def _playback(self) -> Table:
         table = Table.grid(padding=(0, 1))
@@ -120,6 +149,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(ratio=1)
         for spec in KEYS:
             if (group == "mitigation") != (spec.group == "mitigation"):
+                continue
+            if spec.needs == REMOTE and not self._caps.allows(REMOTE):
                 continue
             text = Text(spec.does)
             if spec.helps:

@@ -131,7 +131,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                     out.append("- (the last hidden layer's error is 0 or not finite)")
             else:
                 why = pred["reason"].split(":")[0].replace("the simple mean-field prediction does not apply ", "")
-                out.append(f"theory: no prediction {why}", self._style("note"))
+                out.append(f"theory: does not apply {why}", self._style("note"))
             out.append("\n")
         if not self._alerts:
             if self._status == "compiling" or self._waiting:
@@ -148,7 +148,14 @@ class AlertsPanel(VerticalScroll, can_focus=False):
             keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
             for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
-                if key:
+                if getattr(remedy, "code", ""):  # a model gradtui did not build: the code to write
+                    if key:
+                        out.append(f" {key} ", self._style("key"))
+                    else:
+                        out.append(" ·  ", self._style("note"))
+                    out.append(short_label(remedy.label) + "\n    ", self._style("note"))
+                    out.append(remedy.code)
+                elif key:
                     out.append(f" {key} ", self._style("key"))
                     out.append(" " + short_label(remedy.label))
                     if key in best:

@@ -218,7 +218,8 @@ class GradientBars(Widget, can_focus=False):
         values = [geomean(self._values[a:b]) for a, b in spans]
         states = [_worst(self._marks[a:b]) for a, b in spans]
         before = [geomean(self._before[a:b]) for a, b in spans] if self._before else None
-        label_w = max(len(s) for s in labels)
+        label_w = min(max(len(s) for s in labels), max(8, width * 2 // 5))  # long module paths leave room for the bars
+        labels = [s if len(s) <= label_w else "…" + s[len(s) - label_w + 1:] for s in labels]  # keep the specific end
         value_w = 7  # 3.2e-09
         bar_w = max(1, width - label_w - value_w - 4)  # label, mark, bar, value and the three spaces between
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from gradtui.sources.protocol import LIVE, SEEK
-from gradtui.ui.keys import KEYS
+from gradtui.ui.keys import KEYS, key_allowed
 
 # pairs shown as one item, and the short labels used when space is tight
 PAIRS = {"+": ("+/-", "lr ×2/÷2", "lr"), "]": ("]/[", "depth ±1", "depth")}
@@ -71,7 +71,7 @@ class KeyBar(Widget, can_focus=False):
         caps = self._caps
         items = [(label, short, True) for label, short in PLAYBACK_ITEMS] if caps.allows(SEEK) else []
         for spec in KEYS:
-            if spec.label in SKIP:
+            if spec.label in SKIP or (spec.hide_elsewhere and self._kind not in spec.kinds):
                 continue
             label, short = spec.label, spec.short
             if spec.label in PAIRS:
@@ -80,7 +80,7 @@ class KeyBar(Widget, can_focus=False):
             elif self._compact:
                 short = SHORT.get(short, short)
                 label = "spc" if label == "space" else label
-            if spec.needs and not caps.allows(spec.needs):
+            if not key_allowed(spec, caps):
                 continue
             items.append((label, short, spec.kinds is None or self._kind in spec.kinds))
         if not caps.controllable:

@@ -1,7 +1,8 @@
 """MitigationsPanel: the current setting of every mitigation, its key, and which ones alerts suggest.
 
 One row per setting (activation, init, batch norm, residual, clipping, optimiser,
-learning rate, depth, and the cell type for recurrent models). A setting an active
+learning rate, depth; the cell type for recurrent models; LayerNorm placement and
+warmup for Transformers; the schedule when it is not constant). A setting an active
 alert's remedy points at is highlighted and marked "◀ try", so the eye goes from the
 alert to the key. For a source that takes no changes (a replay, a followed record) the
 panel shows the settings as recorded: keys greyed, suggestions marked "◀ would help".
@@ -21,21 +22,44 @@ def rows_for(cfg) -> list[tuple[str, str, str, str]]:
     from the key table."""
     m, t = cfg.model, cfg.train
     rows = []
-    if cfg.is_recurrent:
-        rows.append((m.kind, "model.kind"))
-    if m.kind in ("mlp", "cnn", "rnn"):
+    if m.kind == "transformer":
+        rows.append((m.norm, "model.norm"))
+        rows.append((setting_value(m.residual), "model.residual"))
         rows.append((m.activation, "model.activation"))
-    if not cfg.is_recurrent:
+        rows.append((init_text(cfg), "model.init"))
+    elif not cfg.is_recurrent:  # mlp, cnn
+        rows.append((m.activation, "model.activation"))
         rows.append((init_text(cfg), "model.init"))
         rows.append((setting_value(m.batchnorm), "model.batchnorm"))
         rows.append((setting_value(m.residual), "model.residual"))
     else:
+        rows.append((m.kind, "model.kind"))
+        if m.kind == "rnn":
+            rows.append((m.activation, "model.activation"))
         rows.append((m.recurrent_init, "model.recurrent_init"))
     rows.append(("off" if t.clip == "none" else clip_text(cfg)[5:], "train.clip"))
     rows.append((t.optimizer, "train.optimizer"))
     rows.append((fmt_short(t.lr), "train.lr"))
+    if m.kind == "transformer" or t.warmup_steps:
+        rows.append((f"{t.warmup_steps} steps" if t.warmup_steps else "off", "train.warmup_steps"))
+    if t.schedule != "constant":
+        rows.append((t.schedule, "train.schedule"))
     rows.append((str(m.depth), "model.depth"))
     return [(setting_label(setting), value, keys_for_setting(setting), setting) for value, setting in rows]
+
+
+def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:
+    """Rows for a gradtui.torch writer's live settings (its record says them; keys send remedies)."""
+    if not state:
+        return []
+    lr = state.get("train.lr")
+    return [
+        ("training", "paused" if state.get("train.paused") else "running", "spc", "train.paused"),
+        ("clipping", "off" if state.get("train.clip") in (None, "none") else str(state["train.clip"]), "c", "train.clip"),
+        ("learn rate", fmt_short(lr) if isinstance(lr, (int, float)) else "?", "+ -", "train.lr"),
+        ("NaN steps", "skipped" if state.get("train.on_nonfinite") == "skip" else str(state.get("train.on_nonfinite") or "recorded"), "x",
+         "train.on_nonfinite"),
+    ]
 
 
 class MitigationsPanel(Widget, can_focus=False):
@@ -67,10 +91,11 @@ class MitigationsPanel(Widget, can_focus=False):
         self._suggested: frozenset = frozenset()
         self._controllable = True
 
-    def show(self, cfg, alerts=(), controllable: bool = True) -> None:
-        """Show a config's settings; highlight those the alerts' remedies name. ``controllable``
-        is False for a source whose model cannot be changed from here."""
-        rows = tuple(rows_for(cfg)) if cfg is not None else ()
+    def show(self, cfg, alerts=(), controllable: bool = True, remote: dict | None = None) -> None:
+        """Show a config's settings (or, for a gradtui.torch writer, its live settings ``remote``,
+        whose keys act through its control channel); highlight those the alerts' remedies name.
+        ``controllable`` is False for a source whose model cannot be changed from here."""
+        rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
         suggested = frozenset(suggested_settings(alerts))
         if rows != self._rows or suggested != self._suggested or controllable != self._controllable:
             self._rows, self._suggested, self._controllable = rows, suggested, controllable

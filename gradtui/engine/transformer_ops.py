@@ -1,0 +1,210 @@
+"""The Transformer's sub-layers, forward and backward: LayerNorm, multi-head self-attention, the MLP.
+
+Rows are tokens: an activation X has shape (N, d) with N = batch x T, token t of example b in
+row b T + t. Weights are stored (fan_in, fan_out), so a linear map is X W + b (PyTorch keeps
+W^T; the oracle test transposes).
+
+LayerNorm over each row (eps = 1e-5, biased variance, learnable gain g and bias beta):
+    xhat = (x - mean(x)) r,  r = 1/sqrt(var(x) + eps),  y = g xhat + beta
+    backward, with gy = dL/dy g:  dL/dx = r/d (d gy - sum(gy) - xhat sum(gy xhat))
+                                  dL/dg = sum_rows dL/dy xhat,  dL/dbeta = sum_rows dL/dy
+Self-attention with h heads of size dh = d/h (PyTorch's nn.MultiheadAttention):
+    [Q K V] = U W_qkv + b_qkv;  per example and head: P = softmax(Q K^T / sqrt(dh)) (entries
+    j > i set to -inf first when causal), O = P V;  A = [O_1 .. O_h] W_o + b_o
+    backward: dP = dO V^T, dV = P^T dO, dS = P * (dP - rowsum(P * dP)),
+              dQ = dS K / sqrt(dh), dK = dS^T Q / sqrt(dh)
+MLP: Z = U W_1 + b_1,  F = phi(Z) W_2 + b_2 with phi = relu or the exact (erf) gelu
+    gelu(z) = z Phi(z),  gelu'(z) = Phi(z) + z phi(z)  (Phi, phi: standard normal cdf, pdf)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradtui.engine.blocks import add_row, matrix
+from gradtui.engine.jit import kernel
+
+LN_EPS = 1e-5
+RELU, GELU = 0, 1
+GELU_DEAD_BELOW = -3.0  # gelu'(z) is below 0.012 in magnitude for z < -3: "dead" for the statistic
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
+INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@kernel
+def layernorm_forward(X, g, beta, XH, R, Y):
+    """Y = g * (X - mean) r + beta per row; keeps xhat in XH and r in R for the backward."""
+    n, d = X.shape
+    for i in range(n):
+        s = 0.0
+        for j in range(d):
+            s += X[i, j]
+        mu = s / d
+        ss = 0.0
+        for j in range(d):
+            v = X[i, j] - mu
+            ss += v * v
+        r = 1.0 / np.sqrt(ss / d + LN_EPS)
+        R[i] = r
+        for j in range(d):
+            xh = (X[i, j] - mu) * r
+            XH[i, j] = xh
+            Y[i, j] = g[j] * xh + beta[j]
+
+
+@kernel
+def layernorm_backward(DY, XH, R, g, dg, dbeta, DX):
+    """DX = dL/dX from DY = dL/dY; adds dL/dg and dL/dbeta into dg, dbeta."""
+    n, d = DY.shape
+    for i in range(n):
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(d):
+            dy = DY[i, j]
+            dg[j] += dy * XH[i, j]
+            dbeta[j] += dy
+            gy = dy * g[j]
+            s1 += gy
+            s2 += gy * XH[i, j]
+        r = R[i]
+        for j in range(d):
+            DX[i, j] = r * (DY[i, j] * g[j] - (s1 + XH[i, j] * s2) / d)
+
+
+@kernel
+def column_sums_into(D, out):
+    """out[j] += sum_i D[i, j] (a bias gradient)."""
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            out[j] += D[i, j]
+
+
+@kernel
+def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH, VH, P, O, QKV, A, th):
+    """A = self-attention(U); keeps the heads' Q, K, V (B, h, T, dh), P (B, h, T, T) and O (N, d)."""
+    n, d = U.shape
+    B = n // T
+    dh = d // heads
+    scale = 1.0 / np.sqrt(dh)
+    np.dot(U, matrix(theta, w_qkv, d, 3 * d), QKV)
+    add_row(QKV, theta[b_qkv : b_qkv + 3 * d])
+    for b in range(B):
+        for t in range(T):
+            row = b * T + t
+            for h in range(heads):
+                for k in range(dh):
+                    c = h * dh + k
+                    QH[b, h, t, k] = QKV[row, c]
+                    KH[b, h, t, k] = QKV[row, d + c]
+                    VH[b, h, t, k] = QKV[row, 2 * d + c]
+    for b in range(B):
+        for h in range(heads):
+            S = P[b, h]
+            np.dot(QH[b, h], KH[b, h].T, S)
+            for i in range(T):
+                top = S[i, 0] * scale
+                for j in range(T):
+                    if causal and j > i:
+                        continue
+                    S[i, j] *= scale
+                    top = max(top, S[i, j])
+                total = 0.0
+                for j in range(T):
+                    if causal and j > i:
+                        S[i, j] = 0.0
+                    else:
+                        e = np.exp(S[i, j] - top)
+                        S[i, j] = e
+                        total += e
+                inv = 1.0 / total
+                for j in range(T):
+                    S[i, j] *= inv
+            np.dot(S, VH[b, h], th)
+            for t in range(T):
+                for k in range(dh):
+                    O[b * T + t, h * dh + k] = th[t, k]
+    np.dot(O, matrix(theta, w_o, d, d), A)
+    add_row(A, theta[b_o : b_o + d])
+
+
+@kernel
+def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QH, KH, VH, P, O,
+                       DO, DQKV, DU, th, th2, TT):
+    """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU."""
+    n, d = U.shape
+    B = n // T
+    dh = d // heads
+    scale = 1.0 / np.sqrt(dh)
+    W_o = matrix(theta, w_o, d, d)
+    np.dot(O.T, DA, matrix(grad, w_o, d, d))
+    column_sums_into(DA, grad[b_o : b_o + d])
+    np.dot(DA, W_o.T, DO)
+    for b in range(B):
+        for h in range(heads):
+            for t in range(T):
+                for k in range(dh):
+                    th[t, k] = DO[b * T + t, h * dh + k]
+            Pb = P[b, h]
+            np.dot(th, VH[b, h].T, TT)  # dP
+            np.dot(Pb.T, th, th2)  # dV
+            for t in range(T):
+                for k in range(dh):
+                    DQKV[b * T + t, 2 * d + h * dh + k] = th2[t, k]
+            for i in range(T):
+                s = 0.0
+                for j in range(T):
+                    s += Pb[i, j] * TT[i, j]
+                for j in range(T):
+                    TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
+            np.dot(TT, KH[b, h], th2)  # dQ
+            for t in range(T):
+                for k in range(dh):
+                    DQKV[b * T + t, h * dh + k] = th2[t, k]
+            np.dot(TT.T, QH[b, h], th2)  # dK
+            for t in range(T):
+                for k in range(dh):
+                    DQKV[b * T + t, d + h * dh + k] = th2[t, k]
+    np.dot(U.T, DQKV, matrix(grad, w_qkv, d, 3 * d))
+    column_sums_into(DQKV, grad[b_qkv : b_qkv + 3 * d])
+    np.dot(DQKV, matrix(theta, w_qkv, d, 3 * d).T, DU)
+
+
+@kernel
+def mlp_forward(U, theta, w1, b1, w2, b2, act, Z, Hd, F):
+    """F = phi(U W_1 + b_1) W_2 + b_2; keeps Z and phi(Z) (in Hd)."""
+    n, d = U.shape
+    m = Z.shape[1]
+    np.dot(U, matrix(theta, w1, d, m), Z)
+    add_row(Z, theta[b1 : b1 + m])
+    for i in range(n):
+        for j in range(m):
+            z = Z[i, j]
+            if act == RELU:
+                Hd[i, j] = z if z > 0.0 else 0.0
+            else:
+                Hd[i, j] = 0.5 * z * (1.0 + math.erf(z * INV_SQRT2))
+    np.dot(Hd, matrix(theta, w2, m, d), F)
+    add_row(F, theta[b2 : b2 + d])
+
+
+@kernel
+def mlp_backward(DF, U, theta, grad, w1, b1, w2, b2, act, Z, Hd, DZ, DU):
+    """From DF = dL/dF: the MLP's parameter gradients into ``grad`` and DU = dL/dU."""
+    n, d = U.shape
+    m = Z.shape[1]
+    np.dot(Hd.T, DF, matrix(grad, w2, m, d))
+    column_sums_into(DF, grad[b2 : b2 + d])
+    np.dot(DF, matrix(theta, w2, m, d).T, DZ)
+    for i in range(n):
+        for j in range(m):
+            z = Z[i, j]
+            if act == RELU:
+                if z <= 0.0:
+                    DZ[i, j] = 0.0
+            else:
+                DZ[i, j] *= 0.5 * (1.0 + math.erf(z * INV_SQRT2)) + z * INV_SQRT2PI * np.exp(-0.5 * z * z)
+    np.dot(U.T, DZ, matrix(grad, w1, d, m))
+    column_sums_into(DZ, grad[b1 : b1 + m])
+    np.dot(DZ, matrix(theta, w1, d, m).T, DU)
