@@ -20,9 +20,8 @@ from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
-from gradtui.engine.train_loop import STAT_ROWS
 from gradtui.engine.cnn_train import cnn_train_steps
-from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
+from gradtui.engine.train_loop import STAT_ROWS, plain, update_settings
 
 EVAL_CHUNK = 256  # held-out images per forward pass, so evaluation memory stays bounded
 # The im2col matrix is built a chunk at a time (gradtui.engine.cnn_kernel.conv_forward): a
@@ -201,16 +200,14 @@ class CNNNetwork:
         (table, Z, ZH, D, H, inv_std, cols, part, sub, skip, pooled, logits, dlogits,
          dH, DZ, DY, scratch) = self._workspace(batch)
         m = self.cfg.model
-        s1, s2, s1_next, s2_next = states
         xb = np.zeros((batch, x_all.shape[1]), self.dtype)
         yb = np.zeros(batch, np.int64)
         taken, flipped, status = cnn_train_steps(
-            theta, spare, s1, s2, s1_next, s2_next, grad, segments, table, x_all, y_all, batches,
+            (theta, spare, *states), grad, segments, table, x_all, y_all, batches,
             self.channels, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
             cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
-            OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
-            CLIP_CODES[tr.clip], tr.clip_threshold, t0, statistics, stats, losses, totals, clipped)
+            plain(update_settings(tr)), t0, statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float]:

@@ -6,11 +6,11 @@ import numpy as np
 
 from gradtui.engine import mlp_kernel as K
 from gradtui.engine.mlp_train import mlp_train_steps
-from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES
+from gradtui.engine.train_loop import plain, update_settings
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
-from gradtui.engine.record import FORWARD_STATS, Layer
+from gradtui.engine.record import Layer
 
 EVAL_CHUNK = 1024  # held-out examples per forward pass, so evaluation memory stays bounded
 
@@ -51,8 +51,10 @@ class MLPNetwork:
             fan_in = fan_out
         self.running_mean = np.zeros((m.depth, m.width), dtype=self.dtype)
         self.running_var = np.ones((m.depth, m.width), dtype=self.dtype)
-        self._workspaces: dict[int, tuple] = {}
-        self._batches: dict[int, tuple] = {}
+        self.settings = K.MLPSettings(classification, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
+                                      self.sat_limit)
+        self._plain_settings = plain(self.settings)
+        self._workspaces: dict[int, K.MLPWorkspace] = {}
 
     @property
     def layer_names(self) -> list[str]:
@@ -84,21 +86,25 @@ class MLPNetwork:
             if f"{prefix}.alpha" in self.layout:
                 self.layout.view(theta, f"{prefix}.alpha")[:] = m.prelu_init
 
-    def _workspace(self, batch: int) -> tuple:
+    def _workspace(self, batch: int) -> K.MLPWorkspace:
         ws = self._workspaces.get(batch)
         if ws is None:
             d, w, dt = self.depth, self.width, self.dtype
-            ws = (
-                np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # Z: phi's input (prelu keeps every layer's)
-                np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # ZH: normalised z (batch norm)
-                np.zeros((d, batch, w), dt),  # D: phi'
-                np.zeros((d, batch, w), dt),  # H: layer outputs
-                np.zeros((d, w), dt),  # inv_std
-                np.zeros((batch, self.n_out), dt),  # logits
-                np.zeros((batch, self.n_out), dt),  # dlogits
-                np.zeros((batch, w), dt),  # dH
-                np.zeros((batch, w), dt),  # dH_next
-                np.zeros((batch, w), dt),  # DZ
+            classification = self.classification
+            ws = K.MLPWorkspace(
+                Z=np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # phi's input (prelu keeps every layer's)
+                ZH=np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # normalised z (batch norm)
+                D=np.zeros((d, batch, w), dt),
+                H=np.zeros((d, batch, w), dt),
+                inv_std=np.zeros((d, w), dt),
+                logits=np.zeros((batch, self.n_out), dt),
+                dlogits=np.zeros((batch, self.n_out), dt),
+                dH=np.zeros((batch, w), dt),
+                dH_next=np.zeros((batch, w), dt),
+                DZ=np.zeros((batch, w), dt),
+                xb=np.zeros((batch, self.n_in), dt),
+                ycb=np.zeros(batch if classification else 1, np.int64),
+                yvb=np.zeros((1, 1) if classification else (batch, self.n_out), dt),
             )
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
@@ -118,65 +124,32 @@ class MLPNetwork:
         """
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y_class, y_value = self._targets(y)
-        Z, ZH, D, H, inv_std, logits, dlogits, dH, dH_next, DZ = self._workspace(x.shape[0])
-        on = stats is not None
-        s = stats if on else _EMPTY_STATS
-        m = self.cfg.model
-        return K.mlp_step(
-            theta, grad, self.table, x, y_class, y_value, self.classification, self.act,
-            m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
-            Z, ZH, D, H, inv_std, self.running_mean, self.running_var, logits, dlogits,
-            dH, dH_next, DZ, train, on,
-            s["act_mean"], s["act_std"], s["dead_fraction"], s["saturation"], s["delta_norm"],
-        )
-
-    def _batch_buffers(self, batch: int) -> tuple:
-        """Inputs, class labels and regression targets of one batch, reused call to call."""
-        buffers = self._batches.get(batch)
-        if buffers is None:
-            xb = np.zeros((batch, self.n_in), self.dtype)
-            if self.classification:
-                buffers = (xb, np.zeros(batch, np.int64), np.zeros((1, 1), self.dtype))
-            else:
-                buffers = (xb, np.zeros(1, np.int64), np.zeros((batch, self.n_out), self.dtype))
-            self._batches = {batch: buffers}
-        return buffers
+        return K.mlp_step(theta, grad, self.table, x, y_class, y_value, self._workspace(x.shape[0]), self.settings,
+                          self.running_mean, self.running_var, train, _stats(stats))
 
     def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
                     stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:
         """Several fused training steps in one kernel call (see gradtui.engine.mlp_train);
         ``statistics=False`` skips the activation statistics (the benchmark measures their cost)."""
-        batch = batches.shape[1]
-        Z, ZH, D, H, inv_std, logits, dlogits, dH, dH_next, DZ = self._workspace(batch)
-        xb, ycb, yvb = self._batch_buffers(batch)
+        ws = self._workspace(batches.shape[1])
         if self.classification:
-            yc_all, yv_all = y_all, yvb
+            yc_all, yv_all = y_all, ws.yvb
         else:
-            yc_all, yv_all = ycb, y_all
-        m = self.cfg.model
-        s1, s2, s1_next, s2_next = states
+            yc_all, yv_all = ws.ycb, y_all
         taken, flipped, status = mlp_train_steps(
-            theta, spare, s1, s2, s1_next, s2_next, grad, segments, self.table,
-            x_all, yc_all, yv_all, batches, self.classification, self.act, m.leaky_slope, m.elu_alpha,
-            m.batchnorm, self.exact, self.sat_limit, Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
-            logits, dlogits, dH, dH_next, DZ, xb, ycb, yvb,
-            OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
-            CLIP_CODES[tr.clip], tr.clip_threshold, t0, statistics, stats, losses, totals, clipped)
+            (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
+            plain(ws), self._plain_settings, self.running_mean, self.running_var, plain(update_settings(tr)), t0,
+            statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:
         """Mean loss over the examples and the accuracy (None for regression)."""
-        m = self.cfg.model
         total, correct = 0.0, 0
         for start in range(0, len(x), EVAL_CHUNK):
             xc = np.ascontiguousarray(x[start : start + EVAL_CHUNK], dtype=self.dtype)
             y_class, y_value = self._targets(y[start : start + EVAL_CHUNK])
-            Z, ZH, D, H, inv_std, logits, dlogits, _, _, _ = self._workspace(xc.shape[0])
-            loss, ok = K.mlp_evaluate(
-                theta, self.table, xc, y_class, y_value, self.classification, self.act,
-                m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
-                Z, ZH, D, H, inv_std, self.running_mean, self.running_var, logits, dlogits,
-            )
+            loss, ok = K.mlp_evaluate(theta, self.table, xc, y_class, y_value, self._workspace(xc.shape[0]),
+                                      self.settings, self.running_mean, self.running_var)
             total += loss * len(xc)
             correct += ok
         return total / len(x), (correct / len(x) if self.classification else None)
@@ -190,4 +163,12 @@ class MLPNetwork:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
 
-_EMPTY_STATS = {k: np.zeros(1) for k in FORWARD_STATS}
+def _stats(stats) -> K.MLPStats:
+    """The kernel's view of ``stats`` (off, with placeholder arrays, when it is None)."""
+    if stats is None:
+        return K.MLPStats(False, *([_EMPTY] * 5))
+    return K.MLPStats(True, stats["act_mean"], stats["act_std"], stats["dead_fraction"], stats["saturation"],
+                      stats["delta_norm"])
+
+
+_EMPTY = np.zeros(1)

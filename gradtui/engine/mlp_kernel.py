@@ -15,6 +15,8 @@ Layer table columns (int64, one row per layer, hidden layers then output):
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from gradtui.engine.jit import kernel
 
@@ -25,6 +27,18 @@ BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESIDUAL = range(8)
 
+# The kernels' arguments as named structures (Numba compiles namedtuples of arrays and
+# scalars like separate arguments), as gradtui.engine.seq_kernel's. Shapes, with L hidden
+# layers of H units, B examples and K outputs: see MLPNetwork._workspace.
+MLPWorkspace = namedtuple("MLPWorkspace", [
+    "Z", "ZH", "D", "H", "inv_std",  # per layer: phi's input, normalised z, phi', outputs (B, H); 1/sqrt(var + eps)
+    "logits", "dlogits", "dH", "dH_next", "DZ",  # (B, K) twice; dL/dh, the layer below's, dL/dz (B, H)
+    "xb", "ycb", "yvb",  # the fused loop's batch: inputs, class labels or target rows
+])
+MLPSettings = namedtuple("MLPSettings", [
+    "classification", "act", "slope", "elu_alpha", "batchnorm", "exact", "sat_limit",
+])
+MLPStats = namedtuple("MLPStats", ["on", "act_mean", "act_std", "dead", "saturation", "delta_norm"])
 
 
 @kernel
@@ -254,10 +268,11 @@ def _delta(dH, D, DZ, db):
 
 
 @kernel
-def mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, logits,
-                train, use_running, stats, act_mean, act_std, dead, saturation):
-    """Forward pass; fills the workspace, the logits and (when ``stats``) the activation statistics."""
+def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_running, st):
+    """Forward pass; fills the workspace ``ws`` (an MLPWorkspace), its logits and (when ``st.on``)
+    the activation statistics of ``st`` (an MLPStats). ``hp``: MLPSettings."""
+    H, D = ws.H, ws.D
+    act = hp.act
     depth = H.shape[0]
     dummy = theta[0:0]
     alive = np.zeros(H.shape[2], np.uint8)
@@ -267,105 +282,102 @@ def mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         h = x if l == 0 else H[l - 1]
         W = matrix(theta, table[l, COL_W], fan_in, fan_out)
         # Only prelu's backward reads z again; other layers share Z[0], which stays in cache.
-        z = Z[l] if act == PRELU else Z[0]
+        z = ws.Z[l] if act == PRELU else ws.Z[0]
         np.dot(h, W, z)
         add_row(z, theta[table[l, COL_B] : table[l, COL_B] + fan_out])
-        if batchnorm:
+        if hp.batchnorm:
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
-            _batchnorm_forward(z, ZH[l], inv_std[l], gamma, beta, running_mean[l], running_var[l], train, use_running)
+            _batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
+                               use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
-        activate(act, z, H[l], D[l], slope, alpha, elu_alpha, exact)
+        activate(act, z, H[l], D[l], hp.slope, alpha, hp.elu_alpha, hp.exact)
         if table[l, COL_RESIDUAL]:
             H[l] += h
-        if stats:
-            _layer_stats(H[l], D[l], sat_limit, alive, act_mean, act_std, dead, saturation, l)
+        if st.on:
+            _layer_stats(H[l], D[l], hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
-    np.dot(H[depth - 1], W, logits)
-    add_row(logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
-    if stats:
-        _output_stats(logits, act_mean, act_std, depth)
-        dead[depth] = 0.0
-        saturation[depth] = 0.0
+    np.dot(H[depth - 1], W, ws.logits)
+    add_row(ws.logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
+    if st.on:
+        _output_stats(ws.logits, st.act_mean, st.act_std, depth)
+        st.dead[depth] = 0.0
+        st.saturation[depth] = 0.0
 
 
 @kernel
-def mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
-                 dlogits, dH, dH_next, DZ, stats, delta_norm):
-    """Back-propagate dlogits; writes every parameter's gradient into ``grad``."""
+def mlp_backward(theta, grad, table, x, ws, hp, st):
+    """Back-propagate ``ws.dlogits``; writes every parameter's gradient into ``grad`` (and, when
+    ``st.on``, each layer's ||delta||_F into ``st.delta_norm``)."""
+    H, D = ws.H, ws.D
+    dH, dH_next = ws.dH, ws.dH_next
     depth = H.shape[0]
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
-    np.dot(H[depth - 1].T, dlogits, matrix(grad, table[depth, COL_W], fan_in, fan_out))
-    norm = _bias_grad_and_norm(dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
-    if stats:
-        delta_norm[depth] = norm
-    dot_transposed(dlogits, W, dH, scratch)
+    np.dot(H[depth - 1].T, ws.dlogits, matrix(grad, table[depth, COL_W], fan_in, fan_out))
+    norm = _bias_grad_and_norm(ws.dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
+    if st.on:
+        st.delta_norm[depth] = norm
+    dot_transposed(ws.dlogits, W, dH, scratch)
     for l in range(depth - 1, -1, -1):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
         h = x if l == 0 else H[l - 1]
         db = grad[table[l, COL_B] : table[l, COL_B] + fan_out]
-        if act == PRELU:
+        if hp.act == PRELU:
             # a = alpha*y for y <= 0, so da/dalpha_j = min(y, 0)
             dalpha = grad[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out]
             dalpha[:] = 0.0
-            Y = Z[l]
+            Y = ws.Z[l]
             for i in range(Y.shape[0]):
                 for j in range(fan_out):
                     if Y[i, j] <= 0.0:
                         dalpha[j] += dH[i, j] * Y[i, j]
-        if batchnorm:
+        if hp.batchnorm:
             DY = dH_next  # scratch: dL/dy before the BN backward
             np.multiply(dH, D[l], DY)
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             dgamma = grad[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
-            _batchnorm_backward(DY, ZH[l], inv_std[l], gamma, dgamma, dbeta, DZ)
-            norm = _bias_grad_and_norm(DZ, db)
+            _batchnorm_backward(DY, ws.ZH[l], ws.inv_std[l], gamma, dgamma, dbeta, ws.DZ)
+            norm = _bias_grad_and_norm(ws.DZ, db)
         else:
-            norm = _delta(dH, D[l], DZ, db)
-        if stats:
-            delta_norm[l] = norm
-        np.dot(h.T, DZ, matrix(grad, table[l, COL_W], fan_in, fan_out))
+            norm = _delta(dH, D[l], ws.DZ, db)
+        if st.on:
+            st.delta_norm[l] = norm
+        np.dot(h.T, ws.DZ, matrix(grad, table[l, COL_W], fan_in, fan_out))
         if l > 0:
             W = matrix(theta, table[l, COL_W], fan_in, fan_out)
-            dot_transposed(DZ, W, dH_next, scratch)
+            dot_transposed(ws.DZ, W, dH_next, scratch)
             if table[l, COL_RESIDUAL]:
                 dH_next += dH
             dH, dH_next = dH_next, dH
 
 
 @kernel
-def mlp_step(theta, grad, table, x, y_class, y_value, classification, act, slope, elu_alpha,
-             batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-             logits, dlogits, dH, dH_next, DZ, train, stats,
-             act_mean, act_std, dead, saturation, delta_norm):
-    """Forward, loss and backward in one call (the GIL is released throughout). Returns the loss."""
-    mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_limit,
-                Z, ZH, D, H, inv_std, running_mean, running_var, logits,
-                train, False, stats, act_mean, act_std, dead, saturation)
-    loss = _loss_and_dlogits(logits, y_class, y_value, classification, dlogits)
-    mlp_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std,
-                 dlogits, dH, dH_next, DZ, stats, delta_norm)
+def mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st):
+    """Forward, loss and backward in one call (the GIL is released throughout). Returns the loss.
+    ``train`` updates batch norm's running statistics."""
+    mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, False, st)
+    loss = _loss_and_dlogits(ws.logits, y_class, y_value, hp.classification, ws.dlogits)
+    mlp_backward(theta, grad, table, x, ws, hp, st)
     return loss
 
 
 @kernel
-def mlp_evaluate(theta, table, x, y_class, y_value, classification, act, slope, elu_alpha,
-                 batchnorm, exact, Z, ZH, D, H, inv_std, running_mean, running_var, logits, dlogits):
+def mlp_evaluate(theta, table, x, y_class, y_value, ws, hp, running_mean, running_var):
     """Loss and number of correct predictions, batch norm using its running statistics."""
     empty = np.zeros(1)
-    mlp_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, 0.0,
-                Z, ZH, D, H, inv_std, running_mean, running_var, logits,
-                False, True, False, empty, empty, empty, empty)
-    loss = _loss_and_dlogits(logits, y_class, y_value, classification, dlogits)
+    mlp_forward(theta, table, x, ws, hp, running_mean, running_var, False, True,
+                MLPStats(False, empty, empty, empty, empty, empty))
+    logits = ws.logits
+    loss = _loss_and_dlogits(logits, y_class, y_value, hp.classification, ws.dlogits)
     correct = 0
-    if classification:
+    if hp.classification:
         for i in range(logits.shape[0]):
             if np.argmax(logits[i]) == y_class[i]:
                 correct += 1

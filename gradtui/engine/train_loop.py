@@ -13,21 +13,55 @@ applied updates) and a status: 0 all applied, 1 the last step went non-finite be
 update (loss, activations or gradients), 2 its update would have made parameters
 non-finite. A non-finite step is the last one taken and changes nothing, batch norm's
 running statistics included.
+
+A loop's optimiser arguments are three named structures (Numba compiles namedtuples of
+arrays and scalars like separate arguments): the parameters and optimiser state with their
+spares (OptimiserState), the hyper-parameters (UpdateSettings) and the per-step outputs
+(StepOutputs). A loop, called from Python, takes each as a plain tuple of its fields
+(``plain``) and names it inside: Numba's dispatcher types a plain tuple of arrays and
+scalars from a cached fingerprint, a namedtuple through Python, about a microsecond per
+argument per call, which a training step of a small net would feel.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 
 from gradtui.engine.jit import kernel
 from gradtui.engine.record import FORWARD_STATS, UPDATE_STATS
-from gradtui.engine.update import apply_update, gradient_norms
+from gradtui.engine.update import CLIP_CODES, OPTIMIZER_CODES, apply_update, gradient_norms
 
 OK, NONFINITE_BEFORE_UPDATE, NONFINITE_AFTER_UPDATE = 0, 1, 2
 # Rows of the per-step statistics table (Experiment builds StepRecords from them): the kernel
 # fills the first five, the gradient norms and the update the rest.
 STAT_ROWS = FORWARD_STATS + UPDATE_STATS + ("layer_finite",)
 ACT_MEAN, ACT_STD, DEAD, SATURATION, DELTA, GRAD, WEIGHT, UPDATE, LAYER_FINITE = range(len(STAT_ROWS))
+
+OptimiserState = namedtuple("OptimiserState", [
+    "theta", "spare",  # the current parameters and the buffer the update writes the new ones into
+    "s1", "s2",  # the optimiser's state (momentum's velocity, Adam's moments, RMSProp's mean square)
+    "s1_next", "s2_next",  # and its spares
+])
+UpdateSettings = namedtuple("UpdateSettings", [
+    "optimizer", "lr", "momentum", "weight_decay", "clip", "clip_threshold",  # codes from gradtui.engine.update
+])
+StepOutputs = namedtuple("StepOutputs", [
+    "stats",  # (steps, STAT_ROWS, layers) float64
+    "losses", "totals", "clipped",  # per step: the loss, the global gradient norm, whether clipping changed g
+])
+
+
+def plain(structure) -> tuple:
+    """A named structure as the plain tuple of its fields a training loop takes from Python."""
+    return tuple(structure)
+
+
+def update_settings(tr) -> UpdateSettings:
+    """The kernels' view of a TrainConfig ``tr``."""
+    return UpdateSettings(OPTIMIZER_CODES[tr.optimizer], tr.lr, tr.momentum, tr.weight_decay,
+                          CLIP_CODES[tr.clip], tr.clip_threshold)
 
 
 @kernel
@@ -47,32 +81,33 @@ def gather_batch(x_all, yc_all, yv_all, rows, classification, xb, ycb, yvb):
 
 
 @kernel(inline="always")
-def finish_step(loss, buffers, grad, segments, S, step, optimizer, lr, momentum, weight_decay, clip,
-                clip_threshold, batchnorm, running_mean, running_var, saved_mean, saved_var,
-                losses, totals, clipped, k):
-    """Step k's gradient norms (into S), the checks and the update. ``buffers`` is (theta, spare,
-    s1, s2, s1_next, s2_next); returns (status, the buffers for the next step): the update's
-    new parameters and state when it applied, else the same. A non-finite step puts batch norm's
-    running statistics back to ``saved_mean``, ``saved_var``, which hold them as they were
-    before the step (they start as copies; each applied step saves its own)."""
-    theta, spare, s1, s2, s1_next, s2_next = buffers
+def finish_step(loss, state, grad, segments, k, step, up, batchnorm, running_mean, running_var, saved_mean,
+                saved_var, out):
+    """Step k's gradient norms (into ``out.stats[k]``), the checks and the update (``state``: an
+    OptimiserState; ``up``: UpdateSettings; ``step``: the optimiser's step count). Returns (status,
+    the state for the next step): the update's new parameters and optimiser state when it applied,
+    else the same. A non-finite step puts batch norm's running statistics back to ``saved_mean``,
+    ``saved_var``, which hold them as they were before the step (they start as copies; each
+    applied step saves its own)."""
+    S = out.stats[k]
     total = gradient_norms(grad, segments, S.shape[1], S[GRAD])
-    losses[k] = loss
-    totals[k] = total
+    out.losses[k] = loss
+    out.totals[k] = total
     status = OK
     if not (np.isfinite(loss) and np.isfinite(total) and np.isfinite(S[:LAYER_FINITE].sum())):
         status = NONFINITE_BEFORE_UPDATE
     else:
-        clipped[k] = apply_update(theta, grad, s1, s2, spare, s1_next, s2_next, segments,
-                                  optimizer, lr, momentum, weight_decay, clip, clip_threshold, total, step,
-                                  S[WEIGHT], S[UPDATE], S[LAYER_FINITE])
+        out.clipped[k] = apply_update(state.theta, grad, state.s1, state.s2, state.spare, state.s1_next,
+                                      state.s2_next, segments, up.optimizer, up.lr, up.momentum, up.weight_decay,
+                                      up.clip, up.clip_threshold, total, step, S[WEIGHT], S[UPDATE],
+                                      S[LAYER_FINITE])
         if not np.isfinite(S[LAYER_FINITE].sum()):
             status = NONFINITE_AFTER_UPDATE
     if status != OK:
         running_mean[:] = saved_mean
         running_var[:] = saved_var
-        return status, buffers
+        return status, state
     if batchnorm:
         saved_mean[:] = running_mean
         saved_var[:] = running_var
-    return status, (spare, theta, s1_next, s2_next, s1, s2)
+    return status, OptimiserState(state.spare, state.theta, state.s1_next, state.s2_next, state.s1, state.s2)
