@@ -17,6 +17,7 @@ from torch import nn  # noqa: E402
 import gradtui.torch as gt  # noqa: E402
 from gradtui.sources.follow import FollowSource  # noqa: E402
 from gradtui.sources.protocol import FOLLOW, FOLLOW_CONTROL  # noqa: E402
+from gradtui.ui.widgets.mitigations import remote_rows  # noqa: E402
 
 from conftest import wait_for  # noqa: E402
 
@@ -122,6 +123,7 @@ def test_the_viewer_sends_live_remedies_to_the_writer(tmp_path):
     w.close()
     source.poll_once()
     assert source.capabilities is FOLLOW  # the writer ended: nothing to send to
+    assert remote_rows(source.remote_state)[0][:2] == ("training", "ended")  # the settings panel says so
 
 
 def test_long_module_paths_leave_room_for_the_bars_at_80x24(tmp_path):

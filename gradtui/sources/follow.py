@@ -99,8 +99,14 @@ class FollowSource:
 
     @property
     def remote_state(self) -> dict:
-        """The writer's live settings as its record says (learning rate, clipping, ...)."""
-        return dict(self._feeder.remote) if self._feeder is not None else {}
+        """The writer's live settings as its record says (learning rate, clipping, ...);
+        ``train.ended`` once its record has its end line."""
+        if self._feeder is None:
+            return {}
+        state = dict(self._feeder.remote)
+        if self._feeder.ended:
+            state["train.ended"] = True
+        return state
 
     def remote(self, key: str):
         """Send the live remedy bound to ``key`` (gradtui.control_channel.COMMANDS) to the writer;

@@ -54,7 +54,8 @@ def remote_rows(state: dict) -> list[tuple[str, str, str, str]]:
         return []
     lr = state.get("train.lr")
     return [
-        ("training", "paused" if state.get("train.paused") else "running", "spc", "train.paused"),
+        ("training", "ended" if state.get("train.ended") else "paused" if state.get("train.paused") else "running", "spc",
+         "train.paused"),
         ("clipping", "off" if state.get("train.clip") in (None, "none") else str(state["train.clip"]), "c", "train.clip"),
         ("learn rate", fmt_short(lr) if isinstance(lr, (int, float)) else "?", "+ -", "train.lr"),
         ("NaN steps", "skipped" if state.get("train.on_nonfinite") == "skip" else str(state.get("train.on_nonfinite") or "recorded"), "x",
