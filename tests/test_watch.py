@@ -5,6 +5,7 @@ a late start, pauses, a truncation, a rewrite, a second run in the same file and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -149,21 +150,16 @@ def test_watch_screen_at_80x24(tmp_path, two_records):
     assert not src._thread.is_alive()
 
 
-def test_gradtui_watch_in_a_real_terminal(tmp_path, two_records):
-    """`gradtui watch` started before the record exists, in a real pseudo-terminal; the record
-    appears, the screen follows it to its end line; q quits cleanly."""
+@contextlib.contextmanager
+def gradtui_in_a_terminal(args: list, cwd):
+    """``gradtui ARGS`` in a real 80x24 pseudo-terminal; after the block, q must quit it with exit 0."""
     pexpect = pytest.importorskip("pexpect")
     from conftest import CMD
 
-    first, _ = two_records
-    target = tmp_path / "late.jsonl"
-    env = dict(ENV_TERM)
-    child = pexpect.spawn(CMD[0], CMD[1:] + ["watch", str(target)], env=env, cwd=str(tmp_path), dimensions=(24, 80),
+    child = pexpect.spawn(CMD[0], CMD[1:] + args, env=dict(ENV_TERM), cwd=str(cwd), dimensions=(24, 80),
                           encoding="utf-8", codec_errors="replace", timeout=60)
     try:
-        child.expect("waiting for the record", timeout=60)
-        target.write_bytes(first.read_bytes())
-        child.expect("writer ended", timeout=30)
+        yield child
         child.send("q")
         child.expect(pexpect.EOF, timeout=30)
     finally:
@@ -171,24 +167,23 @@ def test_gradtui_watch_in_a_real_terminal(tmp_path, two_records):
             child.terminate(force=True)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_gradtui_watch_in_a_real_terminal(tmp_path, two_records):
+    """`gradtui watch` started before the record exists, in a real pseudo-terminal; the record
+    appears, the screen follows it to its end line; q quits cleanly."""
+    first, _ = two_records
+    target = tmp_path / "late.jsonl"
+    with gradtui_in_a_terminal(["watch", str(target)], tmp_path) as child:
+        child.expect("waiting for the record", timeout=60)
+        target.write_bytes(first.read_bytes())
+        child.expect("writer ended", timeout=30)
 
 
 def test_gradtui_replay_in_a_real_terminal(tmp_path, two_records):
     """`gradtui replay --paused` in a real pseudo-terminal: the position, one step with →, q quits."""
-    pexpect = pytest.importorskip("pexpect")
-    from conftest import CMD
-
     first, _ = two_records
-    child = pexpect.spawn(CMD[0], CMD[1:] + ["replay", "--paused", str(first)], env=dict(ENV_TERM), cwd=str(tmp_path),
-                          dimensions=(24, 80), encoding="utf-8", codec_errors="replace", timeout=60)
-    try:
+    with gradtui_in_a_terminal(["replay", "--paused", str(first)], tmp_path) as child:
         child.expect("step 0 / 60", timeout=60)
         child.send("\x1b[C")  # the right arrow
         child.expect("step 1 / 60", timeout=30)
-        child.send("q")
-        child.expect(pexpect.EOF, timeout=30)
-    finally:
-        if child.isalive():
-            child.terminate(force=True)
-    child.close()
-    assert child.exitstatus == 0
