@@ -76,3 +76,19 @@ ENV = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
 def gradtui_cli(*args, timeout=120):
     """Run the installed `gradtui` command in a subprocess; the CompletedProcess (text)."""
     return subprocess.run(CMD + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+def assert_gradients_have_no_side_effects(exp) -> None:
+    """Experiment.gradients twice on one batch: the same loss and gradients, and neither the
+    parameters nor the batch-norm running statistics change."""
+    import numpy as np
+
+    before = exp.params()
+    x, y = exp.batch()
+    loss1, g1 = exp.gradients(x, y)
+    loss2, g2 = exp.gradients(x, y)
+    assert loss1 == loss2
+    for name in g1:
+        np.testing.assert_array_equal(g1[name], g2[name])
+        np.testing.assert_array_equal(before[name], exp.params()[name])
+    np.testing.assert_array_equal(exp.network.running_mean, 0.0)

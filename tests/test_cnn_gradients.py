@@ -11,6 +11,7 @@ every parameter still gets at least MIN_ENTRIES checked entries.
 import itertools
 
 import numpy as np
+from conftest import assert_gradients_have_no_side_effects
 import pytest
 
 from tests.cnn_nets import ACTIVATIONS, ARCHITECTURES, TASKS, cnn_experiment
@@ -79,12 +80,4 @@ def test_a_wrong_gradient_is_caught():
 
 def test_gradients_have_no_side_effects():
     exp = cnn_experiment("tanh", "batchnorm+residual", "shapes")
-    before = exp.params()
-    x, y = exp.batch()
-    loss1, g1 = exp.gradients(x, y)
-    loss2, g2 = exp.gradients(x, y)
-    assert loss1 == loss2
-    for name in g1:
-        np.testing.assert_array_equal(g1[name], g2[name])
-        np.testing.assert_array_equal(before[name], exp.params()[name])
-    np.testing.assert_array_equal(exp.network.running_mean, 0.0)
+    assert_gradients_have_no_side_effects(exp)

@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+from conftest import assert_gradients_have_no_side_effects
 import pytest
 
 import gradtui
@@ -48,12 +49,4 @@ def test_every_parameter_matches_finite_differences(activation, arch, task):
 
 def test_gradients_have_no_side_effects():
     exp = small_experiment("tanh", "batchnorm", "classification")
-    before = exp.params()
-    x, y = exp.batch()
-    loss1, g1 = exp.gradients(x, y)
-    loss2, g2 = exp.gradients(x, y)
-    assert loss1 == loss2
-    for name in g1:
-        np.testing.assert_array_equal(g1[name], g2[name])
-        np.testing.assert_array_equal(before[name], exp.params()[name])
-    np.testing.assert_array_equal(exp.network.running_mean, 0.0)
+    assert_gradients_have_no_side_effects(exp)
