@@ -34,7 +34,10 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, block_norms, mean_std3, projections, step_projection
+from gradtui.engine.gemm import gemm
+from gradtui.engine.rnn_kernel import (
+    SIG_SAT, TANH_SAT, block_norm, clear_gradients, mean_std3, projections, step_gradients, step_projection, unit,
+)
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -85,93 +88,87 @@ def tanh_block(src, dst, exact):
                 dst[i, j] = fast_tanh(src[i, j])
 
 
-@kernel
-def lstm_cells(ga, c_prev, c_new, tc_t, h_new, exact):
-    """c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t) over a (B, H) block, one pass."""
-    B, H = c_new.shape
+@kernel(inline="always")
+def lstm_row(a, mul, off, g, c_prev, c_new, tc_t, h_new, exact):
+    """One example's step: gates g = off + mul tanh(mul a) (sigmoid or tanh per column), then
+    c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
+    are still in L1 when the cell update reads them."""
+    H = c_new.shape[0]
     if exact:
-        for i in range(B):
-            for j in range(H):
-                c = ga[i, H + j] * c_prev[i, j] + ga[i, j] * ga[i, 2 * H + j]
-                c_new[i, j] = c
-                tc = np.tanh(c)
-                tc_t[i, j] = tc
-                h_new[i, j] = ga[i, 3 * H + j] * tc
+        for j in range(4 * H):
+            g[j] = off[j] + mul[j] * np.tanh(mul[j] * a[j])
+        for j in range(H):
+            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
+            c_new[j] = c
+            tc = np.tanh(c)
+            tc_t[j] = tc
+            h_new[j] = g[3 * H + j] * tc
     else:
-        for i in range(B):
-            for j in range(H):
-                c = ga[i, H + j] * c_prev[i, j] + ga[i, j] * ga[i, 2 * H + j]
-                c_new[i, j] = c
-                tc = fast_tanh(c)
-                tc_t[i, j] = tc
-                h_new[i, j] = ga[i, 3 * H + j] * tc
+        for j in range(4 * H):
+            g[j] = off[j] + mul[j] * fast_tanh(mul[j] * a[j])
+        for j in range(H):
+            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
+            c_new[j] = c
+            tc = fast_tanh(c)
+            tc_t[j] = tc
+            h_new[j] = g[3 * H + j] * tc
 
 
 @kernel
-def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, tmp, exact, shift, shift_on):
-    """LSTM layer forward over the whole sequence (C[0] = c_0 = 0)."""
+def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, exact, shift, shift_on):
+    """LSTM layer forward over the whole sequence (C[0] = c_0 = 0).
+
+    a_t is built in place (x_t W_ih + b, then h_{t-1} W_hh added by the product itself)."""
     T, B, H = TC.shape
     projections(inp, W_ih, b, XW)
     mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
     for t in range(T):
-        np.dot(HS[t], W_hh, tmp)
-        ga = GA[t]
-        gate_activations(tmp, step_projection(inp, W_ih, b, XW, t), mul, off, ga, exact)
-        lstm_cells(ga, C[t], C[t + 1], TC[t], HS[t + 1], exact)
+        a = step_projection(inp, W_ih, b, XW, t)
+        if t > 0:
+            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
+        ga, c_prev, c_new, tc_t, h_new = GA[t], C[t], C[t + 1], TC[t], HS[t + 1]
+        for i in range(B):
+            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], tc_t[i], h_new[i], exact)
         if shift_on:
             HS[t + 1] += shift[t]
 
 
 @kernel
-def lstm_backward(W_hh, GA, C, TC, DH_IN, DA, dh_next, dc, time_norm, time_on):
-    """BPTT through an LSTM layer: DA[t] = dL/da_t; time_norm[t] = ||dL/dh_{t+1}|| when asked.
-
-    DH_IN[t] (the gradient reaching h_t from outside the layer) is overwritten with the
-    total dL/dh_t, from which the time norms are taken after the loop.
+def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, time_on):
+    """BPTT through an LSTM layer, given DH_IN[t], the gradient reaching h_t from outside the
+    layer: da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
+    (a LayerGradients, see rnn_kernel.step_gradients); da_t W_hh^T is added to DH_IN[t-1],
+    which so becomes the total dL/dh_{t-1}. time_norm[t] = ||dL/dh_{t+1}|| when ``time_on``.
+    Returns ||dL/da||_F^2 over batch and time.
     """
     T, B, H = TC.shape
+    one = unit(GA)
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
-    dh_next[:] = 0.0
+    W_ihT = np.ascontiguousarray(W_ih.T)
+    clear_gradients(g)
     dc[:] = 0.0
+    sq = 0.0
     for t in range(T - 1, -1, -1):
-        dh = DH_IN[t]
-        ga = GA[t]
-        c_prev = C[t]
-        tc_t = TC[t]
-        da = DA[t]
-        # One short loop per result, each reading few arrays: LLVM vectorises these (loops
-        # writing several results need more run-time alias checks than it makes, and stay
-        # scalar: two to three times slower).
+        dh_t = DH_IN[t]
+        if time_on:
+            time_norm[t] = block_norm(dh_t)
         for i in range(B):
-            for j in range(H):  # total dL/dh_t
-                dh[i, j] += dh_next[i, j]
-        for i in range(B):
-            for j in range(H):  # dL/dc_t
-                tc = tc_t[i, j]
-                dc[i, j] += dh[i, j] * ga[i, 3 * H + j] * (1.0 - tc * tc)
-        for i in range(B):
-            for j in range(H):  # o
-                og = ga[i, 3 * H + j]
-                da[i, 3 * H + j] = dh[i, j] * tc_t[i, j] * og * (1.0 - og)
-        for i in range(B):
-            for j in range(H):  # i
-                ig = ga[i, j]
-                da[i, j] = dc[i, j] * ga[i, 2 * H + j] * ig * (1.0 - ig)
-        for i in range(B):
-            for j in range(H):  # g
-                gg = ga[i, 2 * H + j]
-                da[i, 2 * H + j] = dc[i, j] * ga[i, j] * (1.0 - gg * gg)
-        for i in range(B):
-            for j in range(H):  # f
-                fg = ga[i, H + j]
-                da[i, H + j] = dc[i, j] * c_prev[i, j] * fg * (1.0 - fg)
-        for i in range(B):
-            for j in range(H):  # dc for step t-1
-                dc[i, j] *= ga[i, H + j]
+            # One row of every block at a time (1-D views: LLVM vectorises the loop).
+            dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], TC[t, i], da[i], dc[i]
+            gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+            ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
+            for j in range(H):
+                tc, ig, fg, g_, og, d = tc_r[j], gi[j], gf[j], gg[j], go[j], dh[j]
+                c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
+                ao[j] = d * tc * og * (one - og)
+                ai[j] = c * g_ * ig * (one - ig)
+                ag[j] = c * ig * (one - g_ * g_)
+                af[j] = c * c_prev[j] * fg * (one - fg)
+                dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
         if t > 0:
-            np.dot(da, W_hhT, dh_next)
-    if time_on:
-        block_norms(DH_IN, time_norm)
+            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
+        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
+    return sq
 
 
 @kernel

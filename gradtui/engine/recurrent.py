@@ -145,7 +145,7 @@ class RecurrentNetwork:
                 DLOG=np.zeros((R, B, Ko), dt),
                 DH_IN=np.zeros((T, B, H), dt),
                 DH_BELOW=np.zeros((T, B, H), dt),
-                DA=np.zeros((T, B, GH), dt),
+                DA=np.zeros((T, B, GH) if gru else (1, 1, 1), dt),  # the GRU's dL/da (the others: step by step)
                 DR=np.zeros((T, B, GH) if gru else (1, 1, 1), dt),
                 dh_next=np.zeros((B, H), dt),
                 dc=np.zeros((B, H), dt),

@@ -5,8 +5,11 @@ HS[0] = h_0 = 0 and HS[t] = h_t; the input projection of the whole sequence is o
 matrix product XW = X W_ih over (T B) rows before the time loop (a narrow input's, a fused
 loop inside it, step by step), the recurrent product
 h_{t-1} W_hh is one (B, H) x (H, G H) BLAS call per step, and everything elementwise
-is a fused loop. After the backward time loop, dW_ih, dW_hh and the gradient for the
-layer below are again one matrix product each over all T B rows.
+is a fused loop. The backward pass of the vanilla and LSTM cells takes step t's share of
+dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
+(step_gradients), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
+no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one
+matrix product each over all T B rows (weight_gradients).
 
 Vanilla cell (G = 1):  a_t = x_t W_ih + h_{t-1} W_hh + b,  h_t = phi(a_t)
 BPTT:  dh_t = dL/dh_t (total: from the readout or the layer above, plus from step t+1)
@@ -19,13 +22,20 @@ Statistics of a vanilla layer (all steps and examples together, like an MLP laye
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
+from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 
 # Layer table columns (int64, one row per recurrent layer, then the output row).
 COL_W_IH, COL_W_HH, COL_B, COL_B_HN, COL_FAN_IN = range(5)
+# One layer's gradient outputs for the backward passes that take them step by step: dW_ih
+# (fan_in, G H), dW_hh (H, G H), db (G H), and DX (T, B, fan_in), dL/d(layer input), filled
+# when ``below`` (a layer below exists).
+LayerGradients = namedtuple("LayerGradients", ["dW_ih", "dW_hh", "db", "DX", "below"])
 # Gates below 5% of their maximal derivative count as saturated (as for the MLP).
 SIG_SAT = 0.25 * 0.05
 TANH_SAT = 0.05
@@ -35,6 +45,12 @@ TANH_SAT = 0.05
 def tanh_(x, exact):
     """Exact tanh in float64 (gradient checks), the vectorisable rational one in float32."""
     return np.tanh(x) if exact else fast_tanh(x)
+
+
+@kernel(inline="always")
+def unit(a):
+    """1 in the element type of ``a``: a float literal would promote float32 arithmetic to float64."""
+    return np.ones(1, a.dtype)[0]
 
 
 @kernel
@@ -166,56 +182,101 @@ def weight_gradients(inp, HS, DA, DR, W_ih, dW_ih, dW_hh, db, DX, below):
 
 
 @kernel
-def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, tmp, act, exact, shift, shift_on):
-    """Vanilla layer forward: HS[1..T] = h_t and D[t] = phi'(a_t). ``shift`` is added to h_t (tests)."""
+def clear_gradients(g):
+    """Zero a LayerGradients' sums before the backward time loop adds to them."""
+    g.dW_ih[:] = 0.0
+    g.dW_hh[:] = 0.0
+    g.db[:] = 0.0
+
+
+@kernel
+def step_gradients(x_t, h_prev, da, W_ihT, g, t):
+    """Step t's share of the layer's gradients, while da_t = dL/da_t (B, G H) is in cache:
+    dW_ih += x_t^T da_t, dW_hh += h_{t-1}^T da_t (none at t = 0: h_0 = 0), db += sum_i da_t,
+    and DX[t] = da_t W_ih^T when ``g.below``. Returns ||da_t||_F^2, accumulated in float64.
+    """
+    B, K = x_t.shape
+    GH = da.shape[1]
+    if K <= NARROW_INPUT:
+        for i in range(B):
+            for k in range(K):
+                v = x_t[i, k]
+                for j in range(GH):
+                    g.dW_ih[k, j] += v * da[i, j]
+    else:
+        gemm(x_t, da, g.dW_ih, True, False, 1.0, 1.0)
+    if t > 0:
+        gemm(h_prev, da, g.dW_hh, True, False, 1.0, 1.0)
+    sq = 0.0
+    for i in range(B):
+        for j in range(GH):
+            v = da[i, j]
+            g.db[j] += v
+            sq += np.float64(v) * np.float64(v)
+    if g.below:
+        gemm(da, W_ihT, g.DX[t])
+    return sq
+
+
+@kernel
+def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on):
+    """Vanilla layer forward: HS[1..T] = h_t and D[t] = phi'(a_t). ``shift`` is added to h_t (tests).
+
+    a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself."""
     T, B, H = D.shape
     projections(inp, W_ih, b, XW)
     dummy = b[0:0]
     for t in range(T):
-        np.dot(HS[t], W_hh, tmp)
-        xw = step_projection(inp, W_ih, b, XW, t)
-        for i in range(B):
-            for j in range(H):
-                tmp[i, j] += xw[i, j]
-        activate(act, tmp, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
+        a = step_projection(inp, W_ih, b, XW, t)
+        if t > 0:
+            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
+        activate(act, a, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
         if shift_on:
             HS[t + 1] += shift[t]
 
 
 @kernel
-def rnn_backward(W_hh, D, DH_IN, DA, dh_next, time_norm, time_on):
-    """BPTT through a vanilla layer: DA[t] = dL/da_t given DH_IN[t], the gradient reaching h_t
-    from outside the layer. DH_IN[t] is overwritten with the total dL/dh_t; when ``time_on``,
-    time_norm[t] = ||dL/dh_{t+1}||_F (total), taken after the loop."""
+def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, da, g, time_norm, time_on):
+    """BPTT through a vanilla layer, given DH_IN[t], the gradient reaching h_t from outside the
+    layer. da_t = dh_t * phi'(a_t) goes into the (B, H) scratch ``da`` and into the gradients
+    ``g`` (a LayerGradients, see step_gradients); da_t W_hh^T is added to DH_IN[t-1], which so
+    becomes the total dL/dh_{t-1}. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total).
+    Returns ||dL/da||_F^2 over batch and time."""
     T, B, H = D.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
-    dh_next[:] = 0.0
+    W_ihT = np.ascontiguousarray(W_ih.T)
+    clear_gradients(g)
+    sq = 0.0
     for t in range(T - 1, -1, -1):
         dh = DH_IN[t]
         Dt = D[t]
-        da = DA[t]
-        for i in range(B):
-            for j in range(H):
-                dh[i, j] += dh_next[i, j]
+        if time_on:
+            time_norm[t] = block_norm(dh)
         for i in range(B):
             for j in range(H):
                 da[i, j] = dh[i, j] * Dt[i, j]
         if t > 0:
-            np.dot(da, W_hhT, dh_next)
-    if time_on:
-        block_norms(DH_IN, time_norm)
+            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
+        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
+    return sq
+
+
+@kernel
+def block_norm(A):
+    """||A||_F of a (B, H) block, accumulated in float64."""
+    s = 0.0
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            v = np.float64(A[i, j])
+            s += v * v
+    return np.sqrt(s)
 
 
 @kernel
 def block_norms(A, out):
     """out[t] = ||A[t]||_F for each (B, H) block of a (T, B, H) array, accumulated in float64."""
     for t in range(A.shape[0]):
-        s = 0.0
-        for i in range(A.shape[1]):
-            for j in range(A.shape[2]):
-                v = np.float64(A[t, i, j])
-                s += v * v
-        out[t] = np.sqrt(s)
+        out[t] = block_norm(A[t])
 
 
 @kernel

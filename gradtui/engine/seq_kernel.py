@@ -64,11 +64,11 @@ def seq_forward(theta, table, ws, hp, shift, shift_on, st):
         top_shift = shift_on and l == L - 1
         HS, GA = ws.HS[l], ws.GA[l]
         if cell == RNN:
-            R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, ws.tmp, hp.act, exact, shift, top_shift)
+            R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, hp.act, exact, shift, top_shift)
             if st.on:
                 R.rnn_stats(HS, GA, hp.sat_limit, l, st.act_mean, st.act_std, st.dead, st.saturation)
         elif cell == LSTM:
-            G.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, ws.tmp, exact, shift, top_shift)
+            G.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, exact, shift, top_shift)
             if st.on:
                 G.gated_stats(HS, GA, 4, G.LSTM_TANH_BLOCK, l, st.act_mean, st.act_std, st.dead, st.saturation,
                               st.forget_mean, 1)
@@ -138,7 +138,7 @@ def seq_backward(theta, grad, table, ws, hp, st):
     T = T1 - 1
     GH = ws.GA.shape[3]
     Rn, _, K = ws.DLOG.shape
-    cell, DA = hp.cell, ws.DA
+    cell = hp.cell
     W = matrix(theta, table[L, COL_W_IH], H, K)
     DLOG2 = rows2d(ws.DLOG)
     Hr = rows2d(ws.HS[L - 1, T1 - Rn :])
@@ -155,23 +155,26 @@ def seq_backward(theta, grad, table, ws, hp, st):
         W_ih = matrix(theta, table[l, COL_W_IH], fan_in, GH)
         W_hh = matrix(theta, table[l, COL_W_HH], H, GH)
         time_on = st.on and l == L - 1
-        if cell == RNN:
-            R.rnn_backward(W_hh, ws.GA[l], DH_IN, DA, ws.dh_next, st.time_norm, time_on)
-            rec = DA
-        elif cell == LSTM:
-            G.lstm_backward(W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, DA, ws.dh_next, ws.dc, st.time_norm, time_on)
-            rec = DA
-        else:
+        dW_ih = matrix(grad, table[l, COL_W_IH], fan_in, GH)
+        dW_hh = matrix(grad, table[l, COL_W_HH], H, GH)
+        db = grad[table[l, COL_B] : table[l, COL_B] + GH]
+        if cell == GRU:
             db_hn = grad[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
-            G.gru_backward(W_hh, ws.HS[l], ws.GA[l], ws.TC[l], DH_IN, DA, ws.DR, ws.dh_next, ws.direct, db_hn,
+            G.gru_backward(W_hh, ws.HS[l], ws.GA[l], ws.TC[l], DH_IN, ws.DA, ws.DR, ws.dh_next, ws.direct, db_hn,
                            st.time_norm, time_on)
-            rec = ws.DR
-        if st.on:
-            st.delta_norm[l] = R.norm3(DA)
-        R.weight_gradients(inp, ws.HS[l], DA, rec, W_ih,
-                           matrix(grad, table[l, COL_W_IH], fan_in, GH),
-                           matrix(grad, table[l, COL_W_HH], H, GH),
-                           grad[table[l, COL_B] : table[l, COL_B] + GH], DH_BELOW, l > 0)
+            if st.on:
+                st.delta_norm[l] = R.norm3(ws.DA)
+            R.weight_gradients(inp, ws.HS[l], ws.DA, ws.DR, W_ih, dW_ih, dW_hh, db, DH_BELOW, l > 0)
+        else:
+            # the vanilla and LSTM cells take their gradients step by step, da_t in ws.tmp
+            g = R.LayerGradients(dW_ih, dW_hh, db, DH_BELOW, l > 0)
+            if cell == RNN:
+                sq = R.rnn_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], DH_IN, ws.tmp, g, st.time_norm, time_on)
+            else:
+                sq = G.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, ws.tmp, ws.dc,
+                                     g, st.time_norm, time_on)
+            if st.on:
+                st.delta_norm[l] = np.sqrt(sq)
         DH_IN, DH_BELOW = DH_BELOW, DH_IN
 
 
