@@ -145,14 +145,20 @@ def test_overflowing_loss_is_rolled_back_and_training_continues(kind):
 LEARN_STEPS = 1500
 
 
-def _train(preset: str, steps: int) -> tuple[float, np.ndarray]:
+def _train(preset: str, steps: int) -> tuple[float, float]:
+    """The held-out loss after ``steps`` steps, and the gradient reaching step 1 relative to
+    step T, ||dL/dh_1|| / ||dL/dh_T||: its median over the last 100 steps (one step's ratio
+    swings by orders of magnitude during training, so a single step's depends on rounding)."""
     from threadpoolctl import threadpool_limits
 
     exp = gradtui.Experiment(gradtui.load_config(preset))
+    ratios = []
     with threadpool_limits(limits=1):  # as the session's worker: one BLAS thread
-        for _ in range(steps):
-            rec = exp.step()
-    return exp.evaluate()["loss"], rec.time_delta_norm
+        for k in range(steps):
+            profile = exp.step().time_delta_norm
+            if k >= steps - 100:
+                ratios.append(profile[0] / profile[-1])
+    return exp.evaluate()["loss"], float(np.median(ratios))
 
 
 @pytest.mark.slow
@@ -162,10 +168,10 @@ def test_lstm_learns_the_adding_problem_where_the_vanilla_rnn_stays_at_the_basel
     lstm = gradtui.load_config("lstm-adding")
     rnn = gradtui.load_config("rnn-vanishing-adding")
     assert lstm.data == rnn.data and lstm.train == rnn.train and lstm.data.seq_len == 100
-    lstm_loss, lstm_profile = _train("lstm-adding", LEARN_STEPS)
-    rnn_loss, rnn_profile = _train("rnn-vanishing-adding", LEARN_STEPS)
+    lstm_loss, lstm_reach = _train("lstm-adding", LEARN_STEPS)
+    rnn_loss, rnn_reach = _train("rnn-vanishing-adding", LEARN_STEPS)
     assert lstm_loss < 0.02, lstm_loss  # about 0.001 observed
     assert rnn_loss > 0.14, rnn_loss  # about 0.16 observed; always answering 1 scores 1/6
     # the reason: the gradient reaching step 1 relative to step T
-    assert rnn_profile[0] / rnn_profile[-1] < 1e-4
-    assert lstm_profile[0] / lstm_profile[-1] > 1e-3
+    assert rnn_reach < 1e-4, rnn_reach
+    assert lstm_reach > 1e-3, lstm_reach

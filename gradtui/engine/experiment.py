@@ -218,7 +218,7 @@ class Experiment:
 
     def run(self, steps: int) -> list[StepRecord]:
         """Up to ``steps`` optimiser steps, one record each; several steps per kernel call
-        where the network has a fused kernel (the MLP). Stops after a non-finite step,
+        where the network has a fused kernel (the MLP, CNN and recurrent nets). Stops after a non-finite step,
         whose record is the last; the batch order then continues right after it.
         float32 steps treat subnormal numbers as zero (gradtui.engine.subnormals)."""
         if check_steps(steps) == 0:
@@ -242,9 +242,12 @@ class Experiment:
         if hasattr(self.network, "train_steps"):
             losses, totals = np.zeros(steps), np.zeros(steps)
             clipped = np.zeros(steps, dtype=np.bool_)
+            # statistics beyond the per-layer table (a recurrent net's time profile), one row per step
+            extras = {name: np.zeros((steps, *a.shape)) for name, a in self.network.extra_stats().items()}
             taken, flipped, status = self.network.train_steps(
                 self.theta, self._spare, self._state, self.grad, self._segments, self._x_train, self._y_train,
-                batches, dataclasses.replace(self.cfg.train, lr=self.current_lr), self._updates + 1, table, losses, totals, clipped)
+                batches, dataclasses.replace(self.cfg.train, lr=self.current_lr), self._updates + 1, table, losses, totals, clipped,
+                **({"extras": extras} if extras else {}))
             if flipped:
                 self.theta, self._spare = self._spare, self.theta
                 s1, s2, s1_next, s2_next = self._state
@@ -252,7 +255,8 @@ class Experiment:
             self._updates += taken - (status != 0)
             self.schedule_step += taken - (status != 0)
             records = [self._step_record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
-                                    failed=(k == taken - 1 and status != 0)) for k in range(taken)]
+                                    failed=(k == taken - 1 and status != 0),
+                                    extra={name: a[k] for name, a in extras.items()}) for k in range(taken)]
         else:
             records = []
             for k in range(steps):

@@ -24,6 +24,8 @@ from gradtui.engine.init import init_weight, orthogonal
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
 from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, saturation_limit
+from gradtui.engine.seq_train import seq_train_steps
+from gradtui.engine.train_loop import plain, update_settings
 
 CELLS = {"rnn": K.RNN, "lstm": K.LSTM, "gru": K.GRU}
 EVAL_ROWS = 16384  # (examples x steps) per evaluation chunk, so evaluation memory stays bounded
@@ -180,6 +182,22 @@ class RecurrentNetwork:
         shift_on = h_shift is not None
         shift = np.ascontiguousarray(h_shift, dtype=self.dtype) if shift_on else self._no_shift
         return float(K.seq_step(theta, grad, self.table, ws, self.settings, shift, shift_on, self._stats(stats)))
+
+    def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
+                    stats, losses, totals, clipped, extras, statistics: bool = True) -> tuple[int, bool, int]:
+        """Several fused training steps in one kernel call (see gradtui.engine.seq_train).
+        ``extras``: arrays shaped (steps, ...) for the arrays of :meth:`extra_stats`."""
+        ws = self._workspace(batches.shape[1])
+        if self.classification:
+            yc_all, yv_all = y_all, ws.YV
+        else:
+            yc_all, yv_all = ws.YC, (y_all if y_all.ndim == 3 else y_all[:, None, :])
+        forget = extras.get("forget_gate_mean", np.zeros((len(batches), 1)))  # a placeholder without an LSTM
+        taken, flipped, status = seq_train_steps(
+            (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches, plain(ws),
+            plain(self.settings), plain(update_settings(tr)), t0, statistics, (stats, losses, totals, clipped),
+            extras["time_delta_norm"], forget)
+        return int(taken), bool(flipped), int(status)
 
     def _stats(self, stats) -> K.SeqStats:
         """The kernel's view of ``stats`` (off, with placeholder arrays, when it is None)."""

@@ -39,9 +39,9 @@ def _entry_points(cfg) -> list:
 
         return points + [transformer_kernel.transformer_step, transformer_kernel.transformer_evaluate,
                          update.gradient_norms, update.apply_update]
-    from gradtui.engine import seq_kernel
+    from gradtui.engine import seq_kernel, seq_train
 
-    return points + [seq_kernel.seq_step, seq_kernel.seq_evaluate, update.gradient_norms, update.apply_update]
+    return points + [seq_train.seq_train_steps, seq_kernel.seq_evaluate]
 
 
 def kernels_cached(cfg) -> bool:
