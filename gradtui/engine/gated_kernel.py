@@ -1,4 +1,5 @@
-"""LSTM and GRU cells: forward and BPTT for one layer (see rnn_kernel for the array layout).
+"""The GRU cell (forward and BPTT for one layer) and what gated cells share: gate scales and
+statistics (see rnn_kernel for the array layout, lstm_kernel for the LSTM).
 
 Gate pre-activations are column blocks of a_t = x_t W_ih + h_{t-1} W_hh + b, each block
 H wide. GA[t] holds the gate values after their nonlinearity, which is all the backward
@@ -34,10 +35,7 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.gemm import gemm
-from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, block_norm, clear_gradients, mean_std3, projections, step_gradients, step_projection, unit,
-)
+from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, mean_std3, projections, step_projection
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -86,89 +84,6 @@ def tanh_block(src, dst, exact):
         for i in range(B):
             for j in range(H):
                 dst[i, j] = fast_tanh(src[i, j])
-
-
-@kernel(inline="always")
-def lstm_row(a, mul, off, g, c_prev, c_new, tc_t, h_new, exact):
-    """One example's step: gates g = off + mul tanh(mul a) (sigmoid or tanh per column), then
-    c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
-    are still in L1 when the cell update reads them."""
-    H = c_new.shape[0]
-    if exact:
-        for j in range(4 * H):
-            g[j] = off[j] + mul[j] * np.tanh(mul[j] * a[j])
-        for j in range(H):
-            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
-            c_new[j] = c
-            tc = np.tanh(c)
-            tc_t[j] = tc
-            h_new[j] = g[3 * H + j] * tc
-    else:
-        for j in range(4 * H):
-            g[j] = off[j] + mul[j] * fast_tanh(mul[j] * a[j])
-        for j in range(H):
-            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
-            c_new[j] = c
-            tc = fast_tanh(c)
-            tc_t[j] = tc
-            h_new[j] = g[3 * H + j] * tc
-
-
-@kernel
-def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, exact, shift, shift_on):
-    """LSTM layer forward over the whole sequence (C[0] = c_0 = 0).
-
-    a_t is built in place (x_t W_ih + b, then h_{t-1} W_hh added by the product itself)."""
-    T, B, H = TC.shape
-    projections(inp, W_ih, b, XW)
-    mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
-    for t in range(T):
-        a = step_projection(inp, W_ih, b, XW, t)
-        if t > 0:
-            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
-        ga, c_prev, c_new, tc_t, h_new = GA[t], C[t], C[t + 1], TC[t], HS[t + 1]
-        for i in range(B):
-            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], tc_t[i], h_new[i], exact)
-        if shift_on:
-            HS[t + 1] += shift[t]
-
-
-@kernel
-def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, time_on):
-    """BPTT through an LSTM layer, given DH_IN[t], the gradient reaching h_t from outside the
-    layer: da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
-    (a LayerGradients, see rnn_kernel.step_gradients); da_t W_hh^T is added to DH_IN[t-1],
-    which so becomes the total dL/dh_{t-1}. time_norm[t] = ||dL/dh_{t+1}|| when ``time_on``.
-    Returns ||dL/da||_F^2 over batch and time.
-    """
-    T, B, H = TC.shape
-    one = unit(GA)
-    W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
-    W_ihT = np.ascontiguousarray(W_ih.T)
-    clear_gradients(g)
-    dc[:] = 0.0
-    sq = 0.0
-    for t in range(T - 1, -1, -1):
-        dh_t = DH_IN[t]
-        if time_on:
-            time_norm[t] = block_norm(dh_t)
-        for i in range(B):
-            # One row of every block at a time (1-D views: LLVM vectorises the loop).
-            dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], TC[t, i], da[i], dc[i]
-            gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
-            ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
-            for j in range(H):
-                tc, ig, fg, g_, og, d = tc_r[j], gi[j], gf[j], gg[j], go[j], dh[j]
-                c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
-                ao[j] = d * tc * og * (one - og)
-                ai[j] = c * g_ * ig * (one - ig)
-                ag[j] = c * ig * (one - g_ * g_)
-                af[j] = c * c_prev[j] * fg * (one - fg)
-                dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
-        if t > 0:
-            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
-        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
-    return sq
 
 
 @kernel

@@ -152,6 +152,7 @@ class RecurrentNetwork:
                 dh_next=np.zeros((B, H), dt),
                 dc=np.zeros((B, H), dt),
                 direct=np.zeros((B, H), dt),
+                dWT=np.zeros((GH, H), dt),
             )
             if len(self._workspaces) > 3:
                 self._workspaces.clear()

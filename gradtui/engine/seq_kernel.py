@@ -18,6 +18,7 @@ from collections import namedtuple
 import numpy as np
 
 from gradtui.engine import gated_kernel as G
+from gradtui.engine import lstm_kernel as LK
 from gradtui.engine import rnn_kernel as R
 from gradtui.engine.jit import kernel
 from gradtui.engine.blocks import matrix
@@ -35,6 +36,7 @@ SeqWorkspace = namedtuple("SeqWorkspace", [
     "XW", "tmp", "LOG", "DLOG",  # input projection, one step's gates, logits and dL/dlogits
     "DH_IN", "DH_BELOW", "DA", "DR",  # dL/dh from outside the layer and for the layer below, dL/da, GRU's DR
     "dh_next", "dc", "direct",  # one step's carried gradients
+    "dWT",  # the sum of dW_hh^T while the vanilla and LSTM backward passes add to it
 ])
 SeqSettings = namedtuple("SeqSettings", [
     "cell", "classification", "class_steps", "act", "exact", "sat_limit",
@@ -68,10 +70,7 @@ def seq_forward(theta, table, ws, hp, shift, shift_on, st):
             if st.on:
                 R.rnn_stats(HS, GA, hp.sat_limit, l, st.act_mean, st.act_std, st.dead, st.saturation)
         elif cell == LSTM:
-            G.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, exact, shift, top_shift)
-            if st.on:
-                G.gated_stats(HS, GA, 4, G.LSTM_TANH_BLOCK, l, st.act_mean, st.act_std, st.dead, st.saturation,
-                              st.forget_mean, 1)
+            LK.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, exact, shift, top_shift, st, l)
         else:
             b_hn = theta[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
             G.gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, ws.TC[l], ws.XW, ws.tmp, exact, shift, top_shift)
@@ -167,11 +166,11 @@ def seq_backward(theta, grad, table, ws, hp, st):
             R.weight_gradients(inp, ws.HS[l], ws.DA, ws.DR, W_ih, dW_ih, dW_hh, db, DH_BELOW, l > 0)
         else:
             # the vanilla and LSTM cells take their gradients step by step, da_t in ws.tmp
-            g = R.LayerGradients(dW_ih, dW_hh, db, DH_BELOW, l > 0)
+            g = R.LayerGradients(dW_ih, dW_hh, db, DH_BELOW, l > 0, ws.dWT)
             if cell == RNN:
                 sq = R.rnn_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], DH_IN, ws.tmp, g, st.time_norm, time_on)
             else:
-                sq = G.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, ws.tmp, ws.dc,
+                sq = LK.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, ws.tmp, ws.dc,
                                      g, st.time_norm, time_on)
             if st.on:
                 st.delta_norm[l] = np.sqrt(sq)

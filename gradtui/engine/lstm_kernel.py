@@ -1,0 +1,156 @@
+"""The LSTM cell: forward and BPTT for one layer (see rnn_kernel for the array layout).
+
+Blocks [i, f, g, o] of a_t = x_t W_ih + h_{t-1} W_hh + b (Hochreiter & Schmidhuber 1997,
+with a forget gate); GA[t] holds the gate values after their nonlinearity:
+    i, f, o = sigmoid, g = tanh;  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)
+    BPTT: dc = dc_{from t+1} + dh o (1 - tanh^2 c_t)
+          da = [dc g i(1-i), dc c_{t-1} f(1-f), dc i (1-g^2), dh tanh(c_t) o(1-o)]
+          dc_{to t-1} = dc f;  dh_{t-1} = da W_hh^T
+Each time step is one matrix product and one pass over its rows in either direction; the
+statistics (gated_kernel's definitions) are summed step by step while the gates are in cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.activations import fast_tanh
+from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
+from gradtui.engine.gemm import gemm
+from gradtui.engine.jit import kernel
+from gradtui.engine.rnn_kernel import (
+    SIG_SAT, TANH_SAT, block_norm, clear_gradients, finish_gradients, projections, step_gradients, step_projection, unit,
+)
+
+
+@kernel(inline="always")
+def lstm_row(a, mul, off, g, c_prev, c_new, tc_t, h_new, exact):
+    """One example's step: gates g = off + mul tanh(mul a) (sigmoid or tanh per column), then
+    c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
+    are still in L1 when the cell update reads them."""
+    H = c_new.shape[0]
+    if exact:
+        for j in range(4 * H):
+            g[j] = off[j] + mul[j] * np.tanh(mul[j] * a[j])
+        for j in range(H):
+            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
+            c_new[j] = c
+            tc = np.tanh(c)
+            tc_t[j] = tc
+            h_new[j] = g[3 * H + j] * tc
+    else:
+        for j in range(4 * H):
+            g[j] = off[j] + mul[j] * fast_tanh(mul[j] * a[j])
+        for j in range(H):
+            c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
+            c_new[j] = c
+            tc = fast_tanh(c)
+            tc_t[j] = tc
+            h_new[j] = g[3 * H + j] * tc
+
+
+@kernel
+def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, exact, shift, shift_on, st, layer):
+    """LSTM layer forward over the whole sequence (C[0] = c_0 = 0), and the layer's statistics
+    into ``st`` (a SeqStats, at ``layer``) when ``st.on``, each step's while it is in cache.
+
+    a_t is built in place (x_t W_ih + b, then h_{t-1} W_hh added by the product itself)."""
+    T, B, H = TC.shape
+    projections(inp, W_ih, b, XW)
+    mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
+    alive = np.zeros(H, np.uint8)
+    sums = np.zeros(4)  # saturated gates, sum of f, sum of h, sum of h^2
+    for t in range(T):
+        a = step_projection(inp, W_ih, b, XW, t)
+        if t > 0:
+            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
+        ga, c_prev, c_new, tc_t, h_new = GA[t], C[t], C[t + 1], TC[t], HS[t + 1]
+        for i in range(B):
+            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], tc_t[i], h_new[i], exact)
+        if shift_on:
+            HS[t + 1] += shift[t]
+        if st.on:
+            lstm_step_stats(ga, h_new, alive, sums)
+    if st.on:
+        count = T * B * H
+        mean = sums[2] / count
+        st.act_mean[layer] = mean
+        st.act_std[layer] = np.sqrt(max(sums[3] / count - mean * mean, 0.0))
+        n_dead = 0
+        for j in range(H):
+            n_dead += alive[j] == 0
+        st.dead[layer] = n_dead / H
+        st.saturation[layer] = sums[0] / (4 * count)
+        st.forget_mean[layer] = sums[1] / count
+
+
+@kernel
+def lstm_step_stats(ga, h, alive, sums):
+    """Add one step's (B, 4 H) gates and (B, H) states to the statistics' running sums:
+    sums = [saturated gates, sum of f, sum of h, sum of h^2]; alive[j] = 1 once unit j has a
+    gate that is not saturated (definitions in gated_kernel's docstring)."""
+    B, H = h.shape
+    sig_sat = np.full(1, SIG_SAT, ga.dtype)[0]  # compared in the gates' own type
+    tanh_sat = np.full(1, TANH_SAT, ga.dtype)[0]
+    one = unit(ga)
+    n_sat = 0
+    f_sum = 0.0
+    h_sum = 0.0
+    h_sq = 0.0
+    for i in range(B):
+        g, hr = ga[i], h[i]
+        gi, gf, gg, go = g[:H], g[H : 2 * H], g[2 * H : 3 * H], g[3 * H :]
+        for j in range(H):
+            si = gi[j] * (one - gi[j]) < sig_sat
+            sf = gf[j] * (one - gf[j]) < sig_sat
+            sg = one - gg[j] * gg[j] < tanh_sat
+            so = go[j] * (one - go[j]) < sig_sat
+            n_sat += np.int64(si) + np.int64(sf) + np.int64(sg) + np.int64(so)
+            alive[j] |= not (si & sf & sg & so)
+            f_sum += np.float64(gf[j])
+            v = np.float64(hr[j])
+            h_sum += v
+            h_sq += v * v
+    sums[0] += n_sat
+    sums[1] += f_sum
+    sums[2] += h_sum
+    sums[3] += h_sq
+
+
+@kernel
+def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, time_on):
+    """BPTT through an LSTM layer, given DH_IN[t], the gradient reaching h_t from outside the
+    layer: da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
+    (a LayerGradients, see rnn_kernel.step_gradients); da_t W_hh^T is added to DH_IN[t-1],
+    which so becomes the total dL/dh_{t-1}. time_norm[t] = ||dL/dh_{t+1}|| when ``time_on``.
+    Returns ||dL/da||_F^2 over batch and time.
+    """
+    T, B, H = TC.shape
+    one = unit(GA)
+    W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
+    W_ihT = np.ascontiguousarray(W_ih.T)
+    clear_gradients(g)
+    dc[:] = 0.0
+    sq = 0.0
+    for t in range(T - 1, -1, -1):
+        dh_t = DH_IN[t]
+        if time_on:
+            time_norm[t] = block_norm(dh_t)
+        for i in range(B):
+            # One row of every block at a time (1-D views: LLVM vectorises the loop).
+            dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], TC[t, i], da[i], dc[i]
+            gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+            ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
+            for j in range(H):
+                tc, ig, fg, g_, og, d = tc_r[j], gi[j], gf[j], gg[j], go[j], dh[j]
+                c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
+                ao[j] = d * tc * og * (one - og)
+                ai[j] = c * g_ * ig * (one - ig)
+                ag[j] = c * ig * (one - g_ * g_)
+                af[j] = c * c_prev[j] * fg * (one - fg)
+                dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
+        if t > 0:
+            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
+        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
+    finish_gradients(g)
+    return sq
