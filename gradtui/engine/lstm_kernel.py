@@ -19,7 +19,7 @@ from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, block_norm, clear_gradients, finish_gradients, projections, step_gradients, step_projection, unit,
+    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection, unit,
 )
 
 
@@ -134,8 +134,7 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, t
     sq = 0.0
     for t in range(T - 1, -1, -1):
         dh_t = DH_IN[t]
-        if time_on:
-            time_norm[t] = block_norm(dh_t)
+        s = 0.0  # ||dL/dh_t||^2
         for i in range(B):
             # One row of every block at a time (1-D views: LLVM vectorises the loop).
             dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], TC[t, i], da[i], dc[i]
@@ -143,12 +142,15 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, t
             ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
             for j in range(H):
                 tc, ig, fg, g_, og, d = tc_r[j], gi[j], gf[j], gg[j], go[j], dh[j]
+                s += np.float64(d) * np.float64(d)
                 c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
                 ao[j] = d * tc * og * (one - og)
                 ai[j] = c * g_ * ig * (one - ig)
                 ag[j] = c * ig * (one - g_ * g_)
                 af[j] = c * c_prev[j] * fg * (one - fg)
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
+        if time_on:
+            time_norm[t] = np.sqrt(s)
         if t > 0:
             gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
         sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)

@@ -119,9 +119,10 @@ def input_projection(inp, W_ih, b, XW):
     K = X2.shape[1]
     if K <= NARROW_INPUT:
         for r in range(XW2.shape[0]):
+            v = X2[r, 0]
             for j in range(XW2.shape[1]):
-                XW2[r, j] = b[j]
-            for k in range(K):
+                XW2[r, j] = b[j] + v * W_ih[0, j]
+            for k in range(1, K):
                 v = X2[r, k]
                 for j in range(XW2.shape[1]):
                     XW2[r, j] += v * W_ih[k, j]
@@ -228,13 +229,17 @@ def step_gradients(x_t, h_prev, da, W_ihT, g, t):
 
 
 @kernel
-def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on):
+def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, layer, sat_limit):
     """Vanilla layer forward: HS[1..T] = h_t and D[t] = phi'(a_t). ``shift`` is added to h_t (tests).
+    When ``st.on``, the layer's statistics into ``st`` (a SeqStats, at ``layer``), each step's
+    while it is in cache.
 
     a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself."""
     T, B, H = D.shape
     projections(inp, W_ih, b, XW)
     dummy = b[0:0]
+    alive = np.zeros(H, np.uint8)
+    sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
@@ -242,6 +247,18 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on):
         activate(act, a, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
         if shift_on:
             HS[t + 1] += shift[t]
+        if st.on:
+            rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
+    if st.on:
+        count = T * B * H
+        mean = sums[1] / count
+        st.act_mean[layer] = mean
+        st.act_std[layer] = np.sqrt(max(sums[2] / count - mean * mean, 0.0))
+        n_dead = 0
+        for j in range(H):
+            n_dead += alive[j] == 0
+        st.dead[layer] = n_dead / H
+        st.saturation[layer] = sums[0] / count
 
 
 @kernel
@@ -259,11 +276,15 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, da, g, time_norm, time_on):
     for t in range(T - 1, -1, -1):
         dh = DH_IN[t]
         Dt = D[t]
-        if time_on:
-            time_norm[t] = block_norm(dh)
+        s = 0.0
         for i in range(B):
+            dhr, dr, dar = dh[i], Dt[i], da[i]
             for j in range(H):
-                da[i, j] = dh[i, j] * Dt[i, j]
+                v = dhr[j]
+                s += np.float64(v) * np.float64(v)
+                dar[j] = v * dr[j]
+        if time_on:
+            time_norm[t] = np.sqrt(s)
         if t > 0:
             gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
         sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
@@ -272,41 +293,24 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, da, g, time_norm, time_on):
 
 
 @kernel
-def block_norm(A):
-    """||A||_F of a (B, H) block, accumulated in float64."""
-    s = 0.0
-    for i in range(A.shape[0]):
-        for j in range(A.shape[1]):
-            v = np.float64(A[i, j])
-            s += v * v
-    return np.sqrt(s)
-
-
-@kernel
-def block_norms(A, out):
-    """out[t] = ||A[t]||_F for each (B, H) block of a (T, B, H) array, accumulated in float64."""
-    for t in range(A.shape[0]):
-        out[t] = block_norm(A[t])
-
-
-@kernel
-def rnn_stats(HS, D, sat_limit, layer, act_mean, act_std, dead, saturation):
-    """act_mean/std of h; dead: units with phi' == 0 everywhere; saturation: share with phi' < limit."""
-    T, B, H = D.shape
-    mean_std3(HS[1:], act_mean, act_std, layer)
-    alive = np.zeros(H, np.uint8)
+def rnn_step_stats(h, d, sat_limit, alive, sums):
+    """Add one step's (B, H) states h and phi' d to the statistics' running sums: sums =
+    [units with phi' < sat_limit, sum of h, sum of h^2]; alive[j] = 1 once phi' != 0 for unit j
+    (dead: units with phi' == 0 on every example and step, dead ReLUs)."""
     n_sat = 0
-    for t in range(T):
-        for i in range(B):
-            for j in range(H):
-                d = D[t, i, j]
-                alive[j] |= d != 0.0
-                n_sat += d < sat_limit
-    n_dead = 0
-    for j in range(H):
-        n_dead += alive[j] == 0
-    dead[layer] = n_dead / H
-    saturation[layer] = n_sat / (T * B * H)
+    h_sum = 0.0
+    h_sq = 0.0
+    for i in range(h.shape[0]):
+        hr, dr = h[i], d[i]
+        for j in range(h.shape[1]):
+            alive[j] |= dr[j] != 0.0
+            n_sat += dr[j] < sat_limit
+            v = np.float64(hr[j])
+            h_sum += v
+            h_sq += v * v
+    sums[0] += n_sat
+    sums[1] += h_sum
+    sums[2] += h_sq
 
 
 def saturation_limit(act: int) -> float:

@@ -66,9 +66,7 @@ def seq_forward(theta, table, ws, hp, shift, shift_on, st):
         top_shift = shift_on and l == L - 1
         HS, GA = ws.HS[l], ws.GA[l]
         if cell == RNN:
-            R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, hp.act, exact, shift, top_shift)
-            if st.on:
-                R.rnn_stats(HS, GA, hp.sat_limit, l, st.act_mean, st.act_std, st.dead, st.saturation)
+            R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, hp.act, exact, shift, top_shift, st, l, hp.sat_limit)
         elif cell == LSTM:
             LK.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, exact, shift, top_shift, st, l)
         else:

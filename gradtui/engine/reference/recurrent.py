@@ -175,7 +175,8 @@ class ReferenceRecurrent(KernelTwin):
 
     # -------------------------------------------------------------- statistics
     def _forward_stats(self, caches, logits, stats) -> None:
-        """Per-layer statistics (rnn_kernel.rnn_stats, gated_kernel.gated_stats) and the readout's."""
+        """Per-layer statistics (rnn_kernel.rnn_step_stats, lstm_kernel.lstm_step_stats, gated_kernel.gated_stats) and
+        the readout's."""
         H, L = self.H, self.net.depth
         for l, c in enumerate(caches):
             stats["act_mean"][l], stats["act_std"][l] = _mean_std(c["hs"][1:])
