@@ -118,9 +118,9 @@ def lstm_step_stats(ga, h, alive, sums):
 
 
 @kernel
-def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, time_on):
+def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, outside_from, da, dc, g, time_norm, time_on):
     """BPTT through an LSTM layer, given DH_IN[t], the gradient reaching h_t from outside the
-    layer: da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
+    layer, for t >= ``outside_from`` (earlier steps are left to be written here): da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
     (a LayerGradients, see rnn_kernel.step_gradients); da_t W_hh^T is added to DH_IN[t-1],
     which so becomes the total dL/dh_{t-1}. time_norm[t] = ||dL/dh_{t+1}|| when ``time_on``.
     Returns ||dL/da||_F^2 over batch and time.
@@ -152,7 +152,8 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, da, dc, g, time_norm, t
         if time_on:
             time_norm[t] = np.sqrt(s)
         if t > 0:
-            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
+            # before outside_from, no gradient reaches h_{t-1} from outside: the product writes it
+            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
         sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
     finish_gradients(g)
     return sq

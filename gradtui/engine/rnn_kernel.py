@@ -243,9 +243,9 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
 
 
 @kernel
-def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, da, g, time_norm, time_on):
+def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, time_on):
     """BPTT through a vanilla layer, given DH_IN[t], the gradient reaching h_t from outside the
-    layer. da_t = dh_t * phi'(a_t) goes into the (B, H) scratch ``da`` and into the gradients
+    layer, for t >= ``outside_from`` (earlier steps are left to be written here). da_t = dh_t * phi'(a_t) goes into the (B, H) scratch ``da`` and into the gradients
     ``g`` (a LayerGradients, see step_gradients); da_t W_hh^T is added to DH_IN[t-1], which so
     becomes the total dL/dh_{t-1}. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total).
     Returns ||dL/da||_F^2 over batch and time."""
@@ -267,7 +267,8 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, da, g, time_norm, time_on):
         if time_on:
             time_norm[t] = np.sqrt(s)
         if t > 0:
-            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0)
+            # before outside_from, no gradient reaches h_{t-1} from outside: the product writes it
+            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
         sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
     finish_gradients(g)
     return sq

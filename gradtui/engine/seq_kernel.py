@@ -144,7 +144,8 @@ def seq_backward(theta, grad, table, ws, hp, st):
     if st.on:
         st.delta_norm[L] = R.norm3(ws.DLOG)
     DH_IN, DH_BELOW = ws.DH_IN, ws.DH_BELOW
-    DH_IN[:] = 0.0
+    if cell == GRU:
+        DH_IN[: T - Rn] = 0.0  # (the vanilla and LSTM passes write these steps themselves)
     np.dot(DLOG2, W.T, rows2d(DH_IN[T - Rn :]))
     for l in range(L - 1, -1, -1):
         inp = _layer_input(ws.XT, ws.HS, l)
@@ -165,11 +166,13 @@ def seq_backward(theta, grad, table, ws, hp, st):
         else:
             # the vanilla and LSTM cells take their gradients step by step, da_t in ws.tmp
             g = R.LayerGradients(dW_ih, dW_hh, db, DH_BELOW, l > 0, ws.dWT)
+            outside_from = T - Rn if l == L - 1 else 0  # steps with a gradient from the readout or the layer above
             if cell == RNN:
-                sq = R.rnn_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], DH_IN, ws.tmp, g, st.time_norm, time_on)
+                sq = R.rnn_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], DH_IN, outside_from, ws.tmp, g, st.time_norm,
+                                    time_on)
             else:
-                sq = LK.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, ws.tmp, ws.dc,
-                                     g, st.time_norm, time_on)
+                sq = LK.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, outside_from,
+                                      ws.tmp, ws.dc, g, st.time_norm, time_on)
             if st.on:
                 st.delta_norm[l] = np.sqrt(sq)
         DH_IN, DH_BELOW = DH_BELOW, DH_IN
