@@ -19,12 +19,12 @@ from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection, unit,
+    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection, tanh_, unit,
 )
 
 
 @kernel(inline="always")
-def lstm_row(a, mul, off, g, c_prev, c_new, tc_t, h_new, exact):
+def lstm_row(a, mul, off, g, c_prev, c_new, h_new, exact):
     """One example's step: gates g = off + mul tanh(mul a) (sigmoid or tanh per column), then
     c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
     are still in L1 when the cell update reads them."""
@@ -35,27 +35,23 @@ def lstm_row(a, mul, off, g, c_prev, c_new, tc_t, h_new, exact):
         for j in range(H):
             c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
             c_new[j] = c
-            tc = np.tanh(c)
-            tc_t[j] = tc
-            h_new[j] = g[3 * H + j] * tc
+            h_new[j] = g[3 * H + j] * np.tanh(c)
     else:
         for j in range(4 * H):
             g[j] = off[j] + mul[j] * fast_tanh(mul[j] * a[j])
         for j in range(H):
             c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
             c_new[j] = c
-            tc = fast_tanh(c)
-            tc_t[j] = tc
-            h_new[j] = g[3 * H + j] * tc
+            h_new[j] = g[3 * H + j] * fast_tanh(c)
 
 
 @kernel
-def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, exact, shift, shift_on, st, layer):
+def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, layer):
     """LSTM layer forward over the whole sequence (C[0] = c_0 = 0), and the layer's statistics
     into ``st`` (a SeqStats, at ``layer``) when ``st.on``, each step's while it is in cache.
 
     a_t is built in place (x_t W_ih + b, then h_{t-1} W_hh added by the product itself)."""
-    T, B, H = TC.shape
+    T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
     projections(inp, W_ih, b, XW)
     mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
     alive = np.zeros(H, np.uint8)
@@ -64,9 +60,9 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, TC, XW, exact, shift, shift_on, 
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
             gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
-        ga, c_prev, c_new, tc_t, h_new = GA[t], C[t], C[t + 1], TC[t], HS[t + 1]
+        ga, c_prev, c_new, h_new = GA[t], C[t], C[t + 1], HS[t + 1]
         for i in range(B):
-            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], tc_t[i], h_new[i], exact)
+            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], h_new[i], exact)
         if shift_on:
             HS[t + 1] += shift[t]
         if st.on:
@@ -118,14 +114,14 @@ def lstm_step_stats(ga, h, alive, sums):
 
 
 @kernel
-def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, outside_from, da, dc, g, time_norm, time_on):
+def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, time_norm, time_on, exact):
     """BPTT through an LSTM layer, given DH_IN[t], the gradient reaching h_t from outside the
     layer, for t >= ``outside_from`` (earlier steps are left to be written here): da_t = dL/da_t goes into the (B, 4 H) scratch ``da`` and into the gradients ``g``
     (a LayerGradients, see rnn_kernel.step_gradients); da_t W_hh^T is added to DH_IN[t-1],
     which so becomes the total dL/dh_{t-1}. time_norm[t] = ||dL/dh_{t+1}|| when ``time_on``.
     Returns ||dL/da||_F^2 over batch and time.
     """
-    T, B, H = TC.shape
+    T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
     one = unit(GA)
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     W_ihT = np.ascontiguousarray(W_ih.T)
@@ -137,11 +133,12 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, TC, DH_IN, outside_from, da, dc, g
         s = 0.0  # ||dL/dh_t||^2
         for i in range(B):
             # One row of every block at a time (1-D views: LLVM vectorises the loop).
-            dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], TC[t, i], da[i], dc[i]
+            dh, gr, c_prev, c_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], C[t + 1, i], da[i], dc[i]
             gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
             ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
             for j in range(H):
-                tc, ig, fg, g_, og, d = tc_r[j], gi[j], gf[j], gg[j], go[j], dh[j]
+                tc = tanh_(c_r[j], exact)  # tanh(c_t) again: cheaper than storing it and reading it back
+                ig, fg, g_, og, d = gi[j], gf[j], gg[j], go[j], dh[j]
                 s += np.float64(d) * np.float64(d)
                 c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
                 ao[j] = d * tc * og * (one - og)

@@ -140,7 +140,7 @@ class RecurrentNetwork:
                 HS=np.zeros((L, T + 1, B, H), dt),  # h_0 = 0, h_1 .. h_T
                 GA=np.zeros((L, T, B, GH), dt),  # phi' (rnn) or the gate values
                 C=np.zeros((L, T + 1, B, H) if lstm else (L, 1, 1, 1), dt),  # LSTM cells
-                TC=np.zeros((L, T, B, H) if (lstm or gru) else (L, 1, 1, 1), dt),  # tanh(c) / GRU h W_hn + b_hn
+                TC=np.zeros((L, T, B, H) if gru else (L, 1, 1, 1), dt),  # GRU h W_hn + b_hn
                 XW=np.zeros((T, B, GH), dt),
                 tmp=np.zeros((B, GH), dt),
                 LOG=np.zeros((R, B, Ko), dt),

@@ -32,7 +32,7 @@ N_GATES = (1, 4, 3)
 # G H gate columns, R read-out steps and K outputs: see RecurrentNetwork.workspace.
 SeqWorkspace = namedtuple("SeqWorkspace", [
     "XT", "YC", "YV",  # the batch, time-major: inputs (T, B, n_in), class targets (R, B), values (R, B, K)
-    "HS", "GA", "C", "TC",  # per layer: states (T + 1, B, H), gates, LSTM cells, tanh(c) or GRU h W_hn + b_hn
+    "HS", "GA", "C", "TC",  # per layer: states (T + 1, B, H), gates, LSTM cells, GRU h W_hn + b_hn
     "XW", "tmp", "LOG", "DLOG",  # input projection, one step's gates, logits and dL/dlogits
     "DH_IN", "DH_BELOW", "DA", "DR",  # dL/dh from outside the layer and for the layer below, dL/da, GRU's DR
     "dh_next", "dc", "direct",  # one step's carried gradients
@@ -68,7 +68,7 @@ def seq_forward(theta, table, ws, hp, shift, shift_on, st):
         if cell == RNN:
             R.rnn_forward(inp, W_ih, W_hh, b, HS, GA, ws.XW, hp.act, exact, shift, top_shift, st, l, hp.sat_limit)
         elif cell == LSTM:
-            LK.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.TC[l], ws.XW, exact, shift, top_shift, st, l)
+            LK.lstm_forward(inp, W_ih, W_hh, b, HS, GA, ws.C[l], ws.XW, exact, shift, top_shift, st, l)
         else:
             b_hn = theta[table[l, COL_B_HN] : table[l, COL_B_HN] + H]
             G.gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, ws.TC[l], ws.XW, ws.tmp, exact, shift, top_shift)
@@ -171,8 +171,8 @@ def seq_backward(theta, grad, table, ws, hp, st):
                 sq = R.rnn_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], DH_IN, outside_from, ws.tmp, g, st.time_norm,
                                     time_on)
             else:
-                sq = LK.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], ws.TC[l], DH_IN, outside_from,
-                                      ws.tmp, ws.dc, g, st.time_norm, time_on)
+                sq = LK.lstm_backward(inp, ws.HS[l], W_ih, W_hh, ws.GA[l], ws.C[l], DH_IN, outside_from, ws.tmp, ws.dc,
+                                      g, st.time_norm, time_on, hp.exact)
             if st.on:
                 st.delta_norm[l] = np.sqrt(sq)
         DH_IN, DH_BELOW = DH_BELOW, DH_IN
