@@ -11,7 +11,7 @@ of gate blocks (rnn 1, lstm 4 [i, f, g, o], gru 3 [r, u, n]) and H = model.width
     rnn.{l}.b_hn (H)            GRU only: the bias inside r * (h W_hn + b_hn)
     output.W (H, n_out), output.b (n_out)
 The maths, the statistics' definitions and the loss are documented in rnn_kernel,
-gated_kernel and seq_kernel.
+lstm_kernel, gated_kernel and seq_kernel.
 """
 
 from __future__ import annotations

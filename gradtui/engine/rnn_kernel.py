@@ -2,10 +2,10 @@
 
 Arrays are time-major: a layer's hidden states HS have shape (T + 1, B, H) with
 HS[0] = h_0 = 0 and HS[t] = h_t; the input projection of the whole sequence is one
-matrix product XW = X W_ih over (T B) rows before the time loop (a narrow input's, a fused
-loop inside it, step by step), the recurrent product
-h_{t-1} W_hh is one (B, H) x (H, G H) BLAS call per step, and everything elementwise
-is a fused loop. The backward pass of the vanilla and LSTM cells takes step t's share of
+matrix product XW = X W_ih over (T B) rows before the time loop (a narrow input's, one
+small product per step inside it), the recurrent product h_{t-1} W_hh is one
+(B, H) x (H, G H) BLAS call per step, added into a_t in place (gradtui.engine.gemm), and
+everything elementwise is a fused loop. The backward pass of the vanilla and LSTM cells takes step t's share of
 dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
 (step_gradients), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
 no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one

@@ -1,7 +1,7 @@
 """The reference tier's recurrent nets: gradtui.engine.recurrent's RNN, LSTM and GRU in plain NumPy.
 
 Same layout, same maths and the same statistics as the fused kernels (rnn_kernel,
-gated_kernel, seq_kernel document them): stacked layers over time-major arrays, a linear
+lstm_kernel, gated_kernel, seq_kernel document them): stacked layers over time-major arrays, a linear
 readout of the top layer's last R steps, mean squared error or cross-entropy, full BPTT.
 Only the recurrent products run step by step; the input projection and the weight
 gradients are one product each over all T B rows.

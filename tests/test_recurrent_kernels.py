@@ -1,0 +1,57 @@
+"""The BLAS call the recurrent kernels make (gradtui.engine.gemm) and their fused training loop
+(gradtui.engine.seq_train), each against a plain computation."""
+
+import numpy as np
+import pytest
+
+import gradtui
+from gradtui.engine.gemm import gemm
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_matches_numpy_with_transposes_alpha_and_beta(dtype, trans_a, trans_b):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((7, 5) if trans_a else (5, 7)).astype(dtype)
+    b = rng.standard_normal((3, 7) if trans_b else (7, 3)).astype(dtype)
+    c = rng.standard_normal((5, 3)).astype(dtype)
+    expected = 2.0 * (a.T if trans_a else a) @ (b.T if trans_b else b) + 0.5 * c
+    gemm(a, b, c, trans_a, trans_b, 2.0, 0.5)
+    np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_gemm_writes_into_a_row_strided_block_and_nothing_else():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 4)).astype(np.float32)
+    wide = rng.standard_normal((4, 12)).astype(np.float32)
+    out = np.full((4, 12), 7.0, np.float32)
+    gemm(a, wide[:, 4:8], out[:, 8:12])  # beta = 0: the old values do not count, even NaN would not
+    np.testing.assert_allclose(out[:, 8:12], a @ wide[:, 4:8], rtol=1e-5)
+    assert (out[:, :8] == 7.0).all()
+
+
+def test_gemm_refuses_shapes_that_do_not_match():
+    a, b = np.ones((2, 3)), np.ones((4, 2))
+    with pytest.raises(ValueError, match="shapes"):
+        gemm(a, b, np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "rnn"])
+def test_one_fused_call_of_several_steps_gives_the_records_of_single_steps(kind):
+    """Experiment.run(k) trains k steps in one kernel call; each record keeps its own time profile
+    and forget-gate means, equal to those of k separate steps from the same start."""
+    cfg = gradtui.load_config("vanishing-sigmoid").with_overrides({
+        "model.kind": kind, "model.depth": 2, "model.width": 8, "model.activation": "tanh", "data.task": "adding",
+        "data.seq_len": 12, "data.samples": 128, "train.batch_size": 8, "train.optimizer": "adam",
+    })
+    together = gradtui.Experiment(cfg).run(4)
+    apart = [record for exp in [gradtui.Experiment(cfg)] for _ in range(4) for record in exp.run(1)]
+    assert len(together) == len(apart) == 4
+    assert len({r.time_delta_norm.tobytes() for r in together}) == 4  # every step its own profile
+    for a, b in zip(together, apart):
+        assert a.loss == b.loss
+        np.testing.assert_array_equal(a.time_delta_norm, b.time_delta_norm)
+        if kind == "lstm":
+            np.testing.assert_array_equal(a.forget_gate_mean, b.forget_gate_mean)
+        np.testing.assert_array_equal(a.grad_norm, b.grad_norm)
