@@ -97,9 +97,9 @@ def estimate_memory(cfg) -> MemoryEstimate:
         G = GATES[m.kind]
         params = n_in * G * H + (L - 1) * H * G * H + L * (H * G * H + G * H) + H * n_out + n_out
         params += L * H if m.kind == "gru" else 0
-        cells = 2 if m.kind == "lstm" else (1 if m.kind == "gru" else 0)
-        per_example = (L * (steps + 1) * H * (1 + (m.kind == "lstm")) + L * steps * G * H + L * steps * H * cells
-                       + steps * G * H * (2 + (m.kind == "gru")) + steps * (2 * H + n_in) + 2 * readout * n_out)
+        gru = m.kind == "gru"  # the GRU keeps h W_hn + b_hn per layer and its dL/da arrays over all steps
+        per_example = (L * (steps + 1) * H * (1 + (m.kind == "lstm")) + L * steps * G * H + L * steps * H * gru
+                       + steps * G * H * (1 + 2 * gru) + steps * (2 * H + n_in) + 2 * readout * n_out)
         batches += (min(n_test, max(1, EVAL_ROWS_RECURRENT // steps)),)
     else:
         params = n_in * H + (L - 1) * H * H + H * n_out + L * H + n_out
