@@ -19,7 +19,8 @@ from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection, tanh_, unit,
+    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection,
+    store_layer_stats, tanh_, unit,
 )
 
 
@@ -55,7 +56,7 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, 
     projections(inp, W_ih, b, XW)
     mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
     alive = np.zeros(H, np.uint8)
-    sums = np.zeros(4)  # saturated gates, sum of f, sum of h, sum of h^2
+    sums = np.zeros(4)  # saturated gates, sum of h, sum of h^2, sum of f
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
@@ -68,22 +69,14 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, 
         if st.on:
             lstm_step_stats(ga, h_new, alive, sums)
     if st.on:
-        count = T * B * H
-        mean = sums[2] / count
-        st.act_mean[layer] = mean
-        st.act_std[layer] = np.sqrt(max(sums[3] / count - mean * mean, 0.0))
-        n_dead = 0
-        for j in range(H):
-            n_dead += alive[j] == 0
-        st.dead[layer] = n_dead / H
-        st.saturation[layer] = sums[0] / (4 * count)
-        st.forget_mean[layer] = sums[1] / count
+        store_layer_stats(st, layer, sums, alive, T * B * H, 4)
+        st.forget_mean[layer] = sums[3] / (T * B * H)
 
 
 @kernel
 def lstm_step_stats(ga, h, alive, sums):
     """Add one step's (B, 4 H) gates and (B, H) states to the statistics' running sums:
-    sums = [saturated gates, sum of f, sum of h, sum of h^2]; alive[j] = 1 once unit j has a
+    sums = [saturated gates, sum of h, sum of h^2, sum of f]; alive[j] = 1 once unit j has a
     gate that is not saturated (definitions in gated_kernel's docstring)."""
     B, H = h.shape
     sig_sat = np.full(1, SIG_SAT, ga.dtype)[0]  # compared in the gates' own type
@@ -108,9 +101,9 @@ def lstm_step_stats(ga, h, alive, sums):
             h_sum += v
             h_sq += v * v
     sums[0] += n_sat
-    sums[1] += f_sum
-    sums[2] += h_sum
-    sums[3] += h_sq
+    sums[1] += h_sum
+    sums[2] += h_sq
+    sums[3] += f_sum
 
 
 @kernel
@@ -148,9 +141,6 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
         if time_on:
             time_norm[t] = np.sqrt(s)
-        if t > 0:
-            # before outside_from, no gradient reaches h_{t-1} from outside: the product writes it
-            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
-        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
+        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq

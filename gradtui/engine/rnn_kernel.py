@@ -189,15 +189,18 @@ def finish_gradients(g):
 
 
 @kernel
-def step_gradients(x_t, h_prev, da, W_ihT, g, t):
-    """Step t's share of the layer's gradients, while da_t = dL/da_t (B, G H) is in cache:
-    dW_ih += x_t^T da_t, dW_hhT += da_t^T h_{t-1} (none at t = 0: h_0 = 0), db += sum_i da_t,
-    and DX[t] = da_t W_ih^T when ``g.below``. Returns ||da_t||_F^2, accumulated in float64.
+def step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t):
+    """The end of backward step t, while da_t = dL/da_t (B, G H) is in cache: dL/dh_{t-1} +=
+    da_t W_hh^T (written, not added, before ``outside_from``: no gradient reaches those steps
+    from outside the layer), and step t's share of the gradients: dW_ih += x_t^T da_t,
+    dW_hhT += da_t^T h_{t-1} (none at t = 0: h_0 = 0), db += sum_i da_t, and
+    DX[t] = da_t W_ih^T when ``g.below``. Returns ||da_t||_F^2, accumulated in float64.
     """
     B, GH = da.shape
-    gemm(x_t, da, g.dW_ih, True, False, 1.0, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
     if t > 0:
-        gemm(da, h_prev, g.dW_hhT, True, False, 1.0, 1.0)
+        gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
+        gemm(da, HS[t], g.dW_hhT, True, False, 1.0, 1.0)
+    gemm(inp[t], da, g.dW_ih, True, False, 1.0, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
     sq = 0.0
     for i in range(B):
         for j in range(GH):
@@ -231,15 +234,22 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
         if st.on:
             rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
     if st.on:
-        count = T * B * H
-        mean = sums[1] / count
-        st.act_mean[layer] = mean
-        st.act_std[layer] = np.sqrt(max(sums[2] / count - mean * mean, 0.0))
-        n_dead = 0
-        for j in range(H):
-            n_dead += alive[j] == 0
-        st.dead[layer] = n_dead / H
-        st.saturation[layer] = sums[0] / count
+        store_layer_stats(st, layer, sums, alive, T * B * H, 1)
+
+
+@kernel
+def store_layer_stats(st, layer, sums, alive, count, n_gates):
+    """A layer's statistics into ``st`` (a SeqStats) at ``layer``, from its running sums
+    [saturated gate elements, sum of h, sum of h^2, ...] over ``count`` states (n_gates gate
+    elements each) and its units' alive flags: act_mean, act_std, dead and saturation."""
+    mean = sums[1] / count
+    st.act_mean[layer] = mean
+    st.act_std[layer] = np.sqrt(max(sums[2] / count - mean * mean, 0.0))
+    n_dead = 0
+    for j in range(alive.shape[0]):
+        n_dead += alive[j] == 0
+    st.dead[layer] = n_dead / alive.shape[0]
+    st.saturation[layer] = sums[0] / (n_gates * count)
 
 
 @kernel
@@ -266,10 +276,7 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
                 dar[j] = v * dr[j]
         if time_on:
             time_norm[t] = np.sqrt(s)
-        if t > 0:
-            # before outside_from, no gradient reaches h_{t-1} from outside: the product writes it
-            gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
-        sq += step_gradients(inp[t], HS[t], da, W_ihT, g, t)
+        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
 
