@@ -19,6 +19,7 @@ import math
 import textwrap
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from gradtui.diagnosis.health import marks, vanishing_threshold
@@ -34,6 +35,7 @@ from gradtui.ui.widgets._format import (
     num,
     row_spans,
 )
+from gradtui.ui.widgets._lines import LineStrips, line_of, refresh_lines, set_titles
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MODES = {
@@ -103,6 +105,7 @@ class GradientBars(Widget, can_focus=False):
         self._notes: tuple = ()  # (text, style name) lines under the legend
         self._unit = "layer"
         self._styles: dict = {}
+        self._lines = LineStrips()  # drawn line by line: a frame redraws only the rows that changed
 
     @property
     def footer_lines(self) -> int:
@@ -152,8 +155,8 @@ class GradientBars(Widget, can_focus=False):
                 if not notes:
                     notes.extend(self._disagreement(snapshot, latest))
         self._notes = tuple(notes)
-        self.border_title = title
-        self.refresh()
+        set_titles(self, title)
+        refresh_lines(self, self._lines)
 
     def _disagreement(self, snapshot, latest: dict) -> list[tuple[str, str]]:
         """A note when the row marks and the vanishing alert say different things, saying why.
@@ -182,6 +185,13 @@ class GradientBars(Widget, can_focus=False):
         return []
 
     # -- drawing -------------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        return line_of(self, self._lines, y)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
     def _style(self, name: str):
         """A component style, looked up once per frame (render clears the cache)."""
         style = self._styles.get(name)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import textwrap
 
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from gradtui.config.summary import layers_summary, model_summary, summary_parts
 from gradtui.ui.widgets._format import fit, fit_parts
+from gradtui.ui.widgets._lines import LineStrips, line_of, refresh_lines
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
@@ -109,6 +111,7 @@ class StatusHeader(Widget, can_focus=False):
         self.message_cut = False
         """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
         self._parts: tuple = ()
+        self._lines = LineStrips()  # drawn line by line: a frame redraws the step line, rarely more
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step, speed and the loss figures from a Snapshot.
@@ -135,7 +138,18 @@ class StatusHeader(Widget, can_focus=False):
         if data != self._data:
             relayout = data[1:2] + data[-1:] != self._data[1:2] + self._data[-1:]
             self._data = data
-            self.refresh(layout=relayout)
+            if relayout:  # the summary or the message may take another number of lines
+                self._lines.clear()
+                self.refresh(layout=True)
+            else:
+                refresh_lines(self, self._lines)
+
+    def render_line(self, y: int) -> Strip:
+        return line_of(self, self._lines, y)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
 
     @staticmethod
     def _line_two(figures, summary: str) -> str:

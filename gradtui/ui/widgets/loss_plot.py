@@ -11,6 +11,8 @@ import time
 
 from textual_plotext import PlotextPlot
 
+from gradtui.ui.widgets._lines import set_titles
+
 
 def decimate(xs, ys, points: int):
     """Keep about ``points`` evenly spaced (x, y) pairs with y finite and positive (log axis)."""
@@ -115,10 +117,9 @@ class LossPlot(PlotextPlot):
             if ticks:
                 plt.yticks([v for v, _ in ticks], [label for _, label in ticks])
         plt.xlabel("step")
-        self.border_title = self.TITLE if start is None else f"loss from step {start:,} · ⠒ train ● eval"
-        self.border_subtitle = f"│ step {marks[-1][0]:,}: {marks[-1][1]}" if marks else ""
-        if not (xs or ex):
-            self.border_subtitle = "… waiting for the first step"
+        subtitle = f"│ step {marks[-1][0]:,}: {marks[-1][1]}" if marks else ""
+        set_titles(self, self.TITLE if start is None else f"loss from step {start:,} · ⠒ train ● eval",
+                   subtitle if xs or ex else "… waiting for the first step")
         self.refresh()
 
 
