@@ -10,6 +10,8 @@ Textual's ``render_line`` with :meth:`LineStrips.strip`. A line becomes a strip 
 own rendering of that line over the widget's base style, cropped or padded to the width.
 
 The widget keeps ``render()`` (tests and exports read its Text); Textual no longer calls it.
+The component styles the text is drawn with are looked up once (:meth:`LineStrips.style`)
+and kept, like the strips, until the widget's styles change (a theme, a breakpoint class).
 """
 
 from __future__ import annotations
@@ -28,10 +30,18 @@ class LineStrips:
         self._texts: list[Text] = []
         self._strips: list[Strip | None] = []
         self._key: tuple | None = None  # (size, base style) the strips were drawn for
+        self._styles: dict[str, Style] = {}
 
     def clear(self) -> None:
         """Forget everything (the widget's styles changed): the next update redraws every line."""
-        self._texts, self._strips, self._key = [], [], None
+        self._texts, self._strips, self._key, self._styles = [], [], None, {}
+
+    def style(self, widget, component: str) -> Style:
+        """The widget's component style (``component`` is a COMPONENT_CLASSES name), looked up once."""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = widget.get_component_rich_style(component, partial=True)
+        return style
 
     def current(self, size, style: Style) -> bool:
         """Whether the kept lines were drawn for this content size and base style."""

@@ -104,7 +104,6 @@ class GradientBars(Widget, can_focus=False):
         self._waiting = "compiling"
         self._notes: tuple = ()  # (text, style name) lines under the legend
         self._unit = "layer"
-        self._styles: dict = {}
         self._lines = LineStrips()  # drawn line by line: a frame redraws only the rows that changed
 
     @property
@@ -193,14 +192,9 @@ class GradientBars(Widget, can_focus=False):
         self._lines.clear()
 
     def _style(self, name: str):
-        """A component style, looked up once per frame (render clears the cache)."""
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = self.get_component_rich_style(f"gradient-bars--{name}", partial=True)
-        return style
+        return self._lines.style(self, f"gradient-bars--{name}")
 
     def render(self) -> Text:
-        self._styles = {}
         width = max(10, self.content_region.width or self.size.width)
         height = max(3, self.content_region.height or self.size.height)
         if not self._values:

@@ -168,7 +168,7 @@ class StatusHeader(Widget, can_focus=False):
         return kept, rest
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"status-header--{name}", partial=True)
+        return self._lines.style(self, f"status-header--{name}")
 
     def render(self) -> Text:
         """Plain lines (no Rich table: this redraws every frame); numbers are never cut."""

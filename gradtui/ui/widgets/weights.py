@@ -74,7 +74,7 @@ class WeightPanel(Widget, can_focus=False):
         self._lines.clear()
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"weight-panel--{name}", partial=True)
+        return self._lines.style(self, f"weight-panel--{name}")
 
     def render(self) -> Text:
         width = max(10, self.content_region.width or self.size.width)
