@@ -16,6 +16,8 @@ and kept, like the strips, until the widget's styles change (a theme, a breakpoi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -71,12 +73,17 @@ class LineStrips:
         strip = self._strips[y]
         if strip is None:
             segments, x = [], 0
-            for segment in self._texts[y].render(console):
-                text = segment.text
-                segments.append(Segment(text, style + segment.style + Style.from_meta({"offset": (x, y)})))
+            for text, span_style, _ in self._texts[y].render(console):
+                segments.append(Segment(text, with_offset(style + span_style, x, y)))
                 x += len(text)
             strip = self._strips[y] = Strip(segments).crop(0, width)
         return strip
+
+
+@lru_cache(maxsize=4096)
+def with_offset(style: Style, x: int, y: int) -> Style:
+    """``style`` marked with where its piece starts in the widget, as Textual marks its own text."""
+    return style + Style.from_meta({"offset": (x, y)})
 
 
 def refresh_lines(widget, lines: LineStrips) -> None:

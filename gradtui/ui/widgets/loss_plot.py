@@ -1,7 +1,8 @@
 """LossPlot: train and held-out loss over steps (plotext), log y axis.
 
 PlotextPlot rebuilds the whole plot on each render, so the series are decimated to
-about one point per column and redrawn at most ``max_hz`` times a second (2 by default; at most 4).
+about one point per column and redrawn at most ``max_hz`` times a second (1 by default; at most 4):
+one draw takes about 10 ms of the interface thread, which holds the GIL training needs meanwhile.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class LossPlot(PlotextPlot):
 
     TITLE = "loss, log scale: ⠒ train  ● eval"
 
-    def __init__(self, *, max_hz: float = 2.0, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, max_hz: float = 1.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = self.TITLE
         self._min_interval = 1.0 / max_hz
