@@ -112,6 +112,7 @@ class StatusHeader(Widget, can_focus=False):
         """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
         self._parts: tuple = ()
         self._lines = LineStrips()  # drawn line by line: a frame redraws the step line, rarely more
+        self._height = 0  # lines the last text took (the summary's two and the message's own)
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step, speed and the loss figures from a Snapshot.
@@ -133,12 +134,14 @@ class StatusHeader(Widget, can_focus=False):
             message,
         )
         width = max(20, self.content_region.width or self.size.width or 80)
-        self.message_cut = len(self._message_lines(self._line_two(data[6], summary), message, width)[1]) > 0
+        own_lines, cut = self._message_lines(self._line_two(data[6], summary), message, width)
+        self.message_cut = len(cut) > 0
         self._parts = tuple(summary_parts(cfg)) if cfg is not None else ((summary,) if summary else ())
         if data != self._data:
-            relayout = data[1:2] + data[-1:] != self._data[1:2] + self._data[-1:]
+            height = 2 + len(own_lines)
             self._data = data
-            if relayout:  # the summary or the message may take another number of lines
+            if height != self._height:  # a new layout re-renders the whole screen: only when the height changes
+                self._height = height
                 self._lines.clear()
                 self.refresh(layout=True)
             else:
