@@ -154,7 +154,8 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                 out.append("\n")
             sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
             out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
-            out.append(alert.message)
+            what, why = split_headline(alert.message)
+            out.append(what)
             keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
             for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
@@ -174,6 +175,8 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                     out.append("    " + short_label(remedy.label) + " (no key: --set)", self._style("note"))
                 else:  # a record: what the run could change, nothing to press here
                     out.append("    " + short_label(remedy.label), self._style("note"))
+            if why:
+                out.append("\n" + why, self._style("note") if alert.remedies else None)
         return out
 
 
@@ -181,6 +184,18 @@ def text_shape(text: Text) -> tuple:
     """Where a text's words and spaces are, line by line: texts of the same shape wrap to the
     same lines at any width, so the panel's height cannot change between them."""
     return tuple((NOT_SPACE.sub("x", line), cell_len(line)) for line in text.plain.split("\n"))
+
+
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
+
+
+def split_headline(message: str) -> tuple[str, str]:
+    """An alert's first sentence (what is wrong) and the rest (why), so that the keys that
+    fix it come right after the first sentence, above the fold on a small terminal."""
+    end = _SENTENCE_END.search(message)
+    if end is None:
+        return message, ""
+    return message[: end.start() + 1], message[end.end():]
 
 
 def short_label(label: str) -> str:
