@@ -104,14 +104,13 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         if key != self._drawn:
             self._drawn = key
             self.content = self._text()
-            shape = text_shape(self.content)
             if self.is_mounted:
                 # a new layout of the whole screen only when the text may wrap to another height: the
                 # measured figure changes every redraw, and a layout re-renders every panel
+                shape, self._shape = self._shape, text_shape(self.content)
                 self.query_one("#alerts-body", Static).update(self.content, layout=shape != self._shape)
                 if shape != self._shape:
                     self.call_after_refresh(self._hint)
-            self._shape = shape
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._hint)
