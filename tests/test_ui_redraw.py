@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from test_ui_keys import make_app, mlp_cfg
@@ -48,14 +49,33 @@ def textual_lines(widget) -> list:
     return Visual.to_strips(widget, visualize(widget, widget.render()), size.width, size.height, widget.visual_style)
 
 
+@asynccontextmanager
+async def screen_of(snap):
+    """The app at 120x40 showing one hand-made Snapshot (no training), once drawn."""
+    app, _ = static_app(snap.config, snap)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        yield app
+
+
+def record_calls(obj, name: str) -> list:
+    """Wrap ``obj.name`` so that each call's (args, kwargs) is kept, and still made."""
+    calls, original = [], getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
+
+    setattr(obj, name, wrapper)
+    return calls
+
+
 def test_line_by_line_drawing_shows_what_textual_draws():
     cfg = mlp_cfg()
     snap = profile_snapshot(cfg, GRAD, status="paused", message="applied batch norm at step 10")
 
     async def go():
-        app, _ = static_app(cfg, snap)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.2)
+        async with screen_of(snap) as app:
             for widget in (app.query_one(GradientBars), app.query_one(StatusHeader), app.query_one(WeightPanel)):
                 expected = textual_lines(widget)
                 assert len(expected) >= 3, type(widget).__name__
@@ -69,14 +89,10 @@ def test_a_new_value_repaints_only_its_row():
     snap = profile_snapshot(cfg, GRAD, status="paused")
 
     async def go():
-        app, _ = static_app(cfg, snap)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.2)
+        async with screen_of(snap) as app:
             bars = app.query_one(GradientBars)
             before = bars.render().plain.splitlines()
-            repainted = []
-            original = bars.refresh
-            bars.refresh = lambda *regions, **kw: (repainted.append((regions, kw)), original(*regions, **kw))[1]
+            repainted = record_calls(bars, "refresh")
             changed = list(GRAD)
             changed[2] = 4e-5  # hidden.2's bar and value change, nothing else
             bars.show(replace(snap, latest={**snap.latest, "grad_norm": changed}, version=2))
@@ -96,9 +112,7 @@ def test_an_unchanged_border_title_repaints_nothing():
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.1)
             bars = app.query_one(GradientBars)
-            calls = []
-            original = bars.refresh
-            bars.refresh = lambda *regions, **kw: (calls.append(regions), original(*regions, **kw))[1]
+            calls = record_calls(bars, "refresh")
             set_titles(bars, "a title")
             set_titles(bars, "a title")
             assert len(calls) == 1 and bars.border_title == "a title"
@@ -117,19 +131,15 @@ def test_alert_text_of_the_same_shape_needs_no_new_layout():
     snap = profile_snapshot(cfg, GRAD, status="paused")
 
     async def go():
-        app, _ = static_app(cfg, snap)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.2)
+        async with screen_of(snap) as app:
             panel = app.query_one(AlertsPanel)
             body = panel.query_one(Static)
-            layouts = []
-            original = body.update
-            body.update = lambda content, layout=True: (layouts.append(layout), original(content, layout=layout))[1]
+            updates = record_calls(body, "update")
             deltas = [2e-9, 3e-7, 2e-5, 1e-3, 5e-2, 0.1]  # the measured ratio changes, its width does not
             panel.show(replace(snap, latest={**snap.latest, "delta_norm": deltas}, version=2))
             panel.show(replace(snap, alerts=(app.source.snapshot().alerts or ()), message="a new line of news",
                                version=3), message="a new line of news")
-            assert layouts == [False, True]
+            assert [kwargs["layout"] for _, kwargs in updates] == [False, True]
             assert "a new line of news" in panel.content.plain
     run(go())
 
@@ -149,15 +159,13 @@ def test_while_training_runs_the_header_redraws_five_times_a_second_and_a_pause_
         async with app.run_test(size=(120, 40)) as pilot:
             session = sessions[0]
             header = app.query_one(StatusHeader)
-            shown = []
-            original = header.show
-            header.show = lambda *a, **kw: (shown.append(a[0].step), original(*a, **kw))[1]
+            calls = record_calls(header, "show")
             for _ in range(20):  # a new step every 50 ms for a second, polled at 10 fps
                 session.step += 10
                 session._publish()
                 await pilot.pause(0.05)
-            assert 1 <= len(shown) <= 7, shown
+            assert 1 <= len(calls) <= 7, len(calls)
             await pilot.press("space")
             await pilot.pause(0.1)
-            assert "paused" in header.render().plain and shown[-1] == session.step
+            assert "paused" in header.render().plain and calls[-1][0][0].step == session.step
     run(go())

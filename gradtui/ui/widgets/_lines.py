@@ -4,9 +4,9 @@ Textual renders a widget that returns a Text from ``render()`` whole on every
 ``refresh()``, through its general content pipeline (about 7 ms for the gradient bars at
 120x40). Training needs the GIL the interface holds while it renders, and most lines of
 a live panel stay the same from one frame to the next (the axis, the legend, the labels,
-often the bars). A widget that keeps a :class:`LineStrips` builds its Text as before,
-hands it to :meth:`LineStrips.update`, refreshes only the lines that changed, and answers
-Textual's ``render_line`` with :meth:`LineStrips.strip`. A line becomes a strip by Rich's
+often the bars). A widget that keeps a :class:`LineStrips` (a :class:`LineWidget`) builds
+its Text as before, hands it to :meth:`LineStrips.update`, refreshes only the lines that
+changed, and answers Textual's ``render_line`` with :meth:`LineStrips.strip`. A line becomes a strip by Rich's
 own rendering of that line over the widget's base style, cropped or padded to the width.
 
 The widget keeps ``render()`` (tests and exports read its Text); Textual no longer calls it.
@@ -23,6 +23,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
+from textual.widget import Widget
 
 
 class LineStrips:
@@ -116,3 +117,31 @@ def set_titles(widget, title: str | None = None, subtitle: str | None = None) ->
         if text is not None and shown.get(name) != text:
             shown[name] = text
             setattr(widget, name, text)
+
+
+class LineWidget(Widget):
+    """A widget drawn line by line from its ``render()`` Text: call :meth:`redraw_lines` where a
+    plain widget would call ``refresh()``, and take component styles from :meth:`component_style`."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._lines = LineStrips()
+
+    def redraw_lines(self) -> None:
+        """Repaint the lines whose text changed (all of them after a resize or a style change)."""
+        refresh_lines(self, self._lines)
+
+    def redraw_all(self, layout: bool = False) -> None:
+        """Repaint every line (and lay the screen out again when ``layout``: the height may change)."""
+        self._lines.clear()
+        self.refresh(layout=layout)
+
+    def component_style(self, component: str) -> Style:
+        return self._lines.style(self, component)
+
+    def render_line(self, y: int) -> Strip:
+        return line_of(self, self._lines, y)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()

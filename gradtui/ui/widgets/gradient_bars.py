@@ -19,8 +19,6 @@ import math
 import textwrap
 
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
 
 from gradtui.diagnosis.health import marks, vanishing_threshold
 from gradtui.ui.widgets._format import (
@@ -35,7 +33,7 @@ from gradtui.ui.widgets._format import (
     num,
     row_spans,
 )
-from gradtui.ui.widgets._lines import LineStrips, line_of, refresh_lines, set_titles
+from gradtui.ui.widgets._lines import LineWidget, set_titles
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MODES = {
@@ -57,7 +55,7 @@ HINT = (
 )
 
 
-class GradientBars(Widget, can_focus=False):
+class GradientBars(LineWidget, can_focus=False):
     """Per-layer gradient norms as log-scale bars, coloured and marked by health."""
 
     COMPONENT_CLASSES = {
@@ -104,7 +102,6 @@ class GradientBars(Widget, can_focus=False):
         self._waiting = "compiling"
         self._notes: tuple = ()  # (text, style name) lines under the legend
         self._unit = "layer"
-        self._lines = LineStrips()  # drawn line by line: a frame redraws only the rows that changed
 
     @property
     def footer_lines(self) -> int:
@@ -155,7 +152,7 @@ class GradientBars(Widget, can_focus=False):
                     notes.extend(self._disagreement(snapshot, latest))
         self._notes = tuple(notes)
         set_titles(self, title)
-        refresh_lines(self, self._lines)
+        self.redraw_lines()  # a frame repaints only the rows that changed
 
     def _disagreement(self, snapshot, latest: dict) -> list[tuple[str, str]]:
         """A note when the row marks and the vanishing alert say different things, saying why.
@@ -184,15 +181,8 @@ class GradientBars(Widget, can_focus=False):
         return []
 
     # -- drawing -------------------------------------------------------------------------
-    def render_line(self, y: int) -> Strip:
-        return line_of(self, self._lines, y)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._lines.clear()
-
     def _style(self, name: str):
-        return self._lines.style(self, f"gradient-bars--{name}")
+        return self.component_style(f"gradient-bars--{name}")
 
     def render(self) -> Text:
         width = max(10, self.content_region.width or self.size.width)

@@ -13,12 +13,10 @@ from __future__ import annotations
 import textwrap
 
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
 
 from gradtui.config.summary import layers_summary, model_summary, summary_parts
 from gradtui.ui.widgets._format import fit, fit_parts
-from gradtui.ui.widgets._lines import LineStrips, line_of, refresh_lines
+from gradtui.ui.widgets._lines import LineWidget
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
@@ -78,7 +76,7 @@ def state_text(snapshot) -> str:
     return text
 
 
-class StatusHeader(Widget, can_focus=False):
+class StatusHeader(LineWidget, can_focus=False):
     """The top two lines: what is running and how fast."""
 
     COMPONENT_CLASSES = {"status-header--name", "status-header--state", "status-header--message",
@@ -111,7 +109,6 @@ class StatusHeader(Widget, can_focus=False):
         self.message_cut = False
         """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
         self._parts: tuple = ()
-        self._lines = LineStrips()  # drawn line by line: a frame redraws the step line, rarely more
         self._height = 0  # lines the last text took (the summary's two and the message's own)
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
@@ -142,17 +139,9 @@ class StatusHeader(Widget, can_focus=False):
             self._data = data
             if height != self._height:  # a new layout re-renders the whole screen: only when the height changes
                 self._height = height
-                self._lines.clear()
-                self.refresh(layout=True)
+                self.redraw_all(layout=True)
             else:
-                refresh_lines(self, self._lines)
-
-    def render_line(self, y: int) -> Strip:
-        return line_of(self, self._lines, y)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._lines.clear()
+                self.redraw_lines()  # a frame repaints the step line, rarely more
 
     @staticmethod
     def _line_two(figures, summary: str) -> str:
@@ -171,7 +160,7 @@ class StatusHeader(Widget, can_focus=False):
         return kept, rest
 
     def _style(self, name: str):
-        return self._lines.style(self, f"status-header--{name}")
+        return self.component_style(f"status-header--{name}")
 
     def render(self) -> Text:
         """Plain lines (no Rich table: this redraws every frame); numbers are never cut."""

@@ -11,14 +11,12 @@ stays still; scaling each row to its own range would make every layer look the s
 from __future__ import annotations
 
 from rich.text import Text
-from textual.strip import Strip
-from textual.widget import Widget
 
 from gradtui.ui.widgets._format import fit, fmt, geomean, num, relative_sparkline, row_spans, shared_scale
-from gradtui.ui.widgets._lines import LineStrips, line_of, refresh_lines
+from gradtui.ui.widgets._lines import LineWidget
 
 
-class WeightPanel(Widget, can_focus=False):
+class WeightPanel(LineWidget, can_focus=False):
     """Weight-norm sparklines and update ratios, one row per layer (or group of layers)."""
 
     COMPONENT_CLASSES = {"weight-panel--frozen", "weight-panel--moving", "weight-panel--spark", "weight-panel--note"}
@@ -50,7 +48,6 @@ class WeightPanel(Widget, can_focus=False):
         self._ratio: tuple = ()
         self._frozen_below = 1e-5
         self._footer = 0
-        self._lines = LineStrips()  # drawn line by line: a redraw repaints only the rows that changed
 
     def show(self, snapshot, footer: int = 0) -> None:
         """Take the weight-norm history and latest update ratios from a Snapshot; ``footer`` is
@@ -64,17 +61,10 @@ class WeightPanel(Widget, can_focus=False):
         self._footer = int(footer)
         if snapshot.config is not None:
             self._frozen_below = snapshot.config.alerts.update_ratio_min
-        refresh_lines(self, self._lines)
-
-    def render_line(self, y: int) -> Strip:
-        return line_of(self, self._lines, y)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._lines.clear()
+        self.redraw_lines()
 
     def _style(self, name: str):
-        return self._lines.style(self, f"weight-panel--{name}")
+        return self.component_style(f"weight-panel--{name}")
 
     def render(self) -> Text:
         width = max(10, self.content_region.width or self.size.width)
