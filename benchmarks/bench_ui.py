@@ -4,8 +4,8 @@ Runs the installed ``gradtui`` command in a real pseudo-terminal (pexpect), as a
 would, next to a headless Session on the same preset, and prints one table:
 
 * training steps/s headless vs with the interface open (target: UI >= 90% of headless, issue 14),
-  in interleaved rounds (headless, then the interface); the verdict is the median of the rounds'
-  ratios, since the load of a shared machine moves between rounds;
+  in interleaved rounds (headless then the interface, then the other way round); the verdict is
+  the median of the rounds' ratios, since the load of a shared machine moves between rounds;
 * key press to screen: time from sending ``o`` (next optimiser) until the terminal
   output shows the new optimiser name, while training runs flat out (target < 100 ms).
 
@@ -141,10 +141,14 @@ def main(argv=None) -> int:
 
     load_before = os.getloadavg()[0]
     heads, uis, loads, running, paused = [], [], [], [], []
-    for _ in range(args.rounds):
+    for i in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        heads.append(headless_rate(args.preset, args.seconds))
-        rate, run_lat, pause_lat = ui_run(args.preset, args.seconds, args.presses)
+        if i % 2:  # every other round the interface first: a load that drifts favours neither side
+            rate, run_lat, pause_lat = ui_run(args.preset, args.seconds, args.presses)
+            heads.append(headless_rate(args.preset, args.seconds))
+        else:
+            heads.append(headless_rate(args.preset, args.seconds))
+            rate, run_lat, pause_lat = ui_run(args.preset, args.seconds, args.presses)
         uis.append(rate)
         running += run_lat
         paused += pause_lat
