@@ -6,8 +6,9 @@ Textual renders a widget that returns a Text from ``render()`` whole on every
 a live panel stay the same from one frame to the next (the axis, the legend, the labels,
 often the bars). A widget that keeps a :class:`LineStrips` (a :class:`LineWidget`) builds
 its Text as before, hands it to :meth:`LineStrips.update`, refreshes only the lines that
-changed, and answers Textual's ``render_line`` with :meth:`LineStrips.strip`. A line becomes a strip by Rich's
-own rendering of that line over the widget's base style, cropped or padded to the width.
+changed, and answers Textual's ``render_line`` with :meth:`LineStrips.strip`. A line becomes
+a strip by Rich's own rendering of that line over the widget's base style, cut at the width;
+the result looks exactly as Textual's rendering of the whole text (tests/test_ui_redraw.py).
 
 The widget keeps ``render()`` (tests and exports read its Text); Textual no longer calls it.
 The component styles the text is drawn with are looked up once (:meth:`LineStrips.style`)
