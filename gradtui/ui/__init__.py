@@ -11,7 +11,7 @@ import sys
 # The training worker needs the GIL briefly after each kernel call; when a frame is being drawn
 # it waits until the interface thread hands it over. Measured with the interface open on
 # vanishing-sigmoid (README, bench_ui): the worker spent 4-6% of its time waiting at 5 ms and
-# 2% at 1 ms. Much shorter intervals cost more in switches than they save (0.1 ms halved training).
+# 2% at 1 ms (chunks of 25 ms). An earlier trial found that 0.1 ms halved training: switches cost too.
 SWITCH_INTERVAL = 0.001
 
 
