@@ -133,21 +133,6 @@ def _spread(X, T):
 
 
 @kernel
-def _entropy(P):
-    """Mean over examples, heads and query rows of -sum_j P_ij ln P_ij."""
-    B, H, T, _ = P.shape
-    acc = 0.0
-    for b in range(B):
-        for h in range(H):
-            for i in range(T):
-                for j in range(T):
-                    p = np.float64(P[b, h, i, j])
-                    if p > 0.0:
-                        acc -= p * np.log(p)
-    return acc / (B * H * T)
-
-
-@kernel
 def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, act, causal, ws,
                         stats, act_mean, act_std, dead, spread, entropy):
     """Embedding, blocks and head; fills the workspace and ws.LOGITS (and statistics when ``stats``)."""
@@ -175,8 +160,10 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
             layernorm_forward(X, theta[g : g + d], theta[be : be + d], ws.XHA[s], ws.RA[s], U)
         F = ws.FB
         if s % 2 == 0:
-            attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
-                              ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.QKV, F, ws.TH)
+            summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
+                                       ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.QKV, F, ws.TH)
+            if stats:
+                entropy[l] = summed / (ws.P.shape[1] * heads * T)
         else:
             mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l], F)
         if residual:
@@ -191,7 +178,6 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
             dead[s + 1] = _dead_fraction(ws.Z[l], act) if s % 2 == 1 else 0.0
             if s % 2 == 1:
                 spread[l] = _spread(out, T)
-                entropy[l] = _entropy(ws.P[l])
     top = ws.XS[2 * L]
     if norm == NORM_PRE:
         layernorm_forward(top, theta[glob[G_F] : glob[G_F] + d], theta[glob[BETA_F] : glob[BETA_F] + d],

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
+from gradtui.engine.exp32 import softmax_exp
 from gradtui.engine.jit import kernel
 
 LN_EPS = 1e-5
@@ -81,15 +82,51 @@ def column_sums_into(D, out):
             out[j] += D[i, j]
 
 
+@kernel(inline="always")
+def _softmax_rows(S, scale, causal):
+    """Each row i of S <- softmax(scale S[i]) (over j <= i, the rest set to 0, when causal);
+    returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
+    x_j = scale s_j - max and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
+    (one logarithm per row). Sums in S's precision; exp is gradtui.engine.exp32's."""
+    T = S.shape[0]
+    f = S.dtype.type
+    scale = f(scale)
+    entropy = 0.0
+    for i in range(T):
+        width = i + 1 if causal else T
+        top = S[i, 0] * scale
+        for j in range(width):
+            x = S[i, j] * scale
+            S[i, j] = x
+            top = max(top, x)
+        total = f(0.0)
+        weighted = f(0.0)
+        for j in range(width):
+            x = S[i, j] - top
+            e = softmax_exp(x)
+            S[i, j] = e
+            total += e
+            weighted += e * x
+        for j in range(width, T):
+            S[i, j] = 0.0
+        inv = f(1.0) / total
+        for j in range(width):
+            S[i, j] *= inv
+        entropy += np.log(np.float64(total)) - np.float64(weighted) / np.float64(total)
+    return entropy
+
+
 @kernel
 def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH, VH, P, O, QKV, A, th):
-    """A = self-attention(U); keeps the heads' Q, K, V (B, h, T, dh), P (B, h, T, T) and O (N, d)."""
+    """A = self-attention(U); keeps the heads' Q, K, V (B, h, T, dh), P (B, h, T, T) and O (N, d).
+    Returns the summed entropy of every attention row (_softmax_rows)."""
     n, d = U.shape
     B = n // T
     dh = d // heads
     scale = 1.0 / np.sqrt(dh)
     np.dot(U, matrix(theta, w_qkv, d, 3 * d), QKV)
     add_row(QKV, theta[b_qkv : b_qkv + 3 * d])
+    entropy = 0.0
     for b in range(B):
         for t in range(T):
             row = b * T + t
@@ -103,30 +140,14 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH
         for h in range(heads):
             S = P[b, h]
             np.dot(QH[b, h], KH[b, h].T, S)
-            for i in range(T):
-                top = S[i, 0] * scale
-                for j in range(T):
-                    if causal and j > i:
-                        continue
-                    S[i, j] *= scale
-                    top = max(top, S[i, j])
-                total = 0.0
-                for j in range(T):
-                    if causal and j > i:
-                        S[i, j] = 0.0
-                    else:
-                        e = np.exp(S[i, j] - top)
-                        S[i, j] = e
-                        total += e
-                inv = 1.0 / total
-                for j in range(T):
-                    S[i, j] *= inv
+            entropy += _softmax_rows(S, scale, causal)
             np.dot(S, VH[b, h], th)
             for t in range(T):
                 for k in range(dh):
                     O[b * T + t, h * dh + k] = th[t, k]
     np.dot(O, matrix(theta, w_o, d, d), A)
     add_row(A, theta[b_o : b_o + d])
+    return entropy
 
 
 @kernel
