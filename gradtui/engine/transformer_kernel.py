@@ -59,16 +59,16 @@ Workspace = namedtuple("Workspace", [
     "U",  # (2L, N, d) LN(X) fed to the sub-layer (pre-LN)
     "XHA", "RA",  # (2L, N, d), (2L, N) the pre-LN's xhat and 1/std
     "XHB", "RB",  # (2L, N, d), (2L, N) the post-LN's xhat and 1/std
-    "QH", "KH", "VH",  # (L, B, h, T, dh)
+    "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
     "P",  # (L, B, h, T, T) attention probabilities
     "O",  # (L, N, d) the heads' outputs, concatenated
     "Z", "HD",  # (L, N, m) MLP pre-activation and activation
     "XHF", "RF", "HF",  # final LayerNorm (pre): xhat, 1/std, output
     "LOGITS", "DLOGITS",  # (N, V)
-    "QKV", "DQKV",  # (N, 3d) scratch
+    "DQKV",  # (N, 3d) scratch
     "FB", "DX", "DF", "DU", "DO",  # (N, d) scratch
     "DZ",  # (N, m) scratch
-    "TH", "TH2", "TT",  # (T, dh), (T, dh), (T, T) per-head scratch
+    "TT",  # (T, T) per-head scratch
 ])
 
 
@@ -161,7 +161,7 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         F = ws.FB
         if s % 2 == 0:
             summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
-                                       ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.QKV, F, ws.TH)
+                                       ws.QKV[l], ws.P[l], ws.O[l], F)
             if stats:
                 entropy[l] = summed / (ws.P.shape[1] * heads * T)
         else:
@@ -258,8 +258,7 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
         U = ws.U[s] if norm == NORM_PRE else ws.XS[s]
         if s % 2 == 0:
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
-                               ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU,
-                               ws.TH, ws.TH2, ws.TT)
+                               ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)
         else:
             mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l],
                          ws.DZ, ws.DU)

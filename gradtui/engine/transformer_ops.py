@@ -25,6 +25,7 @@ import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
 from gradtui.engine.exp32 import softmax_exp
+from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.jit import kernel
 
 LN_EPS = 1e-5
@@ -117,8 +118,10 @@ def _softmax_rows(S, scale, causal):
 
 
 @kernel
-def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH, VH, P, O, QKV, A, th):
-    """A = self-attention(U); keeps the heads' Q, K, V (B, h, T, dh), P (B, h, T, T) and O (N, d).
+def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QKV, P, O, A):
+    """A = self-attention(U); keeps QKV = U W_qkv + b_qkv (N, 3d), P (B, h, T, T) and O (N, d).
+    Head h of example b reads its Q, K and V where the projection wrote them (rows b T ..,
+    columns h dh .. of each third) and writes its O likewise: no copies between layouts.
     Returns the summed entropy of every attention row (_softmax_rows)."""
     n, d = U.shape
     B = n // T
@@ -128,65 +131,47 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH
     add_row(QKV, theta[b_qkv : b_qkv + 3 * d])
     entropy = 0.0
     for b in range(B):
-        for t in range(T):
-            row = b * T + t
-            for h in range(heads):
-                for k in range(dh):
-                    c = h * dh + k
-                    QH[b, h, t, k] = QKV[row, c]
-                    KH[b, h, t, k] = QKV[row, d + c]
-                    VH[b, h, t, k] = QKV[row, 2 * d + c]
-    for b in range(B):
         for h in range(heads):
-            S = P[b, h]
-            np.dot(QH[b, h], KH[b, h].T, S)
-            entropy += _softmax_rows(S, scale, causal)
-            np.dot(S, VH[b, h], th)
-            for t in range(T):
-                for k in range(dh):
-                    O[b * T + t, h * dh + k] = th[t, k]
+            q = b * T * 3 * d + h * dh
+            p = (b * heads + h) * T * T
+            gemm(False, True, T, T, dh, QKV, q, 3 * d, QKV, q + d, 3 * d, 0.0, P, p, T)
+            entropy += _softmax_rows(P[b, h], scale, causal)
+            gemm(False, False, T, dh, T, P, p, T, QKV, q + 2 * d, 3 * d, 0.0, O, b * T * d + h * dh, d)
     np.dot(O, matrix(theta, w_o, d, d), A)
     add_row(A, theta[b_o : b_o + d])
     return entropy
 
 
 @kernel
-def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QH, KH, VH, P, O,
-                       DO, DQKV, DU, th, th2, TT):
-    """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU."""
+def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV, P, O, DO, DQKV, DU, TT):
+    """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU.
+    Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
+    dL/dQKV (N, 3d)): dP = dO V^T into the scratch TT (T, T), dV = P^T dO, TT <- dS, then
+    dQ = dS K and dK = dS^T Q."""
     n, d = U.shape
     B = n // T
     dh = d // heads
-    scale = 1.0 / np.sqrt(dh)
-    W_o = matrix(theta, w_o, d, d)
+    f = P.dtype.type
+    scale = f(1.0 / np.sqrt(dh))
     np.dot(O.T, DA, matrix(grad, w_o, d, d))
     column_sums_into(DA, grad[b_o : b_o + d])
-    np.dot(DA, W_o.T, DO)
+    np.dot(DA, matrix(theta, w_o, d, d).T, DO)
     for b in range(B):
         for h in range(heads):
-            for t in range(T):
-                for k in range(dh):
-                    th[t, k] = DO[b * T + t, h * dh + k]
+            q = b * T * 3 * d + h * dh
+            p = (b * heads + h) * T * T
+            o = b * T * d + h * dh
+            gemm(False, True, T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, 0.0, TT, 0, T)  # dP
+            gemm(True, False, T, dh, T, P, p, T, DO, o, d, 0.0, DQKV, q + 2 * d, 3 * d)  # dV
             Pb = P[b, h]
-            np.dot(th, VH[b, h].T, TT)  # dP
-            np.dot(Pb.T, th, th2)  # dV
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, 2 * d + h * dh + k] = th2[t, k]
             for i in range(T):
-                s = 0.0
+                s = f(0.0)
                 for j in range(T):
                     s += Pb[i, j] * TT[i, j]
                 for j in range(T):
                     TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
-            np.dot(TT, KH[b, h], th2)  # dQ
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, h * dh + k] = th2[t, k]
-            np.dot(TT.T, QH[b, h], th2)  # dK
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, d + h * dh + k] = th2[t, k]
+            gemm(False, False, T, dh, T, TT, 0, T, QKV, q + d, 3 * d, 0.0, DQKV, q, 3 * d)  # dQ
+            gemm(True, False, T, dh, T, TT, 0, T, QKV, q, 3 * d, 0.0, DQKV, q + d, 3 * d)  # dK
     np.dot(U.T, DQKV, matrix(grad, w_qkv, d, 3 * d))
     column_sums_into(DQKV, grad[b_qkv : b_qkv + 3 * d])
     np.dot(DQKV, matrix(theta, w_qkv, d, 3 * d).T, DU)
