@@ -33,6 +33,7 @@ RELU, GELU = 0, 1
 GELU_DEAD_BELOW = -3.0  # gelu'(z) is below 0.012 in magnitude for z < -3: "dead" for the statistic
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+LOG_BATCH = 32  # softmax rows per logarithm in the attention entropy (_softmax_rows)
 
 
 @kernel
@@ -88,11 +89,13 @@ def _softmax_rows(S, scale, causal):
     """Each row i of S <- softmax(scale S[i]) (over j <= i, the rest set to 0, when causal);
     returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
     x_j = scale s_j - max and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
-    (one logarithm per row). Sums in S's precision; exp is gradtui.engine.exp32's."""
+    (the logarithms of up to LOG_BATCH rows' sums taken as one of their product, which stays
+    below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's."""
     T = S.shape[0]
     f = S.dtype.type
     scale = f(scale)
     entropy = 0.0
+    product = 1.0
     for i in range(T):
         width = i + 1 if causal else T
         top = S[i, 0] * scale
@@ -113,7 +116,11 @@ def _softmax_rows(S, scale, causal):
         inv = f(1.0) / total
         for j in range(width):
             S[i, j] *= inv
-        entropy += np.log(np.float64(total)) - np.float64(weighted) / np.float64(total)
+        entropy -= np.float64(weighted) / np.float64(total)
+        product *= np.float64(total)
+        if (i + 1) % LOG_BATCH == 0 or i == T - 1:
+            entropy += np.log(product)
+            product = 1.0
     return entropy
 
 
