@@ -62,7 +62,8 @@ Workspace = namedtuple("Workspace", [
     "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
     "P",  # (L, B, h, T, T) attention probabilities
     "O",  # (L, N, d) the heads' outputs, concatenated
-    "Z", "HD",  # (L, N, m) MLP pre-activation and activation
+    "Z",  # (L, N, m) MLP pre-activation
+    "HD",  # (N, m) scratch: the MLP's activation
     "XHF", "RF", "HF",  # final LayerNorm (pre): xhat, 1/std, output
     "LOGITS", "DLOGITS",  # (N, V)
     "DQKV",  # (N, 3d) scratch
@@ -165,7 +166,7 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
             if stats:
                 entropy[l] = summed / (ws.P.shape[1] * heads * T)
         else:
-            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l], F)
+            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD, F)
         if residual:
             F += X
         out = ws.XS[s + 1]
@@ -260,7 +261,7 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
                                ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)
         else:
-            mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l],
+            mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD,
                          ws.DZ, ws.DU)
         if norm == NORM_PRE:
             layernorm_backward(ws.DU, ws.XHA[s], ws.RA[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DX)
