@@ -116,7 +116,7 @@ class TransformerNetwork:
             pre, post = self.norm == K.NORM_PRE, self.norm == K.NORM_POST
             z = lambda *shape: np.zeros(shape, dt)  # noqa: E731
             ws = K.Workspace(
-                XS=z(S + 1, N, d), U=z(S if pre else 1, N, d),
+                XS=z(S + 1, N, d), U=z(N, d),
                 XHA=z(S if pre else 1, N, d), RA=z(S if pre else 1, N),
                 XHB=z(S if post else 1, N, d), RB=z(S if post else 1, N),
                 QKV=z(L, N, 3 * d),

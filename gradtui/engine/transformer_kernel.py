@@ -43,6 +43,7 @@ from gradtui.engine.transformer_ops import (
     column_sums_into,
     layernorm_backward,
     layernorm_forward,
+    layernorm_output,
     mlp_backward,
     mlp_forward,
 )
@@ -56,7 +57,7 @@ EMBED, POS, G_F, BETA_F, W_HEAD, B_HEAD = range(6)
 
 Workspace = namedtuple("Workspace", [
     "XS",  # (2L+1, N, d) the residual stream before and after each sub-layer
-    "U",  # (2L, N, d) LN(X) fed to the sub-layer (pre-LN)
+    "U",  # (N, d) scratch: LN(X) fed to the sub-layer (pre-LN), computed again from XHA in the backward pass
     "XHA", "RA",  # (2L, N, d), (2L, N) the pre-LN's xhat and 1/std
     "XHB", "RB",  # (2L, N, d), (2L, N) the post-LN's xhat and 1/std
     "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
@@ -157,7 +158,7 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         be = row[BETA_1] if s % 2 == 0 else row[BETA_2]
         U = X
         if norm == NORM_PRE:
-            U = ws.U[s]
+            U = ws.U
             layernorm_forward(X, theta[g : g + d], theta[be : be + d], ws.XHA[s], ws.RA[s], U)
         F = ws.FB
         if s % 2 == 0:
@@ -256,7 +257,10 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             layernorm_backward(DX, ws.XHB[s], ws.RB[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DF)
         else:
             DF[:] = DX
-        U = ws.U[s] if norm == NORM_PRE else ws.XS[s]
+        U = ws.XS[s]
+        if norm == NORM_PRE:
+            U = ws.U
+            layernorm_output(ws.XHA[s], theta[g : g + d], theta[be : be + d], U)
         if s % 2 == 0:
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
                                ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)

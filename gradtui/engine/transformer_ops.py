@@ -52,9 +52,16 @@ def layernorm_forward(X, g, beta, XH, R, Y):
         r = 1.0 / np.sqrt(ss / d + LN_EPS)
         R[i] = r
         for j in range(d):
-            xh = (X[i, j] - mu) * r
-            XH[i, j] = xh
-            Y[i, j] = g[j] * xh + beta[j]
+            XH[i, j] = (X[i, j] - mu) * r
+    layernorm_output(XH, g, beta, Y)
+
+
+@kernel(inline="always")
+def layernorm_output(XH, g, beta, Y):
+    """Y = g * xhat + beta (the forward pass's last step, also run again from a kept xhat)."""
+    for i in range(XH.shape[0]):
+        for j in range(XH.shape[1]):
+            Y[i, j] = g[j] * XH[i, j] + beta[j]
 
 
 @kernel
