@@ -160,7 +160,8 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         if norm == NORM_PRE:
             U = ws.U
             layernorm_forward(X, theta[g : g + d], theta[be : be + d], ws.XHA[s], ws.RA[s], U)
-        F = ws.FB
+        out = ws.XS[s + 1]
+        F = ws.FB if norm == NORM_POST else out
         if s % 2 == 0:
             summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
                                        ws.QKV[l], ws.P[l], ws.O[l], F)
@@ -170,11 +171,8 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
             mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD, F)
         if residual:
             F += X
-        out = ws.XS[s + 1]
         if norm == NORM_POST:
             layernorm_forward(F, theta[g : g + d], theta[be : be + d], ws.XHB[s], ws.RB[s], out)
-        else:
-            out[:] = F
         if stats:
             _moments(out, act_mean, act_std, s + 1)
             dead[s + 1] = _dead_fraction(ws.Z[l], act) if s % 2 == 1 else 0.0
