@@ -243,6 +243,8 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
                            grad[glob[G_F] : glob[G_F] + d], grad[glob[BETA_F] : glob[BETA_F] + d], DX)
     else:
         np.dot(ws.DLOGITS, matrix(theta, glob[W_HEAD], d, V).T, DX)
+    spare = ws.DF
+    flipped = False  # whether DX is ws.DF (and spare ws.DX)
     for s in range(2 * L - 1, -1, -1):
         l = s // 2
         row = blocks[l]
@@ -250,11 +252,13 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             delta_norm[s + 1] = _frobenius(DX)
         g = row[G_1] if s % 2 == 0 else row[G_2]
         be = row[BETA_1] if s % 2 == 0 else row[BETA_2]
-        DF = ws.DF
         if norm == NORM_POST:
+            DF = spare
             layernorm_backward(DX, ws.XHB[s], ws.RB[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DF)
+            spare = DX
         else:
-            DF[:] = DX
+            DF = DX  # dS = D: the two buffers swap roles instead of copying
+            flipped = not flipped
         U = ws.XS[s]
         if norm == NORM_PRE:
             U = ws.U
@@ -265,12 +269,17 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
         else:
             mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD,
                          ws.DZ, ws.DU)
+        DX = spare
+        spare = DF
         if norm == NORM_PRE:
             layernorm_backward(ws.DU, ws.XHA[s], ws.RA[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DX)
         else:
             DX[:] = ws.DU
         if residual:
             DX += DF
+    if flipped:
+        ws.DX[:] = DX
+        DX = ws.DX
     if stats:
         delta_norm[0] = _frobenius(DX)
     for i in range(n):
