@@ -14,13 +14,15 @@ multiplied by a 1x1 projection P (C_src x C_out), for the second layer of a resi
 Head: p = mean over positions of the last output (batch x C); logits = p W_o + b_o.
 
 Backward (delta = dL/dz at every layer, before batch norm):
-    dW = cols^T delta;  db = sum delta;  dcols = delta W^T, scattered back (col2im)
-    into dL/d(input); a skip adds dL/dout to its source (through P^T when projected),
+    dW = cols^T delta;  db = sum delta;  dL/d(input) = im2col(delta) F at stride 1, with F
+    the flipped kernel (F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]), and at stride 2
+    delta W^T scattered back (col2im); a skip adds dL/dout to its source (through P^T when projected),
     dP = sub^T dL/dout.
 
-The im2col matrix is never built whole: conv_forward and conv_backward fill it a chunk of
-rows at a time into a buffer of fixed size and run each chunk's products at once, so the
-columns are written, multiplied and scattered back while they sit in the core's cache.
+The im2col matrix (gradtui.engine.im2col) is never built whole: conv_forward and
+conv_backward fill it a chunk of rows at a time into a buffer of fixed size and run each
+chunk's products at once, so the columns are written and multiplied while they sit in the
+core's cache.
 Products of a few hundred rows also run at 1.4-2x the GFLOP/s of one product over the whole
 batch (x^T delta most of all): OpenBLAS keeps their operands in cache as well.
 
@@ -36,6 +38,7 @@ import numpy as np
 
 from gradtui.engine.activations import PRELU, activate
 from gradtui.engine.blocks import add_row, dot_transposed, matrix
+from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, im2col, padded_scratch
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import (
     _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
@@ -46,100 +49,11 @@ from gradtui.engine.mlp_kernel import (
  COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF) = range(14)
 N_COLS = 14
 SKIP_NONE, SKIP_IDENTITY, SKIP_PROJECTION = range(3)
-KSIZE = 3
 
 
 @kernel(inline="always")
 def _block(flat, offset, rows, cols):
     return flat[offset : offset + rows * cols].reshape((rows, cols))
-
-
-@kernel(inline="always")
-def _copy(dst, src):
-    """dst[:] = src[:] for two short 1D views: indexed from 0, the loop vectorises (an index
-    computed from offsets would carry Numba's negative-index check into every iteration)."""
-    for j in range(dst.size):
-        dst[j] = src[j]
-
-
-@kernel(inline="always")
-def _accumulate(dst, src):
-    """dst[:] += src[:], vectorised like _copy."""
-    for j in range(dst.size):
-        dst[j] += src[j]
-
-
-@kernel(inline="always")
-def _next_position(b, oy, ox, s_out):
-    """The output position (b, oy, ox) after the given one, row by row, image by image."""
-    ox += 1
-    if ox == s_out:
-        ox = 0
-        oy += 1
-        if oy == s_out:
-            oy = 0
-            b += 1
-    return b, oy, ox
-
-
-@kernel
-def im2col(src, s_in, c_in, stride, s_out, first, rows, cols):
-    """cols[r, (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c] for the ``rows`` output positions
-    (b, oy, ox) from row ``first`` on (r counted from there), 0 in the padding."""
-    zero = cols.dtype.type(0.0)
-    flat = src.reshape(src.size)
-    out = cols.reshape(cols.size)
-    k = cols.shape[1]
-    width = KSIZE * c_in
-    b, pos = divmod(first, s_out * s_out)
-    oy, ox = divmod(pos, s_out)
-    for r in range(rows):
-        left = stride * ox - 1
-        for ky in range(KSIZE):
-            iy = stride * oy + ky - 1
-            dst = r * k + ky * width
-            row = (b * s_in + iy) * s_in
-            if iy < 0 or iy >= s_in:
-                out[dst : dst + width] = zero
-            elif left >= 0 and left + KSIZE <= s_in:
-                # the window's row lies inside the image: 3 pixels, contiguous in NHWC
-                _copy(out[dst : dst + width], flat[(row + left) * c_in : (row + left + KSIZE) * c_in])
-            else:
-                for kx in range(KSIZE):
-                    ix = left + kx
-                    d = dst + kx * c_in
-                    if 0 <= ix < s_in:
-                        _copy(out[d : d + c_in], flat[(row + ix) * c_in : (row + ix + 1) * c_in])
-                    else:
-                        out[d : d + c_in] = zero
-        b, oy, ox = _next_position(b, oy, ox, s_out)
-
-
-@kernel
-def col2im_add(dcols, s_in, c_in, stride, s_out, first, rows, dsrc):
-    """The adjoint of im2col: dsrc[(b, iy, ix), c] += every dcols entry that copied it."""
-    flat = dsrc.reshape(dsrc.size)
-    grads = dcols.reshape(dcols.size)
-    k = dcols.shape[1]
-    width = KSIZE * c_in
-    b, pos = divmod(first, s_out * s_out)
-    oy, ox = divmod(pos, s_out)
-    for r in range(rows):
-        left = stride * ox - 1
-        for ky in range(KSIZE):
-            iy = stride * oy + ky - 1
-            if iy < 0 or iy >= s_in:
-                continue
-            g = r * k + ky * width
-            row = (b * s_in + iy) * s_in
-            if left >= 0 and left + KSIZE <= s_in:
-                _accumulate(flat[(row + left) * c_in : (row + left + KSIZE) * c_in], grads[g : g + width])
-                continue
-            for kx in range(KSIZE):
-                ix = left + kx
-                if 0 <= ix < s_in:
-                    _accumulate(flat[(row + ix) * c_in : (row + ix + 1) * c_in], grads[g + kx * c_in : g + (kx + 1) * c_in])
-        b, oy, ox = _next_position(b, oy, ox, s_out)
 
 
 @kernel
@@ -148,35 +62,69 @@ def conv_forward(h, W, z, s_in, c_in, stride, s_out, cols):
     (``cols``, as many rows as it holds) stay in cache between im2col and the product."""
     n, k = z.shape[0], W.shape[0]
     chunk = min(n, cols.size // k)
+    pad = padded_scratch(s_in, c_in, h)
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
-        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
         np.dot(cm, W, z[first : first + rows])
+
+
+@kernel(inline="always")
+def _flipped(W, c_in, c_out, scratch):
+    """The kernel that maps dz to dL/d(input) as a stride-1 convolution:
+    F[(ky, kx, co), ci] = W[(2 - ky, 2 - kx, ci), co], written into ``scratch``."""
+    taps = KSIZE * KSIZE
+    F = scratch[: taps * c_out * c_in].reshape((taps * c_out, c_in))
+    for t in range(taps):
+        for co in range(c_out):
+            for ci in range(c_in):
+                F[t * c_out + co, ci] = W[(taps - 1 - t) * c_in + ci, co]
+    return F
 
 
 @kernel
 def conv_backward(h, W, dz, dW, dh, input_grad, s_in, c_in, stride, s_out, cols, part, Wt):
-    """dW = im2col(h)^T dz and, when ``input_grad``, dh += col2im(dz W^T), chunk by chunk as in
-    conv_forward (``part`` holds a chunk's share of dW, ``Wt`` the transposed kernel)."""
+    """dW = im2col(h)^T dz and, when ``input_grad``, dh += dL/dh, chunk by chunk as in
+    conv_forward (``part`` holds a chunk's share of dW, ``Wt`` the rearranged kernel).
+
+    dL/dh at stride 1 is the convolution of dz with the flipped kernel, im2col(dz) F: a
+    product with 9 C_out inner terms, which BLAS runs faster than the C_out of dz W^T, and no
+    scatter. At stride 2 it is col2im(dz W^T)."""
     n, k = dz.shape[0], W.shape[0]
     c_out = W.shape[1]
-    chunk = min(n, cols.size // k)
+    transposed = input_grad and stride == 1
+    k_dz = KSIZE * KSIZE * c_out
+    chunk = min(n, cols.size // (max(k, k_dz) if transposed else k))
     dW[:] = 0.0
-    wt = Wt[: k * c_out].reshape((c_out, k))
-    for i in range(k):
-        for j in range(c_out):
-            wt[j, i] = W[i, j]
+    pad = padded_scratch(s_in, c_in, h)
     share = part[: k * c_out].reshape((k, c_out))
+    if transposed:
+        F = _flipped(W, c_in, c_out, Wt)
+        dz_pad = padded_scratch(s_out, c_out, dz)
+        dx = np.empty(chunk * c_in, dh.dtype)
+        dh_flat = dh.reshape(dh.size)
+    else:
+        F = Wt[: k * c_out].reshape((c_out, k))
+        if input_grad:
+            for i in range(k):
+                for j in range(c_out):
+                    F[j, i] = W[i, j]
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
-        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
         d = dz[first : first + rows]
         np.dot(cm.T, d, share)
         dW += share
-        if input_grad:
-            np.dot(d, wt, cm)
+        if transposed:
+            cd = cols[: rows * k_dz].reshape((rows, k_dz))
+            im2col(dz, s_out, c_out, 1, s_out, first, rows, cd, dz_pad)
+            out = dx[: rows * c_in]
+            np.dot(cd, F, out.reshape((rows, c_in)))
+            accumulate(dh_flat[first * c_in : (first + rows) * c_in], out)
+        elif input_grad:
+            np.dot(d, F, cm)
             col2im_add(cm, s_in, c_in, stride, s_out, first, rows, dh)
 
 
