@@ -38,7 +38,7 @@ import numpy as np
 
 from gradtui.engine.activations import PRELU, activate
 from gradtui.engine.blocks import add_row, dot_transposed, matrix
-from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, im2col, padded_scratch
+from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, copy, im2col, padded_scratch
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import (
     _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
@@ -57,9 +57,12 @@ def _block(flat, offset, rows, cols):
 
 
 @kernel
-def conv_forward(h, W, z, s_in, c_in, stride, s_out, cols):
-    """z = im2col(h) W, a chunk of output positions at a time: each chunk's columns
-    (``cols``, as many rows as it holds) stay in cache between im2col and the product."""
+def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, act, out, d, slope, alpha,
+                 elu_alpha, exact):
+    """z = im2col(h) W + bias, a chunk of output positions at a time: each chunk's columns
+    (``cols``, as many rows as it holds) stay in cache between im2col and the product, and
+    its rows of z between the product, the bias and (when ``then_activate``) the activation
+    (out = phi(z), d = phi'(z))."""
     n, k = z.shape[0], W.shape[0]
     chunk = min(n, cols.size // k)
     pad = padded_scratch(s_in, c_in, h)
@@ -67,7 +70,11 @@ def conv_forward(h, W, z, s_in, c_in, stride, s_out, cols):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
         im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
-        np.dot(cm, W, z[first : first + rows])
+        zc = z[first : first + rows]
+        np.dot(cm, W, zc)
+        add_row(zc, bias)
+        if then_activate:
+            activate(act, zc, out[first : first + rows], d[first : first + rows], slope, alpha, elu_alpha, exact)
 
 
 @kernel(inline="always")
@@ -84,32 +91,26 @@ def _flipped(W, c_in, c_out, scratch):
 
 
 @kernel
-def conv_backward(h, W, dz, dW, dh, input_grad, s_in, c_in, stride, s_out, cols, part, Wt):
-    """dW = im2col(h)^T dz and, when ``input_grad``, dh += dL/dh, chunk by chunk as in
-    conv_forward (``part`` holds a chunk's share of dW, ``Wt`` the rearranged kernel).
-
-    dL/dh at stride 1 is the convolution of dz with the flipped kernel, im2col(dz) F: a
-    product with 9 C_out inner terms, which BLAS runs faster than the C_out of dz W^T, and no
-    scatter. At stride 2 it is col2im(dz W^T)."""
+def conv_backward(h, W, dz, dW, dh, input_grad, fresh, s_in, c_in, stride, s_out, cols, part, Wt):
+    """dW = im2col(h)^T dz and, when ``input_grad``, dL/dh added into dh (written into it when
+    ``fresh``: dh holds nothing yet), chunk by chunk as in conv_forward (``part`` holds a
+    chunk's share of a product, ``Wt`` the rearranged kernel)."""
+    if input_grad and stride == 1:
+        _backward_transposed(h, W, dz, dW, dh, fresh, s_in, c_in, cols, part, Wt)
+        return
     n, k = dz.shape[0], W.shape[0]
     c_out = W.shape[1]
-    transposed = input_grad and stride == 1
-    k_dz = KSIZE * KSIZE * c_out
-    chunk = min(n, cols.size // (max(k, k_dz) if transposed else k))
+    chunk = min(n, cols.size // k)
     dW[:] = 0.0
     pad = padded_scratch(s_in, c_in, h)
     share = part[: k * c_out].reshape((k, c_out))
-    if transposed:
-        F = _flipped(W, c_in, c_out, Wt)
-        dz_pad = padded_scratch(s_out, c_out, dz)
-        dx = np.empty(chunk * c_in, dh.dtype)
-        dh_flat = dh.reshape(dh.size)
-    else:
-        F = Wt[: k * c_out].reshape((c_out, k))
-        if input_grad:
-            for i in range(k):
-                for j in range(c_out):
-                    F[j, i] = W[i, j]
+    wt = Wt[: k * c_out].reshape((c_out, k))
+    if input_grad:
+        for i in range(k):
+            for j in range(c_out):
+                wt[j, i] = W[i, j]
+        if fresh:
+            dh[:] = 0.0
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
@@ -117,15 +118,48 @@ def conv_backward(h, W, dz, dW, dh, input_grad, s_in, c_in, stride, s_out, cols,
         d = dz[first : first + rows]
         np.dot(cm.T, d, share)
         dW += share
-        if transposed:
-            cd = cols[: rows * k_dz].reshape((rows, k_dz))
-            im2col(dz, s_out, c_out, 1, s_out, first, rows, cd, dz_pad)
-            out = dx[: rows * c_in]
-            np.dot(cd, F, out.reshape((rows, c_in)))
-            accumulate(dh_flat[first * c_in : (first + rows) * c_in], out)
-        elif input_grad:
-            np.dot(d, F, cm)
+        if input_grad:
+            np.dot(d, wt, cm)
             col2im_add(cm, s_in, c_in, stride, s_out, first, rows, dh)
+
+
+@kernel
+def _backward_transposed(h, W, dz, dW, dh, fresh, side, c_in, cols, part, Wt):
+    """conv_backward at stride 1, from the im2col matrix of dz alone (D = im2col(dz)):
+
+        dL/dh = D F                  F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]
+        dW[(ky, kx, ci), co] = G[ci, (2-ky, 2-kx, co)],   G = h^T D
+
+    (a window of dz around input position q holds every output that q fed, at the mirrored
+    tap). Both products have 9 C_out inner or outer terms, which BLAS runs faster than the
+    C_out inner terms of dz W^T, and nothing is scattered back (col2im)."""
+    n, c_out = dz.shape
+    taps = KSIZE * KSIZE
+    k_dz = taps * c_out
+    chunk = min(n, cols.size // k_dz)
+    F = _flipped(W, c_in, c_out, Wt)
+    dz_pad = padded_scratch(side, c_out, dz)
+    G = np.zeros((c_in, k_dz), dz.dtype)
+    share = part[: c_in * k_dz].reshape((c_in, k_dz))
+    dx = np.empty(chunk * c_in, dh.dtype)
+    dh_flat = dh.reshape(dh.size)
+    for first in range(0, n, chunk):
+        rows = min(chunk, n - first)
+        D = cols[: rows * k_dz].reshape((rows, k_dz))
+        im2col(dz, side, c_out, 1, side, first, rows, D, dz_pad)
+        np.dot(h[first : first + rows].T, D, share)
+        G += share
+        out = dx[: rows * c_in]
+        np.dot(D, F, out.reshape((rows, c_in)))
+        target = dh_flat[first * c_in : (first + rows) * c_in]
+        if fresh:
+            copy(target, out)
+        else:
+            accumulate(target, out)
+    for t in range(taps):
+        for ci in range(c_in):
+            for co in range(c_out):
+                dW[t * c_in + ci, co] = G[ci, (taps - 1 - t) * c_out + co]
 
 
 @kernel
@@ -175,17 +209,18 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         off = table[l, COL_OFF]
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         z = _block(Z, off if act == PRELU else 0, n, c_out)
-        conv_forward(h, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z, s_in, c_in, stride, s_out, cols)
-        add_row(z, theta[table[l, COL_B] : table[l, COL_B] + c_out])
-        if batchnorm:
+        alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out] if act == PRELU else dummy
+        out = _block(H, off, n, c_out)
+        d = _block(D, off, n, c_out)
+        conv_forward(h, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out),
+                     theta[table[l, COL_B] : table[l, COL_B] + c_out], z, s_in, c_in, stride, s_out, cols,
+                     not batchnorm, act, out, d, slope, alpha, elu_alpha, exact)
+        if batchnorm:  # over the whole batch, so after every chunk's product
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
             _batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
                                running_mean[l], running_var[l], train, use_running)
-        alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out] if act == PRELU else dummy
-        out = _block(H, off, n, c_out)
-        d = _block(D, off, n, c_out)
-        activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+            activate(act, z, out, d, slope, alpha, elu_alpha, exact)
         kind = table[l, COL_SKIP]
         if kind == SKIP_IDENTITY:
             out += _source(x, H, table, l, batch)
@@ -236,12 +271,15 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
     last = depth - 1
     s_last = table[last, COL_S_OUT]
     positions = s_last * s_last
-    dH[:] = 0.0
+    # written[l]: dH's block for layer l holds a contribution (the first one is written, not
+    # added, so dH needs no clearing)
+    written = np.zeros(depth, np.bool_)
     dl = _block(dH, table[last, COL_OFF], batch * positions, c)
     for b in range(batch):
         for p in range(positions):
             for j in range(c):
                 dl[b * positions + p, j] = dpooled[b, j] / positions
+    written[last] = True
     for l in range(depth - 1, -1, -1):
         c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
         s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
@@ -253,8 +291,13 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             src_layer = table[l, COL_SRC]
             s_src = table[src_layer, COL_S_OUT]
             dsrc = _block(dH, table[src_layer, COL_OFF], batch * s_src * s_src, table[src_layer, COL_C_OUT])
-            if kind == SKIP_IDENTITY:
+            if kind == SKIP_IDENTITY and written[src_layer]:
                 dsrc += dout
+            elif kind == SKIP_IDENTITY:
+                dsrc[:] = dout
+            elif not written[src_layer]:
+                dsrc[:] = 0.0
+            written[src_layer] = True
         if kind == SKIP_PROJECTION:
             src = _source(x, H, table, l, batch)
             c_src = src.shape[1]
@@ -294,8 +337,11 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         k = KSIZE * KSIZE * c_in
         dh = _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in) if l > 0 else h
+        fresh = l > 0 and not written[l - 1]
         conv_backward(h, matrix(theta, table[l, COL_W], k, c_out), dz, matrix(grad, table[l, COL_W], k, c_out),
-                      dh, l > 0, s_in, c_in, stride, s_out, cols, part, scratch)
+                      dh, l > 0, fresh, s_in, c_in, stride, s_out, cols, part, scratch)
+        if l > 0:
+            written[l - 1] = True
 
 
 @kernel
