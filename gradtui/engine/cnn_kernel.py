@@ -56,6 +56,59 @@ def _block(flat, offset, rows, cols):
     return flat[offset : offset + rows * cols].reshape((rows, cols))
 
 
+@kernel(inline="always")
+def _wide(a):
+    """The elements of the contiguous (n, m) block ``a`` as rows of g m (g = 8, 4, 2 or 1, the
+    largest that divides n): passes that treat every column alike run faster over wide rows
+    than over rows of a few channels (statistics and the delta about 2x, on 16 channels)."""
+    n, m = a.shape
+    g = 8
+    while n % g:
+        g //= 2
+    return a.reshape((n // g, m * g))
+
+
+@kernel(inline="always")
+def _activate(act, z, out, d, slope, alpha, elu_alpha, exact):
+    """activate() over wide rows where phi is the same for every channel (all but prelu)."""
+    if act == PRELU:
+        activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+    else:
+        activate(act, _wide(z), _wide(out), _wide(d), slope, alpha, elu_alpha, exact)
+
+
+@kernel
+def _conv_layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l):
+    """_layer_stats of a layer's output over wide rows; a channel is dead when its column is
+    dead in every group of positions (``alive``: 8 C flags)."""
+    m = out.shape[1]
+    wide_d = _wide(d)
+    _layer_stats(_wide(out), wide_d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
+    if dead[l] > 0.0:  # then alive holds the flags of the wide columns
+        n_dead = 0
+        for c in range(m):
+            live = 0
+            for t in range(wide_d.shape[1] // m):
+                live |= alive[t * m + c]
+            n_dead += live == 0
+        dead[l] = n_dead / m
+
+
+@kernel
+def _conv_delta(dout, d, dz, db):
+    """_delta (dz = dout * phi', db its column sums; returns ||dz||) over wide rows."""
+    m = dz.shape[1]
+    wide = _wide(dz)
+    sums = np.empty(wide.shape[1], dz.dtype)
+    norm = _delta(_wide(dout), _wide(d), wide, sums)
+    for c in range(m):
+        total = sums[c]
+        for t in range(1, wide.shape[1] // m):
+            total += sums[t * m + c]
+        db[c] = total
+    return norm
+
+
 @kernel
 def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, act, out, d, slope, alpha,
                  elu_alpha, exact):
@@ -64,7 +117,8 @@ def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, 
     its rows of z between the product, the bias and (when ``then_activate``) the activation
     (out = phi(z), d = phi'(z))."""
     n, k = z.shape[0], W.shape[0]
-    chunk = min(n, cols.size // k)
+    chunk = cols.size // k
+    chunk = min(n, chunk - chunk % 8 if chunk >= 8 else chunk)  # whole groups for _wide
     pad = padded_scratch(s_in, c_in, h)
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
@@ -74,7 +128,7 @@ def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, 
         np.dot(cm, W, zc)
         add_row(zc, bias)
         if then_activate:
-            activate(act, zc, out[first : first + rows], d[first : first + rows], slope, alpha, elu_alpha, exact)
+            _activate(act, zc, out[first : first + rows], d[first : first + rows], slope, alpha, elu_alpha, exact)
 
 
 @kernel(inline="always")
@@ -201,7 +255,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
     depth = table.shape[0] - 1
     batch = pooled.shape[0]
     dummy = theta[0:0]
-    alive = np.zeros(pooled.shape[1], np.uint8)
+    alive = np.zeros(8 * table[:depth, COL_C_OUT].max(), np.uint8)
     for l in range(depth):
         c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
         s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
@@ -220,7 +274,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
             _batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
                                running_mean[l], running_var[l], train, use_running)
-            activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+            _activate(act, z, out, d, slope, alpha, elu_alpha, exact)
         kind = table[l, COL_SKIP]
         if kind == SKIP_IDENTITY:
             out += _source(x, H, table, l, batch)
@@ -234,7 +288,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
             np.dot(sm, matrix(theta, table[l, COL_P], c_src, c_out), sk)
             out += sk
         if stats:
-            _layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
+            _conv_layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
     last = depth - 1
     c, s_last = table[last, COL_C_OUT], table[last, COL_S_OUT]
     positions = s_last * s_last
@@ -331,7 +385,7 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             _batchnorm_backward(dy, _block(ZH, off, n, c_out), inv_std[l], gamma, dgamma, dbeta, dz)
             norm = _bias_grad_and_norm(dz, db)
         else:
-            norm = _delta(dout, d, dz, db)
+            norm = _conv_delta(dout, d, dz, db)
         if stats:
             delta_norm[l] = norm
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
