@@ -120,13 +120,18 @@ def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, 
     chunk = cols.size // k
     chunk = min(n, chunk - chunk % 8 if chunk >= 8 else chunk)  # whole groups for _wide
     pad = padded_scratch(s_in, c_in, h)
+    c_out = z.shape[1]
+    tiled = np.empty(8 * c_out, z.dtype)  # the bias once per position of a wide row
+    for j in range(tiled.size):
+        tiled[j] = bias[j % c_out]
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
         im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
         zc = z[first : first + rows]
         np.dot(cm, W, zc)
-        add_row(zc, bias)
+        wide = _wide(zc)
+        add_row(wide, tiled[: wide.shape[1]])
         if then_activate:
             _activate(act, zc, out[first : first + rows], d[first : first + rows], slope, alpha, elu_alpha, exact)
 
