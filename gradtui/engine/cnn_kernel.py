@@ -38,7 +38,7 @@ import numpy as np
 
 from gradtui.engine.activations import PRELU, activate
 from gradtui.engine.blocks import add_row, dot_transposed, matrix
-from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, copy, im2col, padded_scratch
+from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, im2col, padded_scratch
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import (
     _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
@@ -208,13 +208,12 @@ def _backward_transposed(h, W, dz, dW, dh, fresh, side, c_in, cols, part, Wt):
         im2col(dz, side, c_out, 1, side, first, rows, D, dz_pad)
         np.dot(D.T, h[first : first + rows], share)  # BLAS runs D^T h about 10% faster than h^T D
         G += share
-        out = dx[: rows * c_in]
-        np.dot(D, F, out.reshape((rows, c_in)))
-        target = dh_flat[first * c_in : (first + rows) * c_in]
         if fresh:
-            copy(target, out)
+            np.dot(D, F, dh[first : first + rows])
         else:
-            accumulate(target, out)
+            out = dx[: rows * c_in]
+            np.dot(D, F, out.reshape((rows, c_in)))
+            accumulate(dh_flat[first * c_in : (first + rows) * c_in], out)
     for t in range(taps):
         for ci in range(c_in):
             for co in range(c_out):

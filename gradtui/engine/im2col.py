@@ -117,13 +117,6 @@ def im2col(src, s_in, c_in, stride, s_out, first, rows, cols, pad):
 
 
 @kernel(inline="always")
-def copy(dst, src):
-    """dst[:] = src[:] for two 1D views, vectorised like accumulate."""
-    for j in range(dst.size):
-        dst[j] = src[j]
-
-
-@kernel(inline="always")
 def accumulate(dst, src):
     """dst[:] += src[:] for two short 1D views: indexed from 0, the loop vectorises (an index
     computed from offsets would carry Numba's negative-index check into every iteration)."""
