@@ -14,9 +14,10 @@ multiplied by a 1x1 projection P (C_src x C_out), for the second layer of a resi
 Head: p = mean over positions of the last output (batch x C); logits = p W_o + b_o.
 
 Backward (delta = dL/dz at every layer, before batch norm):
-    dW = cols^T delta;  db = sum delta;  dL/d(input) = im2col(delta) F at stride 1, with F
-    the flipped kernel (F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]), and at stride 2
-    delta W^T scattered back (col2im); a skip adds dL/dout to its source (through P^T when projected),
+    db = sum delta; at stride 1, from D = im2col(delta) alone: dL/d(input) = D F with F the
+    flipped kernel (F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]) and dW the mirrored taps of
+    D^T input (_backward_transposed); at stride 2, dW = cols^T delta and delta W^T scattered
+    back (col2im). A skip adds dL/dout to its source (through P^T when projected),
     dP = sub^T dL/dout.
 
 The im2col matrix (gradtui.engine.im2col) is never built whole: conv_forward and
