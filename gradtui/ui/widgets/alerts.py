@@ -9,6 +9,7 @@ the textbook number and the live one side by side.
 from __future__ import annotations
 
 import math
+import re
 
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -144,7 +145,8 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                 out.append("\n")
             sev = alert.severity if alert.severity in SEVERITY_SYMBOL else "info"
             out.append(f"{SEVERITY_SYMBOL[sev]} {alert.kind.replace('_', ' ')}: ", self._style(sev))
-            out.append(alert.message)
+            what, why = split_headline(alert.message)
+            out.append(what)
             keys = remedy_keys(alert.remedies) if self._keys_apply else ("",) * len(alert.remedies)
             for remedy, key in zip(alert.remedies, keys):
                 out.append("\n ")
@@ -164,7 +166,21 @@ class AlertsPanel(VerticalScroll, can_focus=False):
                     out.append("    " + short_label(remedy.label) + " (no key: --set)", self._style("note"))
                 else:  # a record: what the run could change, nothing to press here
                     out.append("    " + short_label(remedy.label), self._style("note"))
+            if why:
+                out.append("\n" + why, self._style("note") if alert.remedies else None)
         return out
+
+
+_SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
+
+
+def split_headline(message: str) -> tuple[str, str]:
+    """An alert's first sentence (what is wrong) and the rest (why), so that the keys that
+    fix it come right after the first sentence, above the fold on a small terminal."""
+    end = _SENTENCE_END.search(message)
+    if end is None:
+        return message, ""
+    return message[: end.start() + 1], message[end.end():]
 
 
 def short_label(label: str) -> str:
