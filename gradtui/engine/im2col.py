@@ -8,7 +8,7 @@ For output position (b, oy, ox) of a convolution of stride s on NHWC rows ``src`
 Each image is first copied into the interior of a zero-bordered scratch image of side S+2
 (``pad``), so every window row (ky) is one run of 3 C contiguous values and a row of the
 matrix is three copies, with no test for the border. The copies are memcpy calls: for the
-run lengths of 16, 32 and 64 channels the length is a compile-time constant and LLVM emits a
+run lengths of 1, 16, 32 and 64 channels the length is a compile-time constant and LLVM emits a
 few vector moves. A vectorised loop over the same 48 values costs about as much as the
 whole row's useful work (its scalar remainder loop runs every time), and the border tests of
 an unpadded copy cost more on 8x8 images, where 28 of 64 positions touch the border: on one
@@ -56,7 +56,9 @@ def _memcpy(typingctx, dst, dst_start, src, src_start, count):
 @kernel(inline="always")
 def copy_run(dst, d, src, s, n):
     """dst[d : d + n] = src[s : s + n] (flat, contiguous, not overlapping)."""
-    if n == 48:
+    if n == 3:  # single-channel images
+        _memcpy(dst, d, src, s, 3)
+    elif n == 48:
         _memcpy(dst, d, src, s, 48)
     elif n == 96:
         _memcpy(dst, d, src, s, 96)
