@@ -41,12 +41,12 @@ def session(cfg, seconds: float) -> float:
     try:
         while s.snapshot().step < 20:
             time.sleep(0.01)
-        s0, t0 = s._exp.step_count, time.perf_counter()
+        s0, t0 = s._control.step, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             snap = s.snapshot()
             _ = (snap.history.loss[-1:], snap.latest.get("loss"), snap.alerts)  # what a frame reads
             time.sleep(0.1)
-        steps, elapsed = s._exp.step_count - s0, time.perf_counter() - t0
+        steps, elapsed = s._control.step - s0, time.perf_counter() - t0
     finally:
         s.stop(2.0)
     return steps / elapsed

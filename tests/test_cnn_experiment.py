@@ -9,6 +9,7 @@ import pytest
 import gradtui
 from gradtui.config import ConfigError
 from gradtui.config.summary import model_summary
+from gradtui.engine import cnn_kernel as K
 from gradtui.tasks import make_dataset
 from tests.cnn_nets import cnn_config, cnn_experiment
 
@@ -137,3 +138,20 @@ def test_a_nonfinite_step_is_not_applied():
     records = exp.run(50)
     assert records[-1].nonfinite
     assert all(np.all(np.isfinite(v)) for v in exp.params().values())
+
+
+def test_dead_fraction_of_channels_dead_on_part_of_the_batch():
+    """The kernel counts deadness over rows of 8 positions: a channel dead at some positions
+    of each row but alive elsewhere in the batch is alive."""
+    exp = cnn_experiment("relu", "plain", "digits", **{"model.bias_init": -0.6, "train.batch_size": 8})
+    rec = exp.step()
+    net = exp.network
+    active = net.active_pattern(8)  # phi' == 1 over every layer's block, as the step left it
+    partly = 0
+    for l, row in enumerate(net.table[:-1]):
+        c, n, start = row[K.COL_C_OUT], 8 * row[K.COL_S_OUT] ** 2, 8 * row[K.COL_OFF]
+        block = active[start : start + n * c].reshape(n, c)
+        by_position = block.reshape(-1, 8, c).any(axis=0)  # alive at positions i = t mod 8
+        partly += int(np.sum(~by_position.all(axis=0) & block.any(axis=0)))
+        assert rec.dead_fraction[l] == pytest.approx(np.mean(~block.any(axis=0)))
+    assert partly > 0, "no channel is dead on only part of the batch: the case this test is for"

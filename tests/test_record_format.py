@@ -179,7 +179,10 @@ def test_run_and_check_take_a_record(tmp_path):
     second = tmp_path / "second.jsonl"
     out = gradtui_cli("run", first, "--steps", "40", "--quiet", "--record", second, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert gradtui.read_record(second).series("loss") == gradtui.read_record(first).series("loss")
+    # `gradtui run` trains on NumPy until the kernels it needs are compiled (tier "auto"); the two
+    # tiers agree to float32 rounding (tests/test_tiers.py), the same tier bit for bit
+    rerun, original = gradtui.read_record(second).series("loss"), gradtui.read_record(first).series("loss")
+    assert len(rerun) == len(original) == 40 and np.allclose(rerun, original, rtol=1e-5, atol=0), (rerun, original)
     handwritten = tmp_path / "conv.jsonl"
     write_conv_record(handwritten)
     out = gradtui_cli("run", handwritten)

@@ -142,7 +142,7 @@ class CNNNetwork:
             table[:-1, K.COL_OFF] *= batch
             total = batch * self.positions
             largest = max(batch * s.side_out ** 2 * s.c_out for s in self.specs)
-            taps = max(TAPS * s.c_in for s in self.specs)
+            taps = max(TAPS * max(s.c_in, s.c_out) for s in self.specs)
             wide = max(batch * s.side_out ** 2 * max(s.c_in, s.c_out) for s in self.specs)
             kernels = max(TAPS * s.c_in * s.c_out for s in self.specs)
             scratch = max(kernels, m.width * self.n_out, m.width * self.channels)

@@ -14,13 +14,16 @@ multiplied by a 1x1 projection P (C_src x C_out), for the second layer of a resi
 Head: p = mean over positions of the last output (batch x C); logits = p W_o + b_o.
 
 Backward (delta = dL/dz at every layer, before batch norm):
-    dW = cols^T delta;  db = sum delta;  dcols = delta W^T, scattered back (col2im)
-    into dL/d(input); a skip adds dL/dout to its source (through P^T when projected),
+    db = sum delta; at stride 1, from D = im2col(delta) alone: dL/d(input) = D F with F the
+    flipped kernel (F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]) and dW the mirrored taps of
+    D^T input (_backward_transposed); at stride 2, dW = cols^T delta and delta W^T scattered
+    back (col2im). A skip adds dL/dout to its source (through P^T when projected),
     dP = sub^T dL/dout.
 
-The im2col matrix is never built whole: conv_forward and conv_backward fill it a chunk of
-rows at a time into a buffer of fixed size and run each chunk's products at once, so the
-columns are written, multiplied and scattered back while they sit in the core's cache.
+The im2col matrix (gradtui.engine.im2col) is never built whole: conv_forward and
+conv_backward fill it a chunk of rows at a time into a buffer of fixed size and run each
+chunk's products at once, so the columns are written and multiplied while they sit in the
+core's cache.
 Products of a few hundred rows also run at 1.4-2x the GFLOP/s of one product over the whole
 batch (x^T delta most of all): OpenBLAS keeps their operands in cache as well.
 
@@ -36,6 +39,7 @@ import numpy as np
 
 from gradtui.engine.activations import PRELU, activate
 from gradtui.engine.blocks import add_row, dot_transposed, matrix
+from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, im2col, padded_scratch
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import (
     _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
@@ -46,7 +50,6 @@ from gradtui.engine.mlp_kernel import (
  COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF) = range(14)
 N_COLS = 14
 SKIP_NONE, SKIP_IDENTITY, SKIP_PROJECTION = range(3)
-KSIZE = 3
 
 
 @kernel(inline="always")
@@ -55,129 +58,167 @@ def _block(flat, offset, rows, cols):
 
 
 @kernel(inline="always")
-def _copy(dst, src):
-    """dst[:] = src[:] for two short 1D views: indexed from 0, the loop vectorises (an index
-    computed from offsets would carry Numba's negative-index check into every iteration)."""
-    for j in range(dst.size):
-        dst[j] = src[j]
+def _wide(a):
+    """The elements of the contiguous (n, m) block ``a`` as rows of g m (g = 8, 4, 2 or 1, the
+    largest that divides n): passes that treat every column alike run faster over wide rows
+    than over rows of a few channels (statistics and the delta about 2x, on 16 channels)."""
+    n, m = a.shape
+    g = 8
+    while n % g:
+        g //= 2
+    return a.reshape((n // g, m * g))
 
 
 @kernel(inline="always")
-def _accumulate(dst, src):
-    """dst[:] += src[:], vectorised like _copy."""
-    for j in range(dst.size):
-        dst[j] += src[j]
-
-
-@kernel(inline="always")
-def _next_position(b, oy, ox, s_out):
-    """The output position (b, oy, ox) after the given one, row by row, image by image."""
-    ox += 1
-    if ox == s_out:
-        ox = 0
-        oy += 1
-        if oy == s_out:
-            oy = 0
-            b += 1
-    return b, oy, ox
+def _activate(act, z, out, d, slope, alpha, elu_alpha, exact):
+    """activate() over wide rows where phi is the same for every channel (all but prelu)."""
+    if act == PRELU:
+        activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+    else:
+        activate(act, _wide(z), _wide(out), _wide(d), slope, alpha, elu_alpha, exact)
 
 
 @kernel
-def im2col(src, s_in, c_in, stride, s_out, first, rows, cols):
-    """cols[r, (ky, kx, c)] = src[(b, s*oy+ky-1, s*ox+kx-1), c] for the ``rows`` output positions
-    (b, oy, ox) from row ``first`` on (r counted from there), 0 in the padding."""
-    zero = cols.dtype.type(0.0)
-    flat = src.reshape(src.size)
-    out = cols.reshape(cols.size)
-    k = cols.shape[1]
-    width = KSIZE * c_in
-    b, pos = divmod(first, s_out * s_out)
-    oy, ox = divmod(pos, s_out)
-    for r in range(rows):
-        left = stride * ox - 1
-        for ky in range(KSIZE):
-            iy = stride * oy + ky - 1
-            dst = r * k + ky * width
-            row = (b * s_in + iy) * s_in
-            if iy < 0 or iy >= s_in:
-                out[dst : dst + width] = zero
-            elif left >= 0 and left + KSIZE <= s_in:
-                # the window's row lies inside the image: 3 pixels, contiguous in NHWC
-                _copy(out[dst : dst + width], flat[(row + left) * c_in : (row + left + KSIZE) * c_in])
-            else:
-                for kx in range(KSIZE):
-                    ix = left + kx
-                    d = dst + kx * c_in
-                    if 0 <= ix < s_in:
-                        _copy(out[d : d + c_in], flat[(row + ix) * c_in : (row + ix + 1) * c_in])
-                    else:
-                        out[d : d + c_in] = zero
-        b, oy, ox = _next_position(b, oy, ox, s_out)
+def _conv_layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l):
+    """_layer_stats of a layer's output over wide rows; a channel is dead when its column is
+    dead in every group of positions (``alive``: 8 C flags)."""
+    m = out.shape[1]
+    wide_d = _wide(d)
+    _layer_stats(_wide(out), wide_d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
+    if dead[l] > 0.0:  # then alive holds the flags of the wide columns
+        n_dead = 0
+        for c in range(m):
+            live = 0
+            for t in range(wide_d.shape[1] // m):
+                live |= alive[t * m + c]
+            n_dead += live == 0
+        dead[l] = n_dead / m
 
 
 @kernel
-def col2im_add(dcols, s_in, c_in, stride, s_out, first, rows, dsrc):
-    """The adjoint of im2col: dsrc[(b, iy, ix), c] += every dcols entry that copied it."""
-    flat = dsrc.reshape(dsrc.size)
-    grads = dcols.reshape(dcols.size)
-    k = dcols.shape[1]
-    width = KSIZE * c_in
-    b, pos = divmod(first, s_out * s_out)
-    oy, ox = divmod(pos, s_out)
-    for r in range(rows):
-        left = stride * ox - 1
-        for ky in range(KSIZE):
-            iy = stride * oy + ky - 1
-            if iy < 0 or iy >= s_in:
-                continue
-            g = r * k + ky * width
-            row = (b * s_in + iy) * s_in
-            if left >= 0 and left + KSIZE <= s_in:
-                _accumulate(flat[(row + left) * c_in : (row + left + KSIZE) * c_in], grads[g : g + width])
-                continue
-            for kx in range(KSIZE):
-                ix = left + kx
-                if 0 <= ix < s_in:
-                    _accumulate(flat[(row + ix) * c_in : (row + ix + 1) * c_in], grads[g + kx * c_in : g + (kx + 1) * c_in])
-        b, oy, ox = _next_position(b, oy, ox, s_out)
+def _conv_delta(dout, d, dz, db):
+    """_delta (dz = dout * phi', db its column sums; returns ||dz||) over wide rows."""
+    m = dz.shape[1]
+    wide = _wide(dz)
+    sums = np.empty(wide.shape[1], dz.dtype)
+    norm = _delta(_wide(dout), _wide(d), wide, sums)
+    for c in range(m):
+        total = sums[c]
+        for t in range(1, wide.shape[1] // m):
+            total += sums[t * m + c]
+        db[c] = total
+    return norm
 
 
 @kernel
-def conv_forward(h, W, z, s_in, c_in, stride, s_out, cols):
-    """z = im2col(h) W, a chunk of output positions at a time: each chunk's columns
-    (``cols``, as many rows as it holds) stay in cache between im2col and the product."""
+def conv_forward(h, W, bias, z, s_in, c_in, stride, s_out, cols, then_activate, act, out, d, slope, alpha,
+                 elu_alpha, exact):
+    """z = im2col(h) W + bias, a chunk of output positions at a time: each chunk's columns
+    (``cols``, as many rows as it holds) stay in cache between im2col and the product, and
+    its rows of z between the product, the bias and (when ``then_activate``) the activation
+    (out = phi(z), d = phi'(z))."""
     n, k = z.shape[0], W.shape[0]
-    chunk = min(n, cols.size // k)
+    chunk = cols.size // k
+    chunk = min(n, chunk - chunk % 8 if chunk >= 8 else chunk)  # whole groups for _wide
+    pad = padded_scratch(s_in, c_in, h)
+    c_out = z.shape[1]
+    tiled = np.empty(8 * c_out, z.dtype)  # the bias once per position of a wide row
+    for j in range(tiled.size):
+        tiled[j] = bias[j % c_out]
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
-        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
-        np.dot(cm, W, z[first : first + rows])
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
+        zc = z[first : first + rows]
+        np.dot(cm, W, zc)
+        wide = _wide(zc)
+        add_row(wide, tiled[: wide.shape[1]])
+        if then_activate:
+            _activate(act, zc, out[first : first + rows], d[first : first + rows], slope, alpha, elu_alpha, exact)
+
+
+@kernel(inline="always")
+def _flipped(W, c_in, c_out, scratch):
+    """The kernel that maps dz to dL/d(input) as a stride-1 convolution:
+    F[(ky, kx, co), ci] = W[(2 - ky, 2 - kx, ci), co], written into ``scratch``."""
+    taps = KSIZE * KSIZE
+    F = scratch[: taps * c_out * c_in].reshape((taps * c_out, c_in))
+    for t in range(taps):
+        for co in range(c_out):
+            for ci in range(c_in):
+                F[t * c_out + co, ci] = W[(taps - 1 - t) * c_in + ci, co]
+    return F
 
 
 @kernel
-def conv_backward(h, W, dz, dW, dh, input_grad, s_in, c_in, stride, s_out, cols, part, Wt):
-    """dW = im2col(h)^T dz and, when ``input_grad``, dh += col2im(dz W^T), chunk by chunk as in
-    conv_forward (``part`` holds a chunk's share of dW, ``Wt`` the transposed kernel)."""
+def conv_backward(h, W, dz, dW, dh, input_grad, fresh, s_in, c_in, stride, s_out, cols, part, Wt):
+    """dW = im2col(h)^T dz and, when ``input_grad``, dL/dh added into dh (written into it when
+    ``fresh``: dh holds nothing yet), chunk by chunk as in conv_forward (``part`` holds a
+    chunk's share of a product, ``Wt`` the rearranged kernel)."""
+    if input_grad and stride == 1:
+        _backward_transposed(h, W, dz, dW, dh, fresh, s_in, c_in, cols, part, Wt)
+        return
     n, k = dz.shape[0], W.shape[0]
     c_out = W.shape[1]
     chunk = min(n, cols.size // k)
     dW[:] = 0.0
-    wt = Wt[: k * c_out].reshape((c_out, k))
-    for i in range(k):
-        for j in range(c_out):
-            wt[j, i] = W[i, j]
+    pad = padded_scratch(s_in, c_in, h)
     share = part[: k * c_out].reshape((k, c_out))
+    wt = Wt[: k * c_out].reshape((c_out, k))
+    if input_grad:
+        for i in range(k):
+            for j in range(c_out):
+                wt[j, i] = W[i, j]
+        if fresh:
+            dh[:] = 0.0
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         cm = cols[: rows * k].reshape((rows, k))
-        im2col(h, s_in, c_in, stride, s_out, first, rows, cm)
+        im2col(h, s_in, c_in, stride, s_out, first, rows, cm, pad)
         d = dz[first : first + rows]
         np.dot(cm.T, d, share)
         dW += share
         if input_grad:
             np.dot(d, wt, cm)
             col2im_add(cm, s_in, c_in, stride, s_out, first, rows, dh)
+
+
+@kernel
+def _backward_transposed(h, W, dz, dW, dh, fresh, side, c_in, cols, part, Wt):
+    """conv_backward at stride 1, from the im2col matrix of dz alone (D = im2col(dz)):
+
+        dL/dh = D F                  F[(ky, kx, co), ci] = W[(2-ky, 2-kx, ci), co]
+        dW[(ky, kx, ci), co] = G[(2-ky, 2-kx, co), ci],   G = D^T h
+
+    (a window of dz around input position q holds every output that q fed, at the mirrored
+    tap). Both products have 9 C_out inner or outer terms, which BLAS runs faster than the
+    C_out inner terms of dz W^T, and nothing is scattered back (col2im)."""
+    n, c_out = dz.shape
+    taps = KSIZE * KSIZE
+    k_dz = taps * c_out
+    chunk = min(n, cols.size // k_dz)
+    F = _flipped(W, c_in, c_out, Wt)
+    dz_pad = padded_scratch(side, c_out, dz)
+    G = np.zeros((k_dz, c_in), dz.dtype)
+    share = part[: k_dz * c_in].reshape((k_dz, c_in))
+    dx = np.empty(chunk * c_in, dh.dtype)
+    dh_flat = dh.reshape(dh.size)
+    for first in range(0, n, chunk):
+        rows = min(chunk, n - first)
+        D = cols[: rows * k_dz].reshape((rows, k_dz))
+        im2col(dz, side, c_out, 1, side, first, rows, D, dz_pad)
+        np.dot(D.T, h[first : first + rows], share)  # BLAS runs D^T h about 10% faster than h^T D
+        G += share
+        if fresh:
+            np.dot(D, F, dh[first : first + rows])
+        else:
+            out = dx[: rows * c_in]
+            np.dot(D, F, out.reshape((rows, c_in)))
+            accumulate(dh_flat[first * c_in : (first + rows) * c_in], out)
+    for t in range(taps):
+        for ci in range(c_in):
+            for co in range(c_out):
+                dW[t * c_in + ci, co] = G[(taps - 1 - t) * c_out + co, ci]
 
 
 @kernel
@@ -219,7 +260,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
     depth = table.shape[0] - 1
     batch = pooled.shape[0]
     dummy = theta[0:0]
-    alive = np.zeros(pooled.shape[1], np.uint8)
+    alive = np.zeros(8 * table[:depth, COL_C_OUT].max(), np.uint8)
     for l in range(depth):
         c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
         s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
@@ -227,17 +268,18 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         off = table[l, COL_OFF]
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         z = _block(Z, off if act == PRELU else 0, n, c_out)
-        conv_forward(h, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out), z, s_in, c_in, stride, s_out, cols)
-        add_row(z, theta[table[l, COL_B] : table[l, COL_B] + c_out])
-        if batchnorm:
+        alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out] if act == PRELU else dummy
+        out = _block(H, off, n, c_out)
+        d = _block(D, off, n, c_out)
+        conv_forward(h, matrix(theta, table[l, COL_W], KSIZE * KSIZE * c_in, c_out),
+                     theta[table[l, COL_B] : table[l, COL_B] + c_out], z, s_in, c_in, stride, s_out, cols,
+                     not batchnorm, act, out, d, slope, alpha, elu_alpha, exact)
+        if batchnorm:  # over the whole batch, so after every chunk's product
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
             _batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
                                running_mean[l], running_var[l], train, use_running)
-        alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + c_out] if act == PRELU else dummy
-        out = _block(H, off, n, c_out)
-        d = _block(D, off, n, c_out)
-        activate(act, z, out, d, slope, alpha, elu_alpha, exact)
+            _activate(act, z, out, d, slope, alpha, elu_alpha, exact)
         kind = table[l, COL_SKIP]
         if kind == SKIP_IDENTITY:
             out += _source(x, H, table, l, batch)
@@ -251,7 +293,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
             np.dot(sm, matrix(theta, table[l, COL_P], c_src, c_out), sk)
             out += sk
         if stats:
-            _layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
+            _conv_layer_stats(out, d, sat_limit, alive, act_mean, act_std, dead, saturation, l)
     last = depth - 1
     c, s_last = table[last, COL_C_OUT], table[last, COL_S_OUT]
     positions = s_last * s_last
@@ -288,12 +330,15 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
     last = depth - 1
     s_last = table[last, COL_S_OUT]
     positions = s_last * s_last
-    dH[:] = 0.0
+    # written[l]: dH's block for layer l holds a contribution (the first one is written, not
+    # added, so dH needs no clearing)
+    written = np.zeros(depth, np.bool_)
     dl = _block(dH, table[last, COL_OFF], batch * positions, c)
     for b in range(batch):
         for p in range(positions):
             for j in range(c):
                 dl[b * positions + p, j] = dpooled[b, j] / positions
+    written[last] = True
     for l in range(depth - 1, -1, -1):
         c_in, c_out = table[l, COL_C_IN], table[l, COL_C_OUT]
         s_in, s_out, stride = table[l, COL_S_IN], table[l, COL_S_OUT], table[l, COL_STRIDE]
@@ -305,8 +350,13 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             src_layer = table[l, COL_SRC]
             s_src = table[src_layer, COL_S_OUT]
             dsrc = _block(dH, table[src_layer, COL_OFF], batch * s_src * s_src, table[src_layer, COL_C_OUT])
-            if kind == SKIP_IDENTITY:
+            if kind == SKIP_IDENTITY and written[src_layer]:
                 dsrc += dout
+            elif kind == SKIP_IDENTITY:
+                dsrc[:] = dout
+            elif not written[src_layer]:
+                dsrc[:] = 0.0
+            written[src_layer] = True
         if kind == SKIP_PROJECTION:
             src = _source(x, H, table, l, batch)
             c_src = src.shape[1]
@@ -340,14 +390,17 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             _batchnorm_backward(dy, _block(ZH, off, n, c_out), inv_std[l], gamma, dgamma, dbeta, dz)
             norm = _bias_grad_and_norm(dz, db)
         else:
-            norm = _delta(dout, d, dz, db)
+            norm = _conv_delta(dout, d, dz, db)
         if stats:
             delta_norm[l] = norm
         h = x if l == 0 else _block(H, table[l - 1, COL_OFF], batch * s_in * s_in, c_in)
         k = KSIZE * KSIZE * c_in
         dh = _block(dH, table[l - 1, COL_OFF], batch * s_in * s_in, c_in) if l > 0 else h
+        fresh = l > 0 and not written[l - 1]
         conv_backward(h, matrix(theta, table[l, COL_W], k, c_out), dz, matrix(grad, table[l, COL_W], k, c_out),
-                      dh, l > 0, s_in, c_in, stride, s_out, cols, part, scratch)
+                      dh, l > 0, fresh, s_in, c_in, stride, s_out, cols, part, scratch)
+        if l > 0:
+            written[l - 1] = True
 
 
 @kernel

@@ -112,19 +112,19 @@ class TransformerNetwork:
         ws = self._workspaces.get(batch)
         if ws is None:
             L, T, d, m, h, V, dt = self.depth, self.seq_len, self.width, self.hidden, self.heads, self.n_out, self.dtype
-            N, S, dh = batch * T, 2 * self.depth, self.width // self.heads
+            N, S = batch * T, 2 * self.depth
             pre, post = self.norm == K.NORM_PRE, self.norm == K.NORM_POST
             z = lambda *shape: np.zeros(shape, dt)  # noqa: E731
             ws = K.Workspace(
-                XS=z(S + 1, N, d), U=z(S if pre else 1, N, d),
+                XS=z(S + 1, N, d), U=z(N, d),
                 XHA=z(S if pre else 1, N, d), RA=z(S if pre else 1, N),
                 XHB=z(S if post else 1, N, d), RB=z(S if post else 1, N),
-                QH=z(L, batch, h, T, dh), KH=z(L, batch, h, T, dh), VH=z(L, batch, h, T, dh),
-                P=z(L, batch, h, T, T), O=z(L, N, d), Z=z(L, N, m), HD=z(L, N, m),
+                QKV=z(L, N, 3 * d),
+                P=z(L, batch, h, T, T), O=z(L, N, d), Z=z(L, N, m), HD=z(N, m),
                 XHF=z(N, d), RF=z(N), HF=z(N, d), LOGITS=z(N, V), DLOGITS=z(N, V),
-                QKV=z(N, 3 * d), DQKV=z(N, 3 * d),
+                DQKV=z(N, 3 * d),
                 FB=z(N, d), DX=z(N, d), DF=z(N, d), DU=z(N, d), DO=z(N, d), DZ=z(N, m),
-                TH=z(T, dh), TH2=z(T, dh), TT=z(T, T),
+                TT=z(T, T),
             )
             if len(self._workspaces) > 2:
                 self._workspaces.clear()

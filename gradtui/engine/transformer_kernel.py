@@ -43,6 +43,7 @@ from gradtui.engine.transformer_ops import (
     column_sums_into,
     layernorm_backward,
     layernorm_forward,
+    layernorm_output,
     mlp_backward,
     mlp_forward,
 )
@@ -56,19 +57,20 @@ EMBED, POS, G_F, BETA_F, W_HEAD, B_HEAD = range(6)
 
 Workspace = namedtuple("Workspace", [
     "XS",  # (2L+1, N, d) the residual stream before and after each sub-layer
-    "U",  # (2L, N, d) LN(X) fed to the sub-layer (pre-LN)
+    "U",  # (N, d) scratch: LN(X) fed to the sub-layer (pre-LN), computed again from XHA in the backward pass
     "XHA", "RA",  # (2L, N, d), (2L, N) the pre-LN's xhat and 1/std
     "XHB", "RB",  # (2L, N, d), (2L, N) the post-LN's xhat and 1/std
-    "QH", "KH", "VH",  # (L, B, h, T, dh)
+    "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
     "P",  # (L, B, h, T, T) attention probabilities
     "O",  # (L, N, d) the heads' outputs, concatenated
-    "Z", "HD",  # (L, N, m) MLP pre-activation and activation
+    "Z",  # (L, N, m) MLP pre-activation
+    "HD",  # (N, m) scratch: the MLP's activation
     "XHF", "RF", "HF",  # final LayerNorm (pre): xhat, 1/std, output
     "LOGITS", "DLOGITS",  # (N, V)
-    "QKV", "DQKV",  # (N, 3d) scratch
+    "DQKV",  # (N, 3d) scratch
     "FB", "DX", "DF", "DU", "DO",  # (N, d) scratch
     "DZ",  # (N, m) scratch
-    "TH", "TH2", "TT",  # (T, dh), (T, dh), (T, T) per-head scratch
+    "TT",  # (T, T) per-head scratch
 ])
 
 
@@ -133,21 +135,6 @@ def _spread(X, T):
 
 
 @kernel
-def _entropy(P):
-    """Mean over examples, heads and query rows of -sum_j P_ij ln P_ij."""
-    B, H, T, _ = P.shape
-    acc = 0.0
-    for b in range(B):
-        for h in range(H):
-            for i in range(T):
-                for j in range(T):
-                    p = np.float64(P[b, h, i, j])
-                    if p > 0.0:
-                        acc -= p * np.log(p)
-    return acc / (B * H * T)
-
-
-@kernel
 def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, act, causal, ws,
                         stats, act_mean, act_std, dead, spread, entropy):
     """Embedding, blocks and head; fills the workspace and ws.LOGITS (and statistics when ``stats``)."""
@@ -171,27 +158,26 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         be = row[BETA_1] if s % 2 == 0 else row[BETA_2]
         U = X
         if norm == NORM_PRE:
-            U = ws.U[s]
+            U = ws.U
             layernorm_forward(X, theta[g : g + d], theta[be : be + d], ws.XHA[s], ws.RA[s], U)
-        F = ws.FB
+        out = ws.XS[s + 1]
+        F = ws.FB if norm == NORM_POST else out
         if s % 2 == 0:
-            attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
-                              ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.QKV, F, ws.TH)
+            summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
+                                       ws.QKV[l], ws.P[l], ws.O[l], F)
+            if stats:
+                entropy[l] = summed / (ws.P.shape[1] * heads * T)
         else:
-            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l], F)
+            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD, F)
         if residual:
             F += X
-        out = ws.XS[s + 1]
         if norm == NORM_POST:
             layernorm_forward(F, theta[g : g + d], theta[be : be + d], ws.XHB[s], ws.RB[s], out)
-        else:
-            out[:] = F
         if stats:
             _moments(out, act_mean, act_std, s + 1)
             dead[s + 1] = _dead_fraction(ws.Z[l], act) if s % 2 == 1 else 0.0
             if s % 2 == 1:
                 spread[l] = _spread(out, T)
-                entropy[l] = _entropy(ws.P[l])
     top = ws.XS[2 * L]
     if norm == NORM_PRE:
         layernorm_forward(top, theta[glob[G_F] : glob[G_F] + d], theta[glob[BETA_F] : glob[BETA_F] + d],
@@ -257,6 +243,8 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
                            grad[glob[G_F] : glob[G_F] + d], grad[glob[BETA_F] : glob[BETA_F] + d], DX)
     else:
         np.dot(ws.DLOGITS, matrix(theta, glob[W_HEAD], d, V).T, DX)
+    spare = ws.DF
+    flipped = False  # whether DX is ws.DF (and spare ws.DX)
     for s in range(2 * L - 1, -1, -1):
         l = s // 2
         row = blocks[l]
@@ -264,25 +252,34 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             delta_norm[s + 1] = _frobenius(DX)
         g = row[G_1] if s % 2 == 0 else row[G_2]
         be = row[BETA_1] if s % 2 == 0 else row[BETA_2]
-        DF = ws.DF
         if norm == NORM_POST:
+            DF = spare
             layernorm_backward(DX, ws.XHB[s], ws.RB[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DF)
+            spare = DX
         else:
-            DF[:] = DX
-        U = ws.U[s] if norm == NORM_PRE else ws.XS[s]
+            DF = DX  # dS = D: the two buffers swap roles instead of copying
+            flipped = not flipped
+        U = ws.XS[s]
+        if norm == NORM_PRE:
+            U = ws.U
+            layernorm_output(ws.XHA[s], theta[g : g + d], theta[be : be + d], U)
         if s % 2 == 0:
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
-                               ws.QH[l], ws.KH[l], ws.VH[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU,
-                               ws.TH, ws.TH2, ws.TT)
+                               ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)
         else:
-            mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD[l],
+            mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD,
                          ws.DZ, ws.DU)
+        DX = spare
+        spare = DF
         if norm == NORM_PRE:
             layernorm_backward(ws.DU, ws.XHA[s], ws.RA[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DX)
         else:
             DX[:] = ws.DU
         if residual:
             DX += DF
+    if flipped:
+        ws.DX[:] = DX
+        DX = ws.DX
     if stats:
         delta_norm[0] = _frobenius(DX)
     for i in range(n):

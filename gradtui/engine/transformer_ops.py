@@ -24,6 +24,8 @@ import math
 import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
+from gradtui.engine.exp32 import softmax_exp
+from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.jit import kernel
 
 LN_EPS = 1e-5
@@ -31,6 +33,7 @@ RELU, GELU = 0, 1
 GELU_DEAD_BELOW = -3.0  # gelu'(z) is below 0.012 in magnitude for z < -3: "dead" for the statistic
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
+LOG_BATCH = 32  # softmax rows per logarithm in the attention entropy (_softmax_rows)
 
 
 @kernel
@@ -49,9 +52,16 @@ def layernorm_forward(X, g, beta, XH, R, Y):
         r = 1.0 / np.sqrt(ss / d + LN_EPS)
         R[i] = r
         for j in range(d):
-            xh = (X[i, j] - mu) * r
-            XH[i, j] = xh
-            Y[i, j] = g[j] * xh + beta[j]
+            XH[i, j] = (X[i, j] - mu) * r
+    layernorm_output(XH, g, beta, Y)
+
+
+@kernel(inline="always")
+def layernorm_output(XH, g, beta, Y):
+    """Y = g * xhat + beta (the forward pass's last step, also run again from a kept xhat)."""
+    for i in range(XH.shape[0]):
+        for j in range(XH.shape[1]):
+            Y[i, j] = g[j] * XH[i, j] + beta[j]
 
 
 @kernel
@@ -81,119 +91,138 @@ def column_sums_into(D, out):
             out[j] += D[i, j]
 
 
+@kernel(inline="always")
+def _softmax_rows(S, scale, causal):
+    """Each row i of S <- softmax(scale S[i]) (over j <= i, the rest set to 0, when causal);
+    returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
+    x_j = scale s_j - max and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
+    (the logarithms of up to LOG_BATCH rows' sums taken as one of their product, which stays
+    below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's."""
+    T = S.shape[0]
+    f = S.dtype.type
+    scale = f(scale)
+    entropy = 0.0
+    product = 1.0
+    for i in range(T):
+        width = i + 1 if causal else T
+        top = S[i, 0] * scale
+        for j in range(width):
+            x = S[i, j] * scale
+            S[i, j] = x
+            top = max(top, x)
+        total = f(0.0)
+        weighted = f(0.0)
+        for j in range(width):
+            x = S[i, j] - top
+            e = softmax_exp(x)
+            S[i, j] = e
+            total += e
+            weighted += e * x
+        for j in range(width, T):
+            S[i, j] = 0.0
+        inv = f(1.0) / total
+        for j in range(width):
+            S[i, j] *= inv
+        entropy -= np.float64(weighted) / np.float64(total)
+        product *= np.float64(total)
+        if (i + 1) % LOG_BATCH == 0 or i == T - 1:
+            entropy += np.log(product)
+            product = 1.0
+    return entropy
+
+
 @kernel
-def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QH, KH, VH, P, O, QKV, A, th):
-    """A = self-attention(U); keeps the heads' Q, K, V (B, h, T, dh), P (B, h, T, T) and O (N, d)."""
+def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QKV, P, O, A):
+    """A = self-attention(U); keeps QKV = U W_qkv + b_qkv (N, 3d), P (B, h, T, T) and O (N, d).
+    Head h of example b reads its Q, K and V where the projection wrote them (rows b T ..,
+    columns h dh .. of each third) and writes its O likewise: no copies between layouts.
+    Returns the summed entropy of every attention row (_softmax_rows)."""
     n, d = U.shape
     B = n // T
     dh = d // heads
     scale = 1.0 / np.sqrt(dh)
     np.dot(U, matrix(theta, w_qkv, d, 3 * d), QKV)
     add_row(QKV, theta[b_qkv : b_qkv + 3 * d])
-    for b in range(B):
-        for t in range(T):
-            row = b * T + t
-            for h in range(heads):
-                for k in range(dh):
-                    c = h * dh + k
-                    QH[b, h, t, k] = QKV[row, c]
-                    KH[b, h, t, k] = QKV[row, d + c]
-                    VH[b, h, t, k] = QKV[row, 2 * d + c]
+    entropy = 0.0
     for b in range(B):
         for h in range(heads):
-            S = P[b, h]
-            np.dot(QH[b, h], KH[b, h].T, S)
-            for i in range(T):
-                top = S[i, 0] * scale
-                for j in range(T):
-                    if causal and j > i:
-                        continue
-                    S[i, j] *= scale
-                    top = max(top, S[i, j])
-                total = 0.0
-                for j in range(T):
-                    if causal and j > i:
-                        S[i, j] = 0.0
-                    else:
-                        e = np.exp(S[i, j] - top)
-                        S[i, j] = e
-                        total += e
-                inv = 1.0 / total
-                for j in range(T):
-                    S[i, j] *= inv
-            np.dot(S, VH[b, h], th)
-            for t in range(T):
-                for k in range(dh):
-                    O[b * T + t, h * dh + k] = th[t, k]
+            q = b * T * 3 * d + h * dh
+            p = (b * heads + h) * T * T
+            gemm(False, True, T, T, dh, QKV, q, 3 * d, QKV, q + d, 3 * d, 0.0, P, p, T)
+            entropy += _softmax_rows(P[b, h], scale, causal)
+            gemm(False, False, T, dh, T, P, p, T, QKV, q + 2 * d, 3 * d, 0.0, O, b * T * d + h * dh, d)
     np.dot(O, matrix(theta, w_o, d, d), A)
     add_row(A, theta[b_o : b_o + d])
+    return entropy
 
 
 @kernel
-def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QH, KH, VH, P, O,
-                       DO, DQKV, DU, th, th2, TT):
-    """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU."""
+def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV, P, O, DO, DQKV, DU, TT):
+    """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU.
+    Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
+    dL/dQKV (N, 3d)): dP = dO V^T into the scratch TT (T, T), dV = P^T dO, TT <- dS, then
+    dQ = dS K and dK = dS^T Q."""
     n, d = U.shape
     B = n // T
     dh = d // heads
-    scale = 1.0 / np.sqrt(dh)
-    W_o = matrix(theta, w_o, d, d)
+    f = P.dtype.type
+    scale = f(1.0 / np.sqrt(dh))
     np.dot(O.T, DA, matrix(grad, w_o, d, d))
     column_sums_into(DA, grad[b_o : b_o + d])
-    np.dot(DA, W_o.T, DO)
+    np.dot(DA, matrix(theta, w_o, d, d).T, DO)
     for b in range(B):
         for h in range(heads):
-            for t in range(T):
-                for k in range(dh):
-                    th[t, k] = DO[b * T + t, h * dh + k]
+            q = b * T * 3 * d + h * dh
+            p = (b * heads + h) * T * T
+            o = b * T * d + h * dh
+            gemm(False, True, T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, 0.0, TT, 0, T)  # dP
+            gemm(True, False, T, dh, T, P, p, T, DO, o, d, 0.0, DQKV, q + 2 * d, 3 * d)  # dV
             Pb = P[b, h]
-            np.dot(th, VH[b, h].T, TT)  # dP
-            np.dot(Pb.T, th, th2)  # dV
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, 2 * d + h * dh + k] = th2[t, k]
             for i in range(T):
-                s = 0.0
+                s = f(0.0)
                 for j in range(T):
                     s += Pb[i, j] * TT[i, j]
                 for j in range(T):
                     TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
-            np.dot(TT, KH[b, h], th2)  # dQ
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, h * dh + k] = th2[t, k]
-            np.dot(TT.T, QH[b, h], th2)  # dK
-            for t in range(T):
-                for k in range(dh):
-                    DQKV[b * T + t, d + h * dh + k] = th2[t, k]
+            gemm(False, False, T, dh, T, TT, 0, T, QKV, q + d, 3 * d, 0.0, DQKV, q, 3 * d)  # dQ
+            gemm(True, False, T, dh, T, TT, 0, T, QKV, q, 3 * d, 0.0, DQKV, q + d, 3 * d)  # dK
     np.dot(U.T, DQKV, matrix(grad, w_qkv, d, 3 * d))
     column_sums_into(DQKV, grad[b_qkv : b_qkv + 3 * d])
     np.dot(DQKV, matrix(theta, w_qkv, d, 3 * d).T, DU)
 
 
-@kernel
-def mlp_forward(U, theta, w1, b1, w2, b2, act, Z, Hd, F):
-    """F = phi(U W_1 + b_1) W_2 + b_2; keeps Z and phi(Z) (in Hd)."""
-    n, d = U.shape
-    m = Z.shape[1]
-    np.dot(U, matrix(theta, w1, d, m), Z)
-    add_row(Z, theta[b1 : b1 + m])
-    for i in range(n):
-        for j in range(m):
+@kernel(inline="always")
+def _activate(Z, Hd, act):
+    """Hd = phi(Z)."""
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
             z = Z[i, j]
             if act == RELU:
                 Hd[i, j] = z if z > 0.0 else 0.0
             else:
                 Hd[i, j] = 0.5 * z * (1.0 + math.erf(z * INV_SQRT2))
+
+
+@kernel
+def mlp_forward(U, theta, w1, b1, w2, b2, act, Z, Hd, F):
+    """F = phi(U W_1 + b_1) W_2 + b_2; keeps Z (phi(Z) goes through the scratch Hd)."""
+    n, d = U.shape
+    m = Z.shape[1]
+    np.dot(U, matrix(theta, w1, d, m), Z)
+    add_row(Z, theta[b1 : b1 + m])
+    _activate(Z, Hd, act)
     np.dot(Hd, matrix(theta, w2, m, d), F)
     add_row(F, theta[b2 : b2 + d])
 
 
 @kernel
 def mlp_backward(DF, U, theta, grad, w1, b1, w2, b2, act, Z, Hd, DZ, DU):
-    """From DF = dL/dF: the MLP's parameter gradients into ``grad`` and DU = dL/dU."""
+    """From DF = dL/dF: the MLP's parameter gradients into ``grad`` and DU = dL/dU. phi(Z) is
+    computed again into the scratch Hd: keeping one per block made the step's working set
+    larger and the whole step 5-8% slower (benchmarks.bench_transformer's two sizes)."""
     n, d = U.shape
     m = Z.shape[1]
+    _activate(Z, Hd, act)
     np.dot(Hd.T, DF, matrix(grad, w2, m, d))
     column_sums_into(DF, grad[b2 : b2 + d])
     np.dot(DF, matrix(theta, w2, m, d).T, DZ)

@@ -37,7 +37,12 @@ from gradtui.session.control import RunControl, with_next_seed
 from gradtui.session.run_state import RunState
 from gradtui.sources.protocol import LIVE
 
-CHUNK_SECONDS = 0.01  # target duration of one kernel call of several steps
+# Target duration of one kernel call of several steps. Between calls the worker needs the GIL
+# for the steps' Python part (history, diagnosis, record); with the interface open, each time
+# it may wait for a frame being drawn. Measured on vanishing-sigmoid with the interface open
+# (README, bench_ui): at 10 ms the worker waited for the GIL about 50 times a second and lost
+# 10-13% of its time; at 25 ms, 25-28 times and 6-7%. Commands wait for the call to end.
+CHUNK_SECONDS = 0.025
 MAX_CHUNK = 64
 PUBLISH_INTERVAL = 0.05  # seconds between snapshots while running
 

@@ -34,7 +34,10 @@ from gradtui.ui.svg import fix_spacing
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
 
 SLOW_INTERVAL = 0.5  # seconds between redraws of the slow-moving panels (weights, alerts, plot)
-BARS_INTERVAL = 0.2  # seconds between redraws of the gradient bars (rendering holds the GIL training needs)
+# Seconds between redraws of the live figures (the header's step, speed and loss, the gradient
+# bars) while training runs: drawing a frame and handing it to the terminal holds the GIL the
+# training worker needs, so the header and the bars change together, in one frame, 5 times a second.
+LIVE_INTERVAL = 0.2
 
 
 @dataclass
@@ -104,8 +107,8 @@ class GradApp(App[int]):
         self._snapshot = None
         self._slow_at = 0.0
         self._slow_key = None
-        self._bars_at = 0.0
-        self._bars_key = None
+        self._live_at = 0.0
+        self._live_key = None
         self.exit_code = 0
 
     # -- layout --------------------------------------------------------------------------
@@ -198,10 +201,12 @@ class GradApp(App[int]):
     def redraw(self, snap, force: bool = False) -> None:
         """Push a snapshot's plain values down to the widgets.
 
-        The header follows every frame; the bars redraw at most every BARS_INTERVAL seconds
-        and the slow panels (weights, alerts, settings, plot) every SLOW_INTERVAL seconds, each
-        at once when the config, status, run or view changes, so a key press shows immediately. Rendering holds the GIL the training worker also
-        needs between its kernel calls, so fewer redraws mean faster training.
+        While training runs, the header and the bars redraw together at most every LIVE_INTERVAL
+        seconds and the slow panels (weights, alerts, settings, plot) every SLOW_INTERVAL seconds;
+        each at once when the config, status, run, message or view changes, so a key press shows
+        immediately. Paused or single-stepping, every new snapshot is drawn. Rendering holds the
+        GIL the training worker also needs between its kernel calls, so fewer redraws mean faster
+        training.
         """
         cfg = self.current_config()
         if cfg is not None and not self._mode_chosen:
@@ -209,13 +214,15 @@ class GradApp(App[int]):
             self.mode = "time" if cfg.is_recurrent else "grad"
         if cfg is not None and not cfg.is_recurrent and self.mode == "time":
             self.mode = "grad"
-        self.panels.header.show(snap, self.preset_name, cfg)
         now = time.monotonic()
-        bars_key = (id(cfg), snap.status, getattr(snap, "run", 0), self.mode, id(snap.before))
+        live_key = (id(cfg), snap.status, getattr(snap, "run", 0), self.mode, id(snap.before), snap.message,
+                    getattr(snap, "tier", ""))
         running = snap.status == "running"  # paused or single-stepping: every frame is cheap
-        if force or not running or bars_key != self._bars_key or now - self._bars_at >= BARS_INTERVAL:
-            self._bars_key, self._bars_at = bars_key, now
-            self.panels.bars.show(snap, self.mode)
+        if not (force or not running or live_key != self._live_key or now - self._live_at >= LIVE_INTERVAL):
+            return
+        self._live_key, self._live_at = live_key, now
+        self.panels.header.show(snap, self.preset_name, cfg)
+        self.panels.bars.show(snap, self.mode)
         key = (id(cfg), snap.status, getattr(snap, "run", 0), len(snap.alerts), id(snap.before))
         if not (force or not running or key != self._slow_key or now - self._slow_at >= SLOW_INTERVAL):
             return

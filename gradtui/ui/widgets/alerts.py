@@ -11,13 +11,16 @@ from __future__ import annotations
 import math
 import re
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from gradtui.ui.keys import remedy_keys, try_keys
 from gradtui.ui.widgets._format import fmt, num
+from gradtui.ui.widgets._lines import set_titles
 
+NOT_SPACE = re.compile(r"\S")
 SEVERITY_SYMBOL = {"critical": "✗", "warning": "!", "info": "i"}
 
 
@@ -76,6 +79,7 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         self._message = ""
         self._prediction = None
         self._drawn = None
+        self._shape = None
         self.content = Text()
         """What the panel shows (all of it; the panel scrolls when it is taller than the room)."""
 
@@ -94,22 +98,26 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         recurrent = any(layer.kind == "recurrent" for layer in snapshot.layers)
         self._prediction = None if recurrent else snapshot.prediction
         self._measured = measured_attenuation(snapshot)
-        self.border_title = f"alerts ({len(self._alerts)})" if self._alerts else "alerts"
+        set_titles(self, f"alerts ({len(self._alerts)})" if self._alerts else "alerts")
         key = (self._alerts, self._status, self._waiting, self._message, fmt(self._measured),
                tuple(sorted(self._prediction.items())) if self._prediction else None, self._keys_apply)
         if key != self._drawn:
             self._drawn = key
             self.content = self._text()
             if self.is_mounted:
-                self.query_one("#alerts-body", Static).update(self.content)
-                self.call_after_refresh(self._hint)
+                # a new layout of the whole screen only when the text may wrap to another height: the
+                # measured figure changes every redraw, and a layout re-renders every panel
+                shape, self._shape = self._shape, text_shape(self.content)
+                self.query_one("#alerts-body", Static).update(self.content, layout=shape != self._shape)
+                if shape != self._shape:
+                    self.call_after_refresh(self._hint)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._hint)
 
     def _hint(self) -> None:
         """Say on the bottom border when part of the text is out of view."""
-        self.border_subtitle = "↓ more: PgDn" if self.max_scroll_y > 0 else ""
+        set_titles(self, subtitle="↓ more: PgDn" if self.max_scroll_y > 0 else "")
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"alerts-panel--{name}", partial=True)
@@ -169,6 +177,12 @@ class AlertsPanel(VerticalScroll, can_focus=False):
             if why:
                 out.append("\n" + why, self._style("note") if alert.remedies else None)
         return out
+
+
+def text_shape(text: Text) -> tuple:
+    """Where a text's words and spaces are, line by line: texts of the same shape wrap to the
+    same lines at any width, so the panel's height cannot change between them."""
+    return tuple((NOT_SPACE.sub("x", line), cell_len(line)) for line in text.plain.split("\n"))
 
 
 _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")

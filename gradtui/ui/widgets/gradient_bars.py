@@ -19,7 +19,6 @@ import math
 import textwrap
 
 from rich.text import Text
-from textual.widget import Widget
 
 from gradtui.diagnosis.health import marks, vanishing_threshold
 from gradtui.ui.widgets._format import (
@@ -34,6 +33,7 @@ from gradtui.ui.widgets._format import (
     num,
     row_spans,
 )
+from gradtui.ui.widgets._lines import LineWidget, set_titles
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 MODES = {
@@ -55,7 +55,7 @@ HINT = (
 )
 
 
-class GradientBars(Widget, can_focus=False):
+class GradientBars(LineWidget, can_focus=False):
     """Per-layer gradient norms as log-scale bars, coloured and marked by health."""
 
     COMPONENT_CLASSES = {
@@ -102,7 +102,6 @@ class GradientBars(Widget, can_focus=False):
         self._waiting = "compiling"
         self._notes: tuple = ()  # (text, style name) lines under the legend
         self._unit = "layer"
-        self._styles: dict = {}
 
     @property
     def footer_lines(self) -> int:
@@ -152,8 +151,8 @@ class GradientBars(Widget, can_focus=False):
                 if not notes:
                     notes.extend(self._disagreement(snapshot, latest))
         self._notes = tuple(notes)
-        self.border_title = title
-        self.refresh()
+        set_titles(self, title)
+        self.redraw_lines()  # a frame repaints only the rows that changed
 
     def _disagreement(self, snapshot, latest: dict) -> list[tuple[str, str]]:
         """A note when the row marks and the vanishing alert say different things, saying why.
@@ -183,14 +182,9 @@ class GradientBars(Widget, can_focus=False):
 
     # -- drawing -------------------------------------------------------------------------
     def _style(self, name: str):
-        """A component style, looked up once per frame (render clears the cache)."""
-        style = self._styles.get(name)
-        if style is None:
-            style = self._styles[name] = self.get_component_rich_style(f"gradient-bars--{name}", partial=True)
-        return style
+        return self.component_style(f"gradient-bars--{name}")
 
     def render(self) -> Text:
-        self._styles = {}
         width = max(10, self.content_region.width or self.size.width)
         height = max(3, self.content_region.height or self.size.height)
         if not self._values:

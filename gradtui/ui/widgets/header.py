@@ -13,10 +13,10 @@ from __future__ import annotations
 import textwrap
 
 from rich.text import Text
-from textual.widget import Widget
 
 from gradtui.config.summary import layers_summary, model_summary, summary_parts
 from gradtui.ui.widgets._format import fit, fit_parts
+from gradtui.ui.widgets._lines import LineWidget
 
 STATUS_TEXT = {
     "compiling": "… compiling kernels, first run only",
@@ -76,7 +76,7 @@ def state_text(snapshot) -> str:
     return text
 
 
-class StatusHeader(Widget, can_focus=False):
+class StatusHeader(LineWidget, can_focus=False):
     """The top two lines: what is running and how fast."""
 
     COMPONENT_CLASSES = {"status-header--name", "status-header--state", "status-header--message",
@@ -109,6 +109,7 @@ class StatusHeader(Widget, can_focus=False):
         self.message_cut = False
         """True when the last message did not fit in MESSAGE_LINES (the alerts panel shows it whole)."""
         self._parts: tuple = ()
+        self._height = 0  # lines the last text took (the summary's two and the message's own)
 
     def show(self, snapshot, name: str = "", cfg=None, pending: str = "") -> None:
         """Take name, summary, status, step, speed and the loss figures from a Snapshot.
@@ -130,12 +131,17 @@ class StatusHeader(Widget, can_focus=False):
             message,
         )
         width = max(20, self.content_region.width or self.size.width or 80)
-        self.message_cut = len(self._message_lines(self._line_two(data[6], summary), message, width)[1]) > 0
+        own_lines, cut = self._message_lines(self._line_two(data[6], summary), message, width)
+        self.message_cut = len(cut) > 0
         self._parts = tuple(summary_parts(cfg)) if cfg is not None else ((summary,) if summary else ())
         if data != self._data:
-            relayout = data[1:2] + data[-1:] != self._data[1:2] + self._data[-1:]
+            height = 2 + len(own_lines)
             self._data = data
-            self.refresh(layout=relayout)
+            if height != self._height:  # a new layout re-renders the whole screen: only when the height changes
+                self._height = height
+                self.redraw_all(layout=True)
+            else:
+                self.redraw_lines()  # a frame repaints the step line, rarely more
 
     @staticmethod
     def _line_two(figures, summary: str) -> str:
@@ -154,7 +160,7 @@ class StatusHeader(Widget, can_focus=False):
         return kept, rest
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"status-header--{name}", partial=True)
+        return self.component_style(f"status-header--{name}")
 
     def render(self) -> Text:
         """Plain lines (no Rich table: this redraws every frame); numbers are never cut."""

@@ -1,7 +1,8 @@
 """LossPlot: train and held-out loss over steps (plotext), log y axis.
 
 PlotextPlot rebuilds the whole plot on each render, so the series are decimated to
-about one point per column and redrawn at most ``max_hz`` times a second (2 by default; at most 4).
+about one point per column and redrawn at most ``max_hz`` times a second (1 by default; at most 4):
+one draw takes about 10 ms of the interface thread, which holds the GIL training needs meanwhile.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 import time
 
 from textual_plotext import PlotextPlot
+
+from gradtui.ui.widgets._lines import set_titles
 
 
 def decimate(xs, ys, points: int):
@@ -71,7 +74,7 @@ class LossPlot(PlotextPlot):
 
     TITLE = "loss, log scale: ⠒ train  ● eval"
 
-    def __init__(self, *, max_hz: float = 2.0, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, max_hz: float = 1.0, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = self.TITLE
         self._min_interval = 1.0 / max_hz
@@ -115,10 +118,9 @@ class LossPlot(PlotextPlot):
             if ticks:
                 plt.yticks([v for v, _ in ticks], [label for _, label in ticks])
         plt.xlabel("step")
-        self.border_title = self.TITLE if start is None else f"loss from step {start:,} · ⠒ train ● eval"
-        self.border_subtitle = f"│ step {marks[-1][0]:,}: {marks[-1][1]}" if marks else ""
-        if not (xs or ex):
-            self.border_subtitle = "… waiting for the first step"
+        subtitle = f"│ step {marks[-1][0]:,}: {marks[-1][1]}" if marks else ""
+        set_titles(self, self.TITLE if start is None else f"loss from step {start:,} · ⠒ train ● eval",
+                   subtitle if xs or ex else "… waiting for the first step")
         self.refresh()
 
 

@@ -15,6 +15,7 @@ from textual.widget import Widget
 
 from gradtui.ui.keys import keys_for_setting, suggested_settings
 from gradtui.config.summary import clip_text, fmt_short, init_text, setting_label, setting_value
+from gradtui.ui.widgets._lines import set_titles
 
 
 def rows_for(cfg) -> list[tuple[str, str, str, str]]:
@@ -99,9 +100,11 @@ class MitigationsPanel(Widget, can_focus=False):
         rows = tuple(rows_for(cfg)) if cfg is not None else tuple(remote_rows(remote or {}))
         suggested = frozenset(suggested_settings(alerts))
         if rows != self._rows or suggested != self._suggested or controllable != self._controllable:
+            taller = len(rows) != len(self._rows)  # one line per row: only then may the panel's height change
             self._rows, self._suggested, self._controllable = rows, suggested, controllable
-            self.border_title = "mitigations (key)" if controllable else "settings (as recorded)"
-            self.refresh(layout=True)
+            set_titles(self, "mitigations (key)" if controllable else "settings (as recorded)")
+            # a new layout re-renders the whole screen (tens of ms): a key press waits for it
+            self.refresh(layout=taller)
 
     def _style(self, name: str):
         return self.get_component_rich_style(f"mitigations-panel--{name}", partial=True)

@@ -11,12 +11,12 @@ stays still; scaling each row to its own range would make every layer look the s
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widget import Widget
 
 from gradtui.ui.widgets._format import fit, fmt, geomean, num, relative_sparkline, row_spans, shared_scale
+from gradtui.ui.widgets._lines import LineWidget
 
 
-class WeightPanel(Widget, can_focus=False):
+class WeightPanel(LineWidget, can_focus=False):
     """Weight-norm sparklines and update ratios, one row per layer (or group of layers)."""
 
     COMPONENT_CLASSES = {"weight-panel--frozen", "weight-panel--moving", "weight-panel--spark", "weight-panel--note"}
@@ -61,10 +61,10 @@ class WeightPanel(Widget, can_focus=False):
         self._footer = int(footer)
         if snapshot.config is not None:
             self._frozen_below = snapshot.config.alerts.update_ratio_min
-        self.refresh()
+        self.redraw_lines()
 
     def _style(self, name: str):
-        return self.get_component_rich_style(f"weight-panel--{name}", partial=True)
+        return self.component_style(f"weight-panel--{name}")
 
     def render(self) -> Text:
         width = max(10, self.content_region.width or self.size.width)
