@@ -60,7 +60,7 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, 
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
-            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
+            gemm(HS[t], W_hh, a, False, False, 1.0)
         ga, c_prev, c_new, h_new = GA[t], C[t], C[t + 1], HS[t + 1]
         for i in range(B):
             lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], h_new[i], exact)

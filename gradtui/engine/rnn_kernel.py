@@ -134,7 +134,7 @@ def step_projection(inp, W_ih, b, XW, t):
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             a[i, j] = b[j]
-    gemm(inp[t], W_ih, a, False, False, 1.0, 1.0)
+    gemm(inp[t], W_ih, a, False, False, 1.0)
     return a
 
 
@@ -198,9 +198,9 @@ def step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t):
     """
     B, GH = da.shape
     if t > 0:
-        gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0, 1.0 if t - 1 >= outside_from else 0.0)
-        gemm(da, HS[t], g.dW_hhT, True, False, 1.0, 1.0)
-    gemm(inp[t], da, g.dW_ih, True, False, 1.0, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
+        gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0 if t - 1 >= outside_from else 0.0)
+        gemm(da, HS[t], g.dW_hhT, True, False, 1.0)
+    gemm(inp[t], da, g.dW_ih, True, False, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
     sq = 0.0
     for i in range(B):
         for j in range(GH):
@@ -227,7 +227,7 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
-            gemm(HS[t], W_hh, a, False, False, 1.0, 1.0)
+            gemm(HS[t], W_hh, a, False, False, 1.0)
         activate(act, a, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
         if shift_on:
             HS[t + 1] += shift[t]
