@@ -62,7 +62,7 @@ Workspace = namedtuple("Workspace", [
     "XHB", "RB",  # (2L, N, d), (2L, N) the post-LN's xhat and 1/std
     "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
     "P",  # (L, B, h, T, T) attention probabilities
-    "O",  # (L, N, d) the heads' outputs, concatenated
+    "O",  # (N, d) scratch: the heads' outputs, concatenated
     "Z",  # (L, N, m) MLP pre-activation
     "HD",  # (N, m) scratch: the MLP's activation
     "ZMAX",  # (m,) scratch: each hidden unit's largest pre-activation over the batch
@@ -187,7 +187,7 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         F = ws.FB if norm == NORM_POST else out
         if s % 2 == 0:
             summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], T, heads, causal,
-                                       ws.QKV[l], ws.P[l], ws.O[l], F)
+                                       ws.QKV[l], ws.P[l], ws.O, F)
             if stats:
                 entropy[l] = summed / (ws.P.shape[1] * heads * T)
             bias = row[B_O]
@@ -292,7 +292,7 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             layernorm_output(ws.XHA[s], theta[g : g + d], theta[be : be + d], U)
         if s % 2 == 0:
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
-                               ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)
+                               ws.QKV[l], ws.P[l], ws.O, ws.DO, ws.DQKV, ws.DU, ws.TT)
         else:
             mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD,
                          ws.DZ, ws.DU)

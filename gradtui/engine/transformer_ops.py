@@ -101,7 +101,7 @@ def column_sums_into(D, out):
 def _softmax_rows(S, scale, causal):
     """Each row i of S <- softmax(scale S[i]) (over j <= i, the rest set to 0, when causal);
     returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
-    x_j = scale s_j - max and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
+    x_j = scale (s_j - max_k s_k) and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
     (the logarithms of up to LOG_BATCH rows' sums taken as one of their product, which stays
     below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's."""
     T = S.shape[0]
@@ -111,15 +111,13 @@ def _softmax_rows(S, scale, causal):
     product = 1.0
     for i in range(T):
         width = i + 1 if causal else T
-        top = S[i, 0] * scale
-        for j in range(width):
-            x = S[i, j] * scale
-            S[i, j] = x
-            top = max(top, x)
+        top = S[i, 0]  # the row's largest raw score: scale > 0, so scale top is the scaled one's
+        for j in range(1, width):
+            top = max(top, S[i, j])
         total = f(0.0)
         weighted = f(0.0)
         for j in range(width):
-            x = S[i, j] - top
+            x = (S[i, j] - top) * scale
             e = softmax_exp(x)
             S[i, j] = e
             total += e
@@ -176,7 +174,8 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, T, heads, causal, QKV, P, O, 
 @kernel
 def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV, P, O, DO, DQKV, DU, TT):
     """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU.
-    Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
+    The heads' output O = P V is computed again into the scratch O (cheaper than reading back
+    one kept per block). Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
     dL/dQKV (N, 3d)): dP = dO V^T into the scratch TT (T, T), dV = P^T dO, TT <- dS, then
     dQ = dS K and dK = dS^T Q."""
     n, d = U.shape
@@ -184,6 +183,10 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
     dh = d // heads
     f = P.dtype.type
     scale = f(1.0 / np.sqrt(dh))
+    for b in range(B):  # O = P V again, into the scratch O
+        for h in range(heads):
+            gemm(False, False, T, dh, T, P, (b * heads + h) * T * T, T, QKV, b * T * 3 * d + 2 * d + h * dh, 3 * d,
+                 0.0, O, b * T * d + h * dh, d)
     np.dot(O.T, DA, matrix(grad, w_o, d, d))
     column_sums_into(DA, grad[b_o : b_o + d])
     np.dot(DA, matrix(theta, w_o, d, d).T, DO)
