@@ -25,7 +25,6 @@ import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
 from gradtui.engine.exp32 import softmax_exp
-from gradtui.engine.prefetch import prefetch_range
 from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.jit import kernel
 
@@ -135,17 +134,6 @@ def _softmax_rows(S, scale, causal):
     return entropy
 
 
-@kernel(inline="always")
-def _prefetch_example(b, T, d, heads, QKV, P, X, Y):
-    """Start loading example b's rows of QKV, X and Y (N, d) and its probabilities P[b]
-    (gradtui.engine.prefetch), while the example before it is worked on."""
-    if b < P.shape[0]:
-        prefetch_range(QKV, b * T * 3 * d, T * 3 * d)
-        prefetch_range(P, b * heads * T * T, heads * T * T)
-        prefetch_range(X, b * T * d, T * d)
-        prefetch_range(Y, b * T * Y.shape[1], T * Y.shape[1])
-
-
 @kernel
 def attention_forward(U, theta, w_qkv, b_qkv, w_o, T, heads, causal, QKV, P, O, A):
     """A = self-attention(U) without b_o (the caller adds it with the residual); keeps QKV = U W_qkv + b_qkv (N, 3d), P (B, h, T, T) and O (N, d).
@@ -160,7 +148,6 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, T, heads, causal, QKV, P, O, 
     add_row(QKV, theta[b_qkv : b_qkv + 3 * d])
     entropy = 0.0
     for b in range(B):
-        _prefetch_example(b + 1, T, d, heads, QKV, P, O, O)
         for h in range(heads):
             q = b * T * 3 * d + h * dh
             p = (b * heads + h) * T * T
@@ -191,7 +178,6 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
     column_sums_into(DA, grad[b_o : b_o + d])
     np.dot(DA, matrix(theta, w_o, d, d).T, DO)
     for b in range(B):
-        _prefetch_example(b + 1, T, d, heads, QKV, P, DO, DQKV)
         for h in range(heads):
             q = b * T * 3 * d + h * dh
             p = (b * heads + h) * T * T
