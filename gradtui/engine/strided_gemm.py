@@ -23,9 +23,37 @@ from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
 
-def _block_pointer(context, builder, array_type, array, offset):
+def emit_gemm_call(context, builder, dtype, trans_a, trans_b, m, n, k, a_ptr, lda, b_ptr, ldb, beta, c_ptr, ldc):
+    """Emit C = op(A) op(B) + beta C through numba_xxgemm: ``trans_a``/``trans_b`` are i1 (or
+    Python bool) flags, sizes and strides intp values, pointers to the blocks' first elements,
+    ``beta`` a value of ``dtype``."""
+    intp = context.get_value_type(types.intp)
+    char = ir.IntType(8)
+    void_p = char.as_pointer()
+    fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p, void_p, intp,
+                                            void_p, intp, void_p, void_p, intp])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+
+    def flag(on):
+        if isinstance(on, bool):
+            return ir.Constant(char, ord("t" if on else "n"))
+        return builder.select(on, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
+
+    alpha_slot = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+    beta_slot = cgutils.alloca_once_value(builder, beta)
+    res = builder.call(fn, (
+        ir.Constant(char, ord(get_blas_kind(dtype))), flag(trans_b), flag(trans_a), n, m, k,
+        builder.bitcast(alpha_slot, void_p),
+        builder.bitcast(b_ptr, void_p), ldb, builder.bitcast(a_ptr, void_p), lda,
+        builder.bitcast(beta_slot, void_p), builder.bitcast(c_ptr, void_p), ldc,
+    ))
+    check_blas_return(context, builder, res)
+
+
+def block_pointer(context, builder, array_type, array, offset, offset_type):
+    """Pointer to element ``offset`` (of type ``offset_type``) of the flat data of ``array``."""
     data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [offset]), ir.IntType(8).as_pointer())
+    return builder.gep(data, [context.cast(builder, offset, offset_type, types.intp)])
 
 
 @intrinsic
@@ -39,33 +67,19 @@ def gemm(typingctx, trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, bet
 
     def codegen(context, builder, signature, args):
         ta, tb, m_, n_, k_, a_, ao, lda_, b_, bo, ldb_, beta_, c_, co, ldc_ = args
-        argtys = signature.args
-        intp = context.get_value_type(types.intp)
-        char = ir.IntType(8)
-        void_p = char.as_pointer()
-        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p, void_p, intp,
-                                                void_p, intp, void_p, void_p, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        ty = signature.args
 
-        def as_intp(value, ty):
-            return context.cast(builder, value, ty, types.intp)
+        def as_intp(i):
+            return context.cast(builder, args[i], ty[i], types.intp)
 
-        def flag(value, ty):
-            on = context.cast(builder, value, ty, types.boolean)
-            return builder.select(on, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
+        def flag(i):
+            return context.cast(builder, args[i], ty[i], types.boolean)
 
-        alpha_slot = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
-        beta_slot = cgutils.alloca_once_value(builder, context.cast(builder, beta_, argtys[11], dtype))
-        res = builder.call(fn, (
-            ir.Constant(char, ord(get_blas_kind(dtype))), flag(tb, argtys[1]), flag(ta, argtys[0]),
-            as_intp(n_, argtys[3]), as_intp(m_, argtys[2]), as_intp(k_, argtys[4]),
-            builder.bitcast(alpha_slot, void_p),
-            _block_pointer(context, builder, argtys[8], b_, as_intp(bo, argtys[9])), as_intp(ldb_, argtys[10]),
-            _block_pointer(context, builder, argtys[5], a_, as_intp(ao, argtys[6])), as_intp(lda_, argtys[7]),
-            builder.bitcast(beta_slot, void_p),
-            _block_pointer(context, builder, argtys[12], c_, as_intp(co, argtys[13])), as_intp(ldc_, argtys[14]),
-        ))
-        check_blas_return(context, builder, res)
+        emit_gemm_call(context, builder, dtype, flag(0), flag(1), as_intp(2), as_intp(3), as_intp(4),
+                       block_pointer(context, builder, ty[5], a_, ao, ty[6]), as_intp(7),
+                       block_pointer(context, builder, ty[8], b_, bo, ty[9]), as_intp(10),
+                       context.cast(builder, beta_, ty[11], dtype),
+                       block_pointer(context, builder, ty[12], c_, co, ty[13]), as_intp(14))
         return context.get_dummy_value()
 
     return sig, codegen

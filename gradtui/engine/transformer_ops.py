@@ -25,7 +25,7 @@ import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
 from gradtui.engine.exp32 import softmax_exp
-from gradtui.engine.strided_gemm import gemm
+from gradtui.engine.head_gemm import head_nn, head_nt, head_tn
 from gradtui.engine.jit import kernel
 
 LN_EPS = 1e-5
@@ -152,9 +152,9 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, T, heads, causal, QKV, P, O, 
         for h in range(heads):
             q = b * T * 3 * d + h * dh
             p = (b * heads + h) * T * T
-            gemm(False, True, T, T, dh, QKV, q, 3 * d, QKV, q + d, 3 * d, 0.0, P, p, T)
+            head_nt(T, T, dh, QKV, q, 3 * d, QKV, q + d, 3 * d, P, p, T)
             entropy += _softmax_rows(P[b, h], scale, causal)
-            gemm(False, False, T, dh, T, P, p, T, QKV, q + 2 * d, 3 * d, 0.0, O, b * T * d + h * dh, d)
+            head_nn(T, dh, T, P, p, T, QKV, q + 2 * d, 3 * d, O, b * T * d + h * dh, d)
     np.dot(O, matrix(theta, w_o, d, d), A)
     return entropy
 
@@ -173,8 +173,8 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
     scale = f(1.0 / np.sqrt(dh))
     for b in range(B):  # O = P V again, into the scratch O
         for h in range(heads):
-            gemm(False, False, T, dh, T, P, (b * heads + h) * T * T, T, QKV, b * T * 3 * d + 2 * d + h * dh, 3 * d,
-                 0.0, O, b * T * d + h * dh, d)
+            head_nn(T, dh, T, P, (b * heads + h) * T * T, T, QKV, b * T * 3 * d + 2 * d + h * dh, 3 * d,
+                    O, b * T * d + h * dh, d)
     np.dot(O.T, DA, matrix(grad, w_o, d, d))
     column_sums_into(DA, grad[b_o : b_o + d])
     np.dot(DA, matrix(theta, w_o, d, d).T, DO)
@@ -183,8 +183,8 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
             q = b * T * 3 * d + h * dh
             p = (b * heads + h) * T * T
             o = b * T * d + h * dh
-            gemm(False, True, T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, 0.0, TT, 0, T)  # dP
-            gemm(True, False, T, dh, T, P, p, T, DO, o, d, 0.0, DQKV, q + 2 * d, 3 * d)  # dV
+            head_nt(T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, TT, 0, T)  # dP
+            head_tn(T, dh, T, P, p, T, DO, o, d, DQKV, q + 2 * d, 3 * d)  # dV
             Pb = P[b, h]
             for i in range(T):
                 s = f(0.0)
@@ -192,8 +192,8 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
                     s += Pb[i, j] * TT[i, j]
                 for j in range(T):
                     TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
-            gemm(False, False, T, dh, T, TT, 0, T, QKV, q + d, 3 * d, 0.0, DQKV, q, 3 * d)  # dQ
-            gemm(True, False, T, dh, T, TT, 0, T, QKV, q, 3 * d, 0.0, DQKV, q + d, 3 * d)  # dK
+            head_nn(T, dh, T, TT, 0, T, QKV, q + d, 3 * d, DQKV, q, 3 * d)  # dQ
+            head_tn(T, dh, T, TT, 0, T, QKV, q, 3 * d, DQKV, q + d, 3 * d)  # dK
     np.dot(U.T, DQKV, matrix(grad, w_qkv, d, 3 * d))
     column_sums_into(DQKV, grad[b_qkv : b_qkv + 3 * d])
     np.dot(DQKV, matrix(theta, w_qkv, d, 3 * d).T, DU)

@@ -1,0 +1,147 @@
+"""One attention head's 16 x 16 x 16 products in vector registers, callable from kernels.
+
+At 16 x 16 x 16 a BLAS call spends most of its time outside the arithmetic (argument checks,
+packing, a kernel tuned for large blocks), and its small-matrix path takes the forms with a
+transposed second operand (Q K^T, dO V^T) about 2x slower than P V. ``head_nn``, ``head_nt``
+and ``head_tn`` compute, on blocks inside larger row-major arrays as
+gradtui.engine.strided_gemm.gemm takes them (flat offset, row stride),
+
+    C = op(A) op(B),   C[i, :] = sum_k op(A)[i, k] op(B)[k, :]
+
+for float32 with m = n = k = 16: row i of C is two 8-wide accumulators, each step k adds the
+broadcast op(A)[i, k] times the two 8-wide halves of op(B)'s row k (a fused multiply-add),
+fully unrolled over k, four rows at a time (8 accumulators, two rows of op(B), one broadcast:
+11 of the 16 vector registers). A transposed A costs nothing (the broadcast reads A[k, i]);
+a transposed B is first turned into rows of B^T on the stack, 8 x 8 blocks at a time with the
+three-round shuffle network (pairs interleaved 1, 2, then 4 elements at a time). Any other
+size or float64 goes to BLAS (``emit_gemm_call``), so float64 results are BLAS's own.
+Offsets and strides are not checked: callers pass blocks that lie inside their arrays.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas
+
+from gradtui.engine.strided_gemm import block_pointer, emit_gemm_call
+
+SIZE = 16  # the block size the vector path handles: m = n = k = 16
+LANES = 8  # float32 lanes per vector: two vectors per row of 16
+ROWS_AT_ONCE = 4
+_ROUND1 = ((0, 8, 1, 9, 4, 12, 5, 13), (2, 10, 3, 11, 6, 14, 7, 15))
+_ROUND2 = ((0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15))
+_ROUND3 = ((0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15))
+_ROUND3_COLUMNS = (0, 4, 1, 5, 2, 6, 3, 7)
+
+
+def _shuffle_pairs(builder, left, right, masks):
+    i32 = ir.IntType(32)
+    consts = [ir.Constant(ir.VectorType(i32, LANES), [ir.Constant(i32, i) for i in mask]) for mask in masks]
+    return [builder.shuffle_vector(x, y, mask) for x, y in zip(left, right) for mask in consts]
+
+
+def _transpose8(builder, rows):
+    """The 8 columns of the 8 x 8 block whose rows are ``rows`` (8-wide vectors), in order."""
+    r1 = _shuffle_pairs(builder, rows[0::2], rows[1::2], _ROUND1)
+    r2 = _shuffle_pairs(builder, [r1[0], r1[1], r1[4], r1[5]], [r1[2], r1[3], r1[6], r1[7]], _ROUND2)
+    cols = _shuffle_pairs(builder, r2[0:4], r2[4:8], _ROUND3)
+    ordered = [None] * LANES
+    for col, j in zip(cols, _ROUND3_COLUMNS):
+        ordered[j] = col
+    return ordered
+
+
+def _emit_vector_product(context, builder, trans_a, trans_b, a0, lda, b0, ldb, c0, ldc):
+    """C = op(A) op(B) for 16 x 16 float32 blocks at float pointers a0, b0, c0 (strides intp)."""
+    f32 = ir.FloatType()
+    vec = ir.VectorType(f32, LANES)
+    intp = context.get_value_type(types.intp)
+    fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fmuladd.v8f32")
+    undef = ir.Constant(vec, ir.Undefined)
+    zero_index = ir.Constant(ir.IntType(32), 0)
+    splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [zero_index] * LANES)
+
+    def at(base, ld, row, col):
+        return builder.gep(base, [builder.add(builder.mul(ld, ir.Constant(intp, row)), ir.Constant(intp, col))])
+
+    def load_vec(base, ld, row, col):
+        return builder.load(builder.bitcast(at(base, ld, row, col), vec.as_pointer()), align=4)
+
+    if trans_b:  # rows of B^T into a 16 x 16 stack buffer
+        scratch = cgutils.alloca_once(builder, ir.ArrayType(f32, SIZE * SIZE))
+        scratch.align = 32
+        bt = builder.bitcast(scratch, f32.as_pointer())
+        stride = ir.Constant(intp, SIZE)
+        for r in range(0, SIZE, LANES):
+            for c in range(0, SIZE, LANES):
+                cols = _transpose8(builder, [load_vec(b0, ldb, r + i, c) for i in range(LANES)])
+                for j, col in enumerate(cols):
+                    builder.store(col, builder.bitcast(at(bt, stride, c + j, r), vec.as_pointer()), align=32)
+        b0, ldb = bt, stride
+    halves = range(0, SIZE, LANES)
+    for i0 in range(0, SIZE, ROWS_AT_ONCE):
+        acc = [[ir.Constant(vec, [ir.Constant(f32, 0.0)] * LANES) for _ in halves] for _ in range(ROWS_AT_ONCE)]
+        for k in range(SIZE):
+            b_row = [load_vec(b0, ldb, k, h) for h in halves]
+            for r in range(ROWS_AT_ONCE):
+                i = i0 + r
+                scalar = builder.load(at(a0, lda, k, i) if trans_a else at(a0, lda, i, k), align=4)
+                splat = builder.shuffle_vector(builder.insert_element(undef, scalar, zero_index), undef, splat_mask)
+                acc[r] = [builder.call(fmuladd, [splat, b, s]) for b, s in zip(b_row, acc[r])]
+        for r in range(ROWS_AT_ONCE):
+            for h, value in zip(halves, acc[r]):
+                builder.store(value, builder.bitcast(at(c0, ldc, i0 + r, h), vec.as_pointer()), align=4)
+
+
+def _head_product(trans_a: bool, trans_b: bool):
+    """The intrinsic for C = op(A) op(B) with these transpose flags (see the module docstring)."""
+
+    @intrinsic
+    def product(typingctx, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc):
+        if not (isinstance(a, types.Array) and a.dtype == b.dtype == c.dtype
+                and a.dtype in (types.float32, types.float64)):
+            return None
+        ensure_blas()
+        dtype = a.dtype
+        sig = types.none(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
+
+        def codegen(context, builder, signature, args):
+            ty = signature.args
+
+            def as_intp(i):
+                return context.cast(builder, args[i], ty[i], types.intp)
+
+            sizes = [as_intp(i) for i in range(3)]
+            strides = [as_intp(i) for i in (5, 8, 11)]
+            pointers = [block_pointer(context, builder, ty[i], args[i], args[i + 1], ty[i + 1]) for i in (3, 6, 9)]
+
+            def blas():
+                emit_gemm_call(context, builder, dtype, trans_a, trans_b, *sizes, pointers[0], strides[0],
+                               pointers[1], strides[1], context.get_constant(dtype, 0.0), pointers[2], strides[2])
+
+            if dtype != types.float32:
+                blas()
+                return context.get_dummy_value()
+            sixteen = ir.Constant(sizes[0].type, SIZE)
+            fits = builder.and_(builder.and_(builder.icmp_signed("==", sizes[0], sixteen),
+                                             builder.icmp_signed("==", sizes[1], sixteen)),
+                                builder.icmp_signed("==", sizes[2], sixteen))
+            with builder.if_else(fits, likely=True) as (vector_path, blas_path):
+                with vector_path:
+                    _emit_vector_product(context, builder, trans_a, trans_b, pointers[0], strides[0],
+                                         pointers[1], strides[1], pointers[2], strides[2])
+                with blas_path:
+                    blas()
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return product
+
+
+head_nn = _head_product(False, False)  # C = A B
+head_nt = _head_product(False, True)  # C = A B^T
+head_tn = _head_product(True, False)  # C = A^T B
