@@ -6,6 +6,7 @@ import pytest
 from numba import njit
 
 from gradtui.engine.exp32 import softmax_exp
+from gradtui.engine.head_gemm import head_nn, head_nt, head_tn
 from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.transformer_ops import _softmax_rows
 
@@ -87,3 +88,37 @@ def test_softmax_rows_and_their_entropy(dtype, rtol, causal):
     got = _softmax_rows(S, scale, causal)
     np.testing.assert_allclose(S, P, rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
     assert got == pytest.approx(entropy, rel=rtol)
+
+
+@njit
+def _head_product(form, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc):
+    if form == "nn":
+        head_nn(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
+    elif form == "nt":
+        head_nt(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
+    else:
+        head_tn(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("form", ["nn", "nt", "tn"])
+@pytest.mark.parametrize("size", [(16, 16, 16), (16, 8, 16), (16, 16, 8), (5, 4, 3)])
+def test_head_products_equal_numpy_on_blocks(dtype, form, size):
+    """op(A) op(B) on blocks at offsets inside wider arrays (row strides 50, 60, 70), equal to
+    np.dot to float32 rounding; the rest of C untouched. 16 x 16 x 16 float32 takes the vector
+    path, other sizes and float64 BLAS."""
+    rng = np.random.default_rng(3)
+    m, n, k = size
+    trans_a, trans_b = form[0] == "t", form[1] == "t"
+    a = rng.standard_normal((40, 50)).astype(dtype)
+    b = rng.standard_normal((30, 60)).astype(dtype)
+    c = rng.standard_normal((20, 70)).astype(dtype)
+    a_block = a[3 : 3 + (k if trans_a else m), 5 : 5 + (m if trans_a else k)]
+    b_block = b[2 : 2 + (n if trans_b else k), 7 : 7 + (k if trans_b else n)]
+    expected = c.copy()
+    expected[1 : 1 + m, 2 : 2 + n] = np.dot(a_block.T if trans_a else a_block, b_block.T if trans_b else b_block)
+    _head_product(form, m, n, k, a, 3 * 50 + 5, 50, b, 2 * 60 + 7, 60, c, 1 * 70 + 2, 70)
+    np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
+    outside = np.ones(c.shape, bool)
+    outside[1 : 1 + m, 2 : 2 + n] = False
+    np.testing.assert_array_equal(c[outside], expected[outside])
