@@ -27,7 +27,6 @@ from gradtui.engine.blocks import add_row, matrix
 from gradtui.engine.exp32 import softmax_exp
 from gradtui.engine.head_gemm import head_nn, head_nt, head_tn
 from gradtui.engine.jit import kernel
-from gradtui.engine.softmax16 import softmax_block
 
 LN_EPS = 1e-5
 RELU, GELU = 0, 1
@@ -104,12 +103,7 @@ def _softmax_rows(S, scale, causal):
     returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
     x_j = scale (s_j - max_k s_k) and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
     (the logarithms of up to LOG_BATCH rows' sums taken as one of their product, which stays
-    below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's. A float32 16 x 16
-    block without the mask goes through vector registers (gradtui.engine.softmax16)."""
-    if not causal:
-        done, entropy = softmax_block(S, scale)
-        if done:
-            return entropy
+    below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's."""
     T = S.shape[0]
     f = S.dtype.type
     scale = f(scale)
