@@ -102,16 +102,16 @@ def _head_product(form, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("form", ["nn", "nt", "tn"])
-@pytest.mark.parametrize("size", [(16, 16, 16), (16, 8, 16), (16, 16, 8), (5, 4, 3)])
+@pytest.mark.parametrize("size", [(16, 16, 16), (16, 8, 16), (16, 16, 8), (16, 8, 8), (16, 8, 40), (5, 4, 3)])
 def test_head_products_equal_numpy_on_blocks(dtype, form, size):
     """op(A) op(B) on blocks at offsets inside wider arrays (row strides 50, 60, 70), equal to
-    np.dot to float32 rounding; the rest of C untouched. 16 x 16 x 16 float32 takes the vector
-    path, other sizes and float64 BLAS."""
+    np.dot to float32 rounding; the rest of C untouched. float32 with m = 16 and n, k in {8, 16}
+    takes the vector path, other sizes and float64 BLAS."""
     rng = np.random.default_rng(3)
     m, n, k = size
     trans_a, trans_b = form[0] == "t", form[1] == "t"
-    a = rng.standard_normal((40, 50)).astype(dtype)
-    b = rng.standard_normal((30, 60)).astype(dtype)
+    a = rng.standard_normal((50, 50)).astype(dtype)
+    b = rng.standard_normal((50, 60)).astype(dtype)
     c = rng.standard_normal((20, 70)).astype(dtype)
     a_block = a[3 : 3 + (k if trans_a else m), 5 : 5 + (m if trans_a else k)]
     b_block = b[2 : 2 + (n if trans_b else k), 7 : 7 + (k if trans_b else n)]

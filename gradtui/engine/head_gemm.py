@@ -8,10 +8,10 @@ gradtui.engine.strided_gemm.gemm takes them (flat offset, row stride),
 
     C = op(A) op(B),   C[i, :] = sum_k op(A)[i, k] op(B)[k, :]
 
-for float32 with m = n = k = 16: row i of C is two 8-wide accumulators, each step k adds the
-broadcast op(A)[i, k] times the two 8-wide halves of op(B)'s row k (a fused multiply-add),
-fully unrolled over k, four rows at a time (8 accumulators, two rows of op(B), one broadcast:
-11 of the 16 vector registers). A transposed A costs nothing (the broadcast reads A[k, i]);
+for float32 with m = 16 and n, k each 8 or 16 (T = 16 and a head size of 16 or 8): row i of C
+is n / 8 8-wide accumulators, each step k adds the broadcast op(A)[i, k] times the 8-wide
+parts of op(B)'s row k (a fused multiply-add), fully unrolled over k, 8 accumulators at a
+time (4 rows when n = 16; with the rows of op(B) and a broadcast, 11 of the 16 vector registers). A transposed A costs nothing (the broadcast reads A[k, i]);
 a transposed B is first turned into rows of B^T on the stack, 8 x 8 blocks at a time with the
 three-round shuffle network (pairs interleaved 1, 2, then 4 elements at a time). Any other
 size or float64 goes to BLAS (``emit_gemm_call``), so float64 results are BLAS's own.
@@ -28,9 +28,10 @@ from numba.np.linalg import ensure_blas
 
 from gradtui.engine.strided_gemm import block_pointer, emit_gemm_call
 
-SIZE = 16  # the block size the vector path handles: m = n = k = 16
+SIZE = 16  # rows of C on the vector path (the sequence length T), and the largest n and k
 LANES = 8  # float32 lanes per vector: two vectors per row of 16
-ROWS_AT_ONCE = 4
+ACCUMULATORS = 8  # rows of C at once: 4 when n = 16, 8 when n = 8
+SHAPES = ((16, 16), (16, 8), (8, 16), (8, 8))  # (n, k) with a vector path, m = 16
 _ROUND1 = ((0, 8, 1, 9, 4, 12, 5, 13), (2, 10, 3, 11, 6, 14, 7, 15))
 _ROUND2 = ((0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15))
 _ROUND3 = ((0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15))
@@ -54,8 +55,9 @@ def _transpose8(builder, rows):
     return ordered
 
 
-def _emit_vector_product(context, builder, trans_a, trans_b, a0, lda, b0, ldb, c0, ldc):
-    """C = op(A) op(B) for 16 x 16 float32 blocks at float pointers a0, b0, c0 (strides intp)."""
+def _emit_vector_product(context, builder, trans_a, trans_b, n, k, a0, lda, b0, ldb, c0, ldc):
+    """C = op(A) op(B) for float32 blocks, C (16, n), op(A) (16, k), at float pointers a0, b0,
+    c0 (strides intp), n and k 8 or 16."""
     f32 = ir.FloatType()
     vec = ir.VectorType(f32, LANES)
     intp = context.get_value_type(types.intp)
@@ -70,28 +72,29 @@ def _emit_vector_product(context, builder, trans_a, trans_b, a0, lda, b0, ldb, c
     def load_vec(base, ld, row, col):
         return builder.load(builder.bitcast(at(base, ld, row, col), vec.as_pointer()), align=4)
 
-    if trans_b:  # rows of B^T into a 16 x 16 stack buffer
+    if trans_b:  # rows of B^T (k, n) into a 16 x 16 stack buffer
         scratch = cgutils.alloca_once(builder, ir.ArrayType(f32, SIZE * SIZE))
         scratch.align = 32
         bt = builder.bitcast(scratch, f32.as_pointer())
         stride = ir.Constant(intp, SIZE)
-        for r in range(0, SIZE, LANES):
-            for c in range(0, SIZE, LANES):
+        for r in range(0, n, LANES):
+            for c in range(0, k, LANES):
                 cols = _transpose8(builder, [load_vec(b0, ldb, r + i, c) for i in range(LANES)])
                 for j, col in enumerate(cols):
                     builder.store(col, builder.bitcast(at(bt, stride, c + j, r), vec.as_pointer()), align=32)
         b0, ldb = bt, stride
-    halves = range(0, SIZE, LANES)
-    for i0 in range(0, SIZE, ROWS_AT_ONCE):
-        acc = [[ir.Constant(vec, [ir.Constant(f32, 0.0)] * LANES) for _ in halves] for _ in range(ROWS_AT_ONCE)]
-        for k in range(SIZE):
-            b_row = [load_vec(b0, ldb, k, h) for h in halves]
-            for r in range(ROWS_AT_ONCE):
+    halves = range(0, n, LANES)
+    rows_at_once = ACCUMULATORS // len(halves)
+    for i0 in range(0, SIZE, rows_at_once):
+        acc = [[ir.Constant(vec, [ir.Constant(f32, 0.0)] * LANES) for _ in halves] for _ in range(rows_at_once)]
+        for kk in range(k):
+            b_row = [load_vec(b0, ldb, kk, h) for h in halves]
+            for r in range(rows_at_once):
                 i = i0 + r
-                scalar = builder.load(at(a0, lda, k, i) if trans_a else at(a0, lda, i, k), align=4)
+                scalar = builder.load(at(a0, lda, kk, i) if trans_a else at(a0, lda, i, kk), align=4)
                 splat = builder.shuffle_vector(builder.insert_element(undef, scalar, zero_index), undef, splat_mask)
                 acc[r] = [builder.call(fmuladd, [splat, b, s]) for b, s in zip(b_row, acc[r])]
-        for r in range(ROWS_AT_ONCE):
+        for r in range(rows_at_once):
             for h, value in zip(halves, acc[r]):
                 builder.store(value, builder.bitcast(at(c0, ldc, i0 + r, h), vec.as_pointer()), align=4)
 
@@ -125,16 +128,25 @@ def _head_product(trans_a: bool, trans_b: bool):
             if dtype != types.float32:
                 blas()
                 return context.get_dummy_value()
-            sixteen = ir.Constant(sizes[0].type, SIZE)
-            fits = builder.and_(builder.and_(builder.icmp_signed("==", sizes[0], sixteen),
-                                             builder.icmp_signed("==", sizes[1], sixteen)),
-                                builder.icmp_signed("==", sizes[2], sixteen))
-            with builder.if_else(fits, likely=True) as (vector_path, blas_path):
-                with vector_path:
-                    _emit_vector_product(context, builder, trans_a, trans_b, pointers[0], strides[0],
-                                         pointers[1], strides[1], pointers[2], strides[2])
-                with blas_path:
-                    blas()
+            intp = sizes[0].type
+            shape = builder.add(builder.mul(sizes[1], ir.Constant(intp, 2 * SIZE)), sizes[2])
+            fits = builder.and_(builder.icmp_signed("==", sizes[0], ir.Constant(intp, SIZE)),
+                                builder.icmp_unsigned("<", sizes[2], ir.Constant(intp, 2 * SIZE)))
+            shape = builder.select(fits, shape, ir.Constant(intp, -1))
+            blas_block = builder.append_basic_block("head_product_blas")
+            end = builder.append_basic_block("head_product_end")
+            switch = builder.switch(shape, blas_block)
+            for n_, k_ in SHAPES:
+                block = builder.append_basic_block(f"head_product_{n_}_{k_}")
+                switch.add_case(ir.Constant(intp, n_ * 2 * SIZE + k_), block)
+                builder.position_at_end(block)
+                _emit_vector_product(context, builder, trans_a, trans_b, n_, k_, pointers[0], strides[0],
+                                     pointers[1], strides[1], pointers[2], strides[2])
+                builder.branch(end)
+            builder.position_at_end(blas_block)
+            blas()
+            builder.branch(end)
+            builder.position_at_end(end)
             return context.get_dummy_value()
 
         return sig, codegen
