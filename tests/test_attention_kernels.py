@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 from gradtui.engine.exp32 import softmax_exp
-from gradtui.engine.head_gemm import head_nn, head_nt, head_tn
+from gradtui.engine.head_gemm import head_nn, head_nt, head_softmax_grad, head_tn
 from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.transformer_ops import _softmax_rows
 
@@ -122,3 +122,29 @@ def test_head_products_equal_numpy_on_blocks(dtype, form, size):
     outside = np.ones(c.shape, bool)
     outside[1 : 1 + m, 2 : 2 + n] = False
     np.testing.assert_array_equal(c[outside], expected[outside])
+
+
+@njit
+def _softmax_grad(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, p, p_off, ldp, scale):
+    return head_softmax_grad(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, p, p_off, ldp, scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [16, 8, 5])
+def test_head_softmax_grad_gives_dS_on_the_vector_path_and_dP_off_it(dtype, k):
+    """dP = A B^T from blocks inside wider arrays; float32 with a 16 x 16 result returns True and
+    C = P * (dP - rowsum(P * dP)) scale, anything else returns False and C = dP (BLAS)."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((30, 40)).astype(dtype)
+    b = rng.standard_normal((30, 50)).astype(dtype)
+    c = np.zeros((20, 24), dtype)
+    logits = rng.standard_normal((3, 16, 16))
+    probs = (np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)).astype(dtype)
+    dp = a[2:18, 3 : 3 + k].astype(np.float64) @ b[4:20, 6 : 6 + k].astype(np.float64).T
+    pb = probs[1].astype(np.float64)
+    ds = pb * (dp - (pb * dp).sum(axis=1, keepdims=True)) * 0.25
+    vectorised = _softmax_grad(16, 16, k, a, 2 * 40 + 3, 40, b, 4 * 50 + 6, 50, c, 1 * 24 + 4, 24,
+                               probs, 256, 16, dtype(0.25))
+    assert vectorised == (dtype == np.float32 and k in (8, 16))
+    np.testing.assert_allclose(c[1:17, 4:20], ds if vectorised else dp, rtol=1e-5, atol=1e-5)
+    assert not c[0].any() and not c[17:].any() and not c[:, :4].any() and not c[:, 20:].any()

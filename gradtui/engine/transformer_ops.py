@@ -25,7 +25,7 @@ import numpy as np
 
 from gradtui.engine.blocks import add_row, matrix
 from gradtui.engine.exp32 import softmax_exp
-from gradtui.engine.head_gemm import head_nn, head_nt, head_tn
+from gradtui.engine.head_gemm import head_nn, head_nt, head_softmax_grad, head_tn
 from gradtui.engine.jit import kernel
 
 LN_EPS = 1e-5
@@ -164,8 +164,8 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
     """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU.
     The heads' output O = P V is computed again into the scratch O (cheaper than reading back
     one kept per block). Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
-    dL/dQKV (N, 3d)): dP = dO V^T into the scratch TT (T, T), dV = P^T dO, TT <- dS, then
-    dQ = dS K and dK = dS^T Q."""
+    dL/dQKV (N, 3d)): dS from dP = dO V^T into the scratch TT (T, T) (in registers, row by row,
+    on head_softmax_grad's vector path), dV = P^T dO, then dQ = dS K and dK = dS^T Q."""
     n, d = U.shape
     B = n // T
     dh = d // heads
@@ -183,15 +183,15 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
             q = b * T * 3 * d + h * dh
             p = (b * heads + h) * T * T
             o = b * T * d + h * dh
-            head_nt(T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, TT, 0, T)  # dP
+            if not head_softmax_grad(T, T, dh, DO, o, d, QKV, q + 2 * d, 3 * d, TT, 0, T, P, p, T, scale):
+                Pb = P[b, h]  # TT holds dP: dS from it here
+                for i in range(T):
+                    s = f(0.0)
+                    for j in range(T):
+                        s += Pb[i, j] * TT[i, j]
+                    for j in range(T):
+                        TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
             head_tn(T, dh, T, P, p, T, DO, o, d, DQKV, q + 2 * d, 3 * d)  # dV
-            Pb = P[b, h]
-            for i in range(T):
-                s = f(0.0)
-                for j in range(T):
-                    s += Pb[i, j] * TT[i, j]
-                for j in range(T):
-                    TT[i, j] = Pb[i, j] * (TT[i, j] - s) * scale
             head_nn(T, dh, T, TT, 0, T, QKV, q + d, 3 * d, DQKV, q, 3 * d)  # dQ
             head_tn(T, dh, T, TT, 0, T, QKV, q, 3 * d, DQKV, q + d, 3 * d)  # dK
     np.dot(U.T, DQKV, matrix(grad, w_qkv, d, 3 * d))
