@@ -22,23 +22,33 @@ def _exp_all(x, out):
         out[i] = softmax_exp(x[i])
 
 
+def _blocks(dtype, size, trans_a, trans_b, seed):
+    """a (50, 50), b (50, 60), c (20, 70) with op(A) (m, k) stored from row 3, column 5 of a,
+    op(B) (k, n) from row 2, column 7 of b, C from row 1, column 2 of c; returns the arrays,
+    the blocks' (flat offset, row stride) pairs as BLAS takes them, C's slice and op(A) op(B)."""
+    rng = np.random.default_rng(seed)
+    m, n, k = size
+    a = rng.standard_normal((50, 50)).astype(dtype)
+    b = rng.standard_normal((50, 60)).astype(dtype)
+    c = rng.standard_normal((20, 70)).astype(dtype)
+    a_block = a[3 : 3 + (k if trans_a else m), 5 : 5 + (m if trans_a else k)]
+    b_block = b[2 : 2 + (n if trans_b else k), 7 : 7 + (k if trans_b else n)]
+    product = np.dot(a_block.T if trans_a else a_block, b_block.T if trans_b else b_block)
+    places = (3 * 50 + 5, 50), (2 * 60 + 7, 60), (1 * 70 + 2, 70)
+    return (a, b, c), places, (slice(1, 1 + m), slice(2, 2 + n)), product
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_gemm_on_blocks_matches_numpy(dtype, trans_a, trans_b, beta):
     """A (5, 3) product from blocks at offsets inside wider arrays; the rest of C untouched."""
-    rng = np.random.default_rng(1)
     m, n, k = 5, 4, 3
-    a = rng.standard_normal((9, 11)).astype(dtype)
-    b = rng.standard_normal((8, 10)).astype(dtype)
-    c = rng.standard_normal((7, 12)).astype(dtype)
-    a_block = a[2 : 2 + (k if trans_a else m), 3 : 3 + (m if trans_a else k)]
-    b_block = b[1 : 1 + (n if trans_b else k), 4 : 4 + (k if trans_b else n)]
+    (a, b, c), ((ao, lda), (bo, ldb), (co, ldc)), block, product = _blocks(dtype, (m, n, k), trans_a, trans_b, 1)
     expected = c.copy()
-    expected[1 : 1 + m, 5 : 5 + n] = (a_block.T if trans_a else a_block) @ (b_block.T if trans_b else b_block) \
-        + beta * c[1 : 1 + m, 5 : 5 + n]
-    _gemm_blocks(trans_a, trans_b, m, n, k, a, 2 * 11 + 3, 11, b, 1 * 10 + 4, 10, beta, c, 1 * 12 + 5, 12)
+    expected[block] = product + beta * c[block]
+    _gemm_blocks(trans_a, trans_b, m, n, k, a, ao, lda, b, bo, ldb, beta, c, co, ldc)
     np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
@@ -107,20 +117,15 @@ def test_head_products_equal_numpy_on_blocks(dtype, form, size):
     """op(A) op(B) on blocks at offsets inside wider arrays (row strides 50, 60, 70), equal to
     np.dot to float32 rounding; the rest of C untouched. float32 with m = 16 and n, k in {8, 16}
     takes the vector path, other sizes and float64 BLAS."""
-    rng = np.random.default_rng(3)
     m, n, k = size
-    trans_a, trans_b = form[0] == "t", form[1] == "t"
-    a = rng.standard_normal((50, 50)).astype(dtype)
-    b = rng.standard_normal((50, 60)).astype(dtype)
-    c = rng.standard_normal((20, 70)).astype(dtype)
-    a_block = a[3 : 3 + (k if trans_a else m), 5 : 5 + (m if trans_a else k)]
-    b_block = b[2 : 2 + (n if trans_b else k), 7 : 7 + (k if trans_b else n)]
+    (a, b, c), ((ao, lda), (bo, ldb), (co, ldc)), block, product = _blocks(dtype, size, form[0] == "t",
+                                                                          form[1] == "t", 3)
     expected = c.copy()
-    expected[1 : 1 + m, 2 : 2 + n] = np.dot(a_block.T if trans_a else a_block, b_block.T if trans_b else b_block)
-    _head_product(form, m, n, k, a, 3 * 50 + 5, 50, b, 2 * 60 + 7, 60, c, 1 * 70 + 2, 70)
+    expected[block] = product
+    _head_product(form, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc)
     np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
     outside = np.ones(c.shape, bool)
-    outside[1 : 1 + m, 2 : 2 + n] = False
+    outside[block] = False
     np.testing.assert_array_equal(c[outside], expected[outside])
 
 
