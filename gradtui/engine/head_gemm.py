@@ -1,4 +1,4 @@
-"""One attention head's 16 x 16 x 16 products in vector registers, callable from kernels.
+"""One attention head's small products in vector registers, callable from kernels.
 
 At 16 x 16 x 16 a BLAS call spends most of its time outside the arithmetic (argument checks,
 packing, a kernel tuned for large blocks), and its small-matrix path takes the forms with a
@@ -8,14 +8,17 @@ gradtui.engine.strided_gemm.gemm takes them (flat offset, row stride),
 
     C = op(A) op(B),   C[i, :] = sum_k op(A)[i, k] op(B)[k, :]
 
-for float32 with m = 16 and n, k each 8 or 16 (T = 16 and a head size of 16 or 8): row i of C
-is n / 8 8-wide accumulators, each step k adds the broadcast op(A)[i, k] times the 8-wide
+for float32 with m = 16 and n, k each 8 or 16 (T = 16 and a head size of 16 or 8): row i of
+C is n / 8 8-wide accumulators, each step k adds the broadcast op(A)[i, k] times the 8-wide
 parts of op(B)'s row k (a fused multiply-add), fully unrolled over k, 8 accumulators at a
-time (4 rows when n = 16; with the rows of op(B) and a broadcast, 11 of the 16 vector registers). A transposed A costs nothing (the broadcast reads A[k, i]);
-a transposed B is first turned into rows of B^T on the stack, 8 x 8 blocks at a time with the
-three-round shuffle network (pairs interleaved 1, 2, then 4 elements at a time). Any other
-size or float64 goes to BLAS (``emit_gemm_call``), so float64 results are BLAS's own.
-Offsets and strides are not checked: callers pass blocks that lie inside their arrays.
+time (4 rows when n = 16; with the rows of op(B) and a broadcast, 11 of 16 vector registers).
+A transposed A costs nothing (the broadcast reads A[k, i]); a transposed B is first turned
+into rows of B^T on the stack, 8 x 8 blocks at a time with the three-round shuffle network
+(pairs interleaved 1, 2, then 4 elements at a time). ``head_softmax_grad`` is ``head_nt``
+that finishes each row of dP = dO V^T in registers into the softmax's backward,
+dS = P * (dP - rowsum(P * dP)) scale. Any other size or float64 goes to BLAS
+(``emit_gemm_call``), so float64 results are BLAS's own. Offsets and strides are not
+checked: callers pass blocks that lie inside their arrays.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _emit_vector_product(context, builder, trans_a, trans_b, n, k, a0, lda, b0, 
     f32 = ir.FloatType()
     vec = ir.VectorType(f32, LANES)
     intp = context.get_value_type(types.intp)
-    fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fmuladd.v8f32")
+    fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fmuladd.v8f32")
     undef = ir.Constant(vec, ir.Undefined)
     zero_index = ir.Constant(ir.IntType(32), 0)
     splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [zero_index] * LANES)
