@@ -18,7 +18,8 @@ into rows of B^T on the stack, 8 x 8 blocks at a time with the three-round shuff
 that finishes each row of dP = dO V^T in registers into the softmax's backward,
 dS = P * (dP - rowsum(P * dP)) scale. Any other size or float64 goes to BLAS
 (``emit_gemm_call``), so float64 results are BLAS's own. Offsets and strides are not
-checked: callers pass blocks that lie inside their arrays.
+checked: callers pass blocks that lie inside their arrays, C overlapping neither A nor B
+(rows of C are stored while later rows still read A, as BLAS also assumes).
 """
 
 from __future__ import annotations
