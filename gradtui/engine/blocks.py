@@ -12,6 +12,13 @@ from gradtui.engine.jit import kernel
 # as a plain product (benchmarks/transpose.py measures both).
 TRANSPOSE_MAX_WEIGHTS = 96 * 96
 
+# Sums of squares are taken in the array's precision (float32 vectorises twice as wide)
+# and redone in float64 when they leave this range: a float32 square underflows below
+# about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
+# exactly where those values live. Inside it, each square that underflowed is below 1e-18
+# of the sum, so all of a row's (or a block's) together below its length x 1e-18 of it.
+SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
+
 
 @kernel(inline="always")
 def matrix(flat, offset, rows, cols):

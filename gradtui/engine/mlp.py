@@ -6,7 +6,7 @@ import numpy as np
 
 from gradtui.engine import mlp_kernel as K
 from gradtui.engine.mlp_train import mlp_train_steps
-from gradtui.engine.train_loop import plain, update_settings
+from gradtui.engine.train_loop import plain, update_fields
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
@@ -138,7 +138,7 @@ class MLPNetwork:
             yc_all, yv_all = ws.ycb, y_all
         taken, flipped, status = mlp_train_steps(
             (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
-            plain(ws), self._plain_settings, self.running_mean, self.running_var, plain(update_settings(tr)), t0,
+            plain(ws), self._plain_settings, self.running_mean, self.running_var, update_fields(tr), t0,
             statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 

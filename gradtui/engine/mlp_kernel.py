@@ -21,7 +21,7 @@ import numpy as np
 from gradtui.engine.jit import kernel
 
 from gradtui.engine.activations import PRELU, activate
-from gradtui.engine.blocks import add_row, dot_transposed, matrix
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, dot_transposed, matrix
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -124,12 +124,8 @@ def _output_stats(A, out_mean, out_std, idx):
     out_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
 
 
-# Row sums of squares are taken in the array's precision (float32 vectorises twice as wide)
-# and redone in float64 when they leave this range: a float32 square underflows below
-# about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
-# exactly where those values live. Inside it, each square that underflowed is below 1e-18
-# of the sum, so all of a row's together below width x 1e-18 of it.
-SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
+# Row sums of squares: in the array's precision, redone in float64 outside the safe range
+# (gradtui.engine.blocks.SQUARES_SAFE_MIN).
 
 
 @kernel(inline="always")
