@@ -26,6 +26,25 @@ OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "rmsprop": RM
 CLIP_NONE, CLIP_NORM, CLIP_VALUE = range(3)
 CLIP_CODES = {"none": CLIP_NONE, "norm": CLIP_NORM, "value": CLIP_VALUE}
 ADAM_BETA1, ADAM_BETA2, RMSPROP_RHO, EPS = 0.9, 0.999, 0.99, 1e-8
+# Parameters per block: sums of squares are taken per block in the parameters' precision and
+# checked against the safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN) block by block.
+STEP_BLOCK = 1024
+
+
+@kernel
+def _squares(x, lo, hi):
+    """Sum of x[i]^2 over [lo, hi) as float64: taken in x's precision and redone in float64
+    (a float32 1e-30 squared would underflow to 0) when it leaves the safe range."""
+    acc = x.dtype.type(0.0)
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        acc += x[i] * x[i]
+    if SQUARES_SAFE_MIN <= acc <= SQUARES_SAFE_MAX:
+        return np.float64(acc)
+    exact = 0.0
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        v = np.float64(x[i])
+        exact += v * v
+    return exact
 
 
 @kernel
@@ -35,9 +54,8 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
     layer_grad_norm[:] = 0.0
     for s in range(segments.shape[0]):
         acc = 0.0
-        for i in range(np.uint64(segments[s, 0]), np.uint64(segments[s, 1])):
-            v = np.float64(grad[i])  # square in float64: a float32 1e-30 squared would underflow to 0
-            acc += v * v
+        for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
+            acc += _squares(grad, lo, min(lo + STEP_BLOCK, segments[s, 1]))
         total += acc
         if segments[s, 3]:
             layer_grad_norm[segments[s, 2]] += acc
@@ -68,7 +86,6 @@ def _clipped(g, scale, limit, decay, old):
 # Each also returns its block's sums of old^2, new^2 and (new - old)^2 over the values as
 # stored, taken in the same loop in that precision (a separate float64 pass cost as much as
 # the update itself) and redone in float64 by _exact_sums when they leave the safe range.
-STEP_BLOCK = 1024  # parameters per block: each block's sums are checked on their own
 
 
 @kernel(inline="always")
