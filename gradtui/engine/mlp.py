@@ -90,11 +90,12 @@ class MLPNetwork:
         ws = self._workspaces.get(batch)
         if ws is None:
             d, w, dt = self.depth, self.width, self.dtype
+            per_layer_d = not K.derivative_from_output(self.act, self.cfg.model.batchnorm, self.table)
             classification = self.classification
             ws = K.MLPWorkspace(
                 Z=np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # phi's input (prelu keeps every layer's)
                 ZH=np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # normalised z (batch norm)
-                D=np.zeros((d, batch, w), dt),
+                D=np.zeros((d if per_layer_d else 1, batch, w), dt),  # phi' (tanh, sigmoid: the backward recomputes it)
                 H=np.zeros((d, batch, w), dt),
                 inv_std=np.zeros((d, w), dt),
                 logits=np.zeros((batch, self.n_out), dt),

@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 from gradtui.engine.jit import kernel
 
-from gradtui.engine.activations import PRELU, activate
+from gradtui.engine.activations import PRELU, SIGMOID, TANH, activate
 from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, dot_transposed, matrix
 
 BN_EPS = 1e-5
@@ -32,12 +32,28 @@ COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESID
 # layers of H units, B examples and K outputs: see MLPNetwork._workspace.
 MLPWorkspace = namedtuple("MLPWorkspace", [
     "Z", "ZH", "D", "H", "inv_std",  # per layer: phi's input, normalised z, phi', outputs (B, H); 1/sqrt(var + eps)
+    # (D holds one layer's phi' when the backward recomputes it from H: derivative_from_output)
     "logits", "dlogits", "dH", "dH_next", "DZ",  # (B, K) twice; dL/dh, the layer below's, dL/dz (B, H)
     "xb", "ycb", "yvb",  # the fused loop's batch: inputs, class labels or target rows
 ])
 MLPSettings = namedtuple("MLPSettings", [
     "classification", "act", "slope", "elu_alpha", "batchnorm", "exact", "sat_limit",
 ])
+
+
+@kernel
+def derivative_from_output(act, batchnorm, table):
+    """Whether the backward pass recomputes phi' from each layer's output H = phi(y) instead of
+    storing it per layer (the workspace's D then holds one layer): for tanh and the sigmoid,
+    phi' is a function of phi (an FMA per element), and not storing it saves a write and a
+    read of every layer's (B, H) block, which in a deep net come from the outer caches.
+    Batch norm's backward and residual outputs (H = h + phi(y)) keep the stored phi'."""
+    residual = False
+    for l in range(table.shape[0]):
+        residual = residual or table[l, COL_RESIDUAL] != 0
+    return (act == TANH or act == SIGMOID) and not batchnorm and not residual
+
+
 MLPStats = namedtuple("MLPStats", ["on", "act_mean", "act_std", "dead", "saturation", "delta_norm"])
 
 
@@ -264,6 +280,26 @@ def _delta(dH, D, DZ, db):
 
 
 @kernel
+def _delta_from_output(dH, H, sigmoid, DZ, db):
+    """_delta with phi' recomputed from the layer's output H = phi(y): h (1 - h) for the
+    sigmoid, 1 - h^2 for tanh (the formulas gradtui.engine.activations.activate uses)."""
+    db[:] = 0.0
+    ss = 0.0
+    one = DZ.dtype.type(1.0)
+    zero = DZ.dtype.type(0.0)
+    for i in range(DZ.shape[0]):
+        row_ss = zero
+        for j in range(DZ.shape[1]):
+            h = H[i, j]
+            v = dH[i, j] * (h * (one - h) if sigmoid else one - h * h)
+            DZ[i, j] = v
+            db[j] += v
+            row_ss += v * v
+        ss += _row_squares(DZ, i, row_ss)
+    return np.sqrt(ss)
+
+
+@kernel
 def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_running, st):
     """Forward pass; fills the workspace ``ws`` (an MLPWorkspace), its logits and (when ``st.on``)
     the activation statistics of ``st`` (an MLPStats). ``hp``: MLPSettings."""
@@ -272,6 +308,7 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
     depth = H.shape[0]
     dummy = theta[0:0]
     alive = np.zeros(H.shape[2], np.uint8)
+    one_d = derivative_from_output(act, hp.batchnorm, table)
     for l in range(depth):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
@@ -287,11 +324,12 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
             _batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
                                use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
-        activate(act, z, H[l], D[l], hp.slope, alpha, hp.elu_alpha, hp.exact)
+        d = D[0] if one_d else D[l]
+        activate(act, z, H[l], d, hp.slope, alpha, hp.elu_alpha, hp.exact)
         if table[l, COL_RESIDUAL]:
             H[l] += h
         if st.on:
-            _layer_stats(H[l], D[l], hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
+            _layer_stats(H[l], d, hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
@@ -310,6 +348,7 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
     H, D = ws.H, ws.D
     dH, dH_next = ws.dH, ws.dH_next
     depth = H.shape[0]
+    one_d = derivative_from_output(hp.act, hp.batchnorm, table)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
@@ -341,6 +380,8 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
             _batchnorm_backward(DY, ws.ZH[l], ws.inv_std[l], gamma, dgamma, dbeta, ws.DZ)
             norm = _bias_grad_and_norm(ws.DZ, db)
+        elif one_d:
+            norm = _delta_from_output(dH, H[l], hp.act == SIGMOID, ws.DZ, db)
         else:
             norm = _delta(dH, D[l], ws.DZ, db)
         if st.on:
