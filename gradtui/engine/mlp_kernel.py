@@ -140,8 +140,8 @@ def _output_stats(A, out_mean, out_std, idx):
     out_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
 
 
-# Row sums of squares: in the array's precision, redone in float64 outside the safe range
-# (gradtui.engine.blocks.SQUARES_SAFE_MIN).
+# Sums of squares of a row or block: in the array's precision, redone in float64 outside the
+# safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN).
 
 
 @kernel(inline="always")
@@ -157,55 +157,60 @@ def _row_squares(A, i, ss):
 
 
 @kernel(inline="always")
-def _row_moments(A, i, shift, s, ss):
-    """Row i of A minus ``shift``: (sum, sum of squares) as float64. They are the row's sums
-    ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
+def _block_moments(a, lo, hi, shift, s, ss):
+    """a[lo:hi] (flat) minus ``shift``: (sum, sum of squares) as float64. They are the block's
+    sums ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
     cannot overflow either), else recomputed in float64."""
     if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
         return np.float64(s), np.float64(ss)
     c = np.float64(shift)
     exact_s = 0.0
     exact_ss = 0.0
-    for j in range(A.shape[1]):
-        v = np.float64(A[i, j]) - c
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        v = np.float64(a[k]) - c
         exact_s += v
         exact_ss += v * v
     return exact_s, exact_ss
 
 
+STATS_BLOCK = 1024  # elements per block of _layer_stats' sums (whole rows would end in a reduction each)
+
+
 @kernel
 def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
-    """One pass over a hidden layer's output H and its phi' D:
+    """One pass over a hidden layer's output H and its phi' D (both C-contiguous):
     act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
-    saturation = share of elements with phi' < sat_limit. Per-row sums and counts are
-    kept in the array's precision (exact for counts below 2^24) and added up in float64.
+    saturation = share of elements with phi' < sat_limit. Sums and counts over blocks of
+    STATS_BLOCK elements are kept in the array's precision (exact for counts below 2^24)
+    and added up in float64.
 
     The moments are of x - c with c = H[0, 0], so mean = c + S1/N and var = S2/N - (S1/N)^2
     with S1, S2 the sums of (x - c) and (x - c)^2: without the shift a saturated layer
     (mean near 1, spread 1e-4) loses its spread to cancellation in float32."""
     n, m = D.shape
+    count = n * m
     f = H.dtype.type
     zero, one, limit = f(0.0), f(1.0), f(sat_limit)
     c = H[0, 0]
+    h, d = H.reshape(count), D.reshape(count)
     s = 0.0
     ss = 0.0
     n_sat = 0
     n_zero = 0
-    for i in range(n):
-        row_s = row_ss = row_sat = row_zero = zero
-        for j in range(m):
-            v = H[i, j] - c
-            d = D[i, j]
-            row_s += v
-            row_ss += v * v
-            row_sat += one if d < limit else zero
-            row_zero += one if d == zero else zero
-        exact_s, exact_ss = _row_moments(H, i, c, row_s, row_ss)
+    for lo in range(0, count, STATS_BLOCK):
+        hi = min(lo + STATS_BLOCK, count)
+        block_s = block_ss = block_sat = block_zero = zero
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            v = h[k] - c
+            block_s += v
+            block_ss += v * v
+            block_sat += one if d[k] < limit else zero
+            block_zero += one if d[k] == zero else zero
+        exact_s, exact_ss = _block_moments(h, lo, hi, c, block_s, block_ss)
         s += exact_s
         ss += exact_ss
-        n_sat += int(row_sat)
-        n_zero += int(row_zero)
-    count = n * m
+        n_sat += int(block_sat)
+        n_zero += int(block_zero)
     shifted_mean = s / count
     act_mean[idx] = np.float64(c) + shifted_mean
     act_std[idx] = np.sqrt(max(ss / count - shifted_mean * shifted_mean, 0.0))
