@@ -13,8 +13,8 @@ C is n / 8 8-wide accumulators, each step k adds the broadcast op(A)[i, k] times
 parts of op(B)'s row k (a fused multiply-add), fully unrolled over k, 8 accumulators at a
 time (4 rows when n = 16; with the rows of op(B) and a broadcast, 11 of 16 vector registers).
 A transposed A costs nothing (the broadcast reads A[k, i]); a transposed B is first turned
-into rows of B^T on the stack, 8 x 8 blocks at a time with the three-round shuffle network
-(pairs interleaved 1, 2, then 4 elements at a time). ``head_softmax_grad`` is ``head_nt``
+into rows of B^T on the stack, 8 x 8 blocks at a time with gradtui.engine.transpose8's
+shuffle network. ``head_softmax_grad`` is ``head_nt``
 that finishes each row of dP = dO V^T in registers into the softmax's backward,
 dS = P * (dP - rowsum(P * dP)) scale. Any other size or float64 goes to BLAS
 (``emit_gemm_call``), so float64 results are BLAS's own. Offsets and strides are not
@@ -31,32 +31,12 @@ from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas
 
 from gradtui.engine.strided_gemm import block_pointer, emit_gemm_call
+from gradtui.engine.transpose8 import transpose_rows
 
 SIZE = 16  # rows of C on the vector path (the sequence length T), and the largest n and k
-LANES = 8  # float32 lanes per vector: two vectors per row of 16
+LANES = 8  # float32 lanes per vector: two vectors per row of 16 (transpose_rows works on 8 x 8)
 ACCUMULATORS = 8  # rows of C at once: 4 when n = 16, 8 when n = 8
 SHAPES = ((16, 16), (16, 8), (8, 16), (8, 8))  # (n, k) with a vector path, m = 16
-_ROUND1 = ((0, 8, 1, 9, 4, 12, 5, 13), (2, 10, 3, 11, 6, 14, 7, 15))
-_ROUND2 = ((0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15))
-_ROUND3 = ((0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15))
-_ROUND3_COLUMNS = (0, 4, 1, 5, 2, 6, 3, 7)
-
-
-def _shuffle_pairs(builder, left, right, masks):
-    i32 = ir.IntType(32)
-    consts = [ir.Constant(ir.VectorType(i32, LANES), [ir.Constant(i32, i) for i in mask]) for mask in masks]
-    return [builder.shuffle_vector(x, y, mask) for x, y in zip(left, right) for mask in consts]
-
-
-def _transpose8(builder, rows):
-    """The 8 columns of the 8 x 8 block whose rows are ``rows`` (8-wide vectors), in order."""
-    r1 = _shuffle_pairs(builder, rows[0::2], rows[1::2], _ROUND1)
-    r2 = _shuffle_pairs(builder, [r1[0], r1[1], r1[4], r1[5]], [r1[2], r1[3], r1[6], r1[7]], _ROUND2)
-    cols = _shuffle_pairs(builder, r2[0:4], r2[4:8], _ROUND3)
-    ordered = [None] * LANES
-    for col, j in zip(cols, _ROUND3_COLUMNS):
-        ordered[j] = col
-    return ordered
 
 
 def _emit_vector_product(context, builder, trans_a, trans_b, n, k, a0, lda, b0, ldb, c0, ldc, epilogue=None):
@@ -84,7 +64,7 @@ def _emit_vector_product(context, builder, trans_a, trans_b, n, k, a0, lda, b0, 
         stride = ir.Constant(intp, SIZE)
         for r in range(0, n, LANES):
             for c in range(0, k, LANES):
-                cols = _transpose8(builder, [load_vec(b0, ldb, r + i, c) for i in range(LANES)])
+                cols = transpose_rows(builder, [load_vec(b0, ldb, r + i, c) for i in range(LANES)])
                 for j, col in enumerate(cols):
                     builder.store(col, builder.bitcast(at(bt, stride, c + j, r), vec.as_pointer()), align=32)
         b0, ldb = bt, stride

@@ -34,6 +34,19 @@ def _shuffle_pairs(builder, left, right, masks):
     return [builder.shuffle_vector(a, b, mask) for a, b in zip(left, right) for mask in consts]
 
 
+def transpose_rows(builder, rows):
+    """The 8 columns, in order, of the 8 x 8 block whose rows are the 8-wide vectors ``rows``."""
+    r1 = _shuffle_pairs(builder, rows[0::2], rows[1::2], _ROUND1)  # t0..t7
+    r2 = _shuffle_pairs(builder, [r1[0], r1[1], r1[4], r1[5]], [r1[2], r1[3], r1[6], r1[7]], _ROUND2)
+    # r2: u0, u1 (from t0, t2), u2, u3 (t1, t3), u4, u5 (t4, t6), u6, u7 (t5, t7)
+    cols = _shuffle_pairs(builder, r2[0:4], r2[4:8], _ROUND3)
+    # cols: (u0,u4) -> columns 0, 4; (u1,u5) -> 1, 5; (u2,u6) -> 2, 6; (u3,u7) -> 3, 7
+    ordered = [None] * BLOCK
+    for col, j in zip(cols, (0, 4, 1, 5, 2, 6, 3, 7)):
+        ordered[j] = col
+    return ordered
+
+
 @intrinsic
 def transpose8(typingctx, src, src_off, lds, dst, dst_off, ldd):
     """dst[j, i] = src[i, j] for the 8 x 8 blocks starting at flat offsets ``src_off`` (row stride
@@ -61,12 +74,7 @@ def transpose8(typingctx, src, src_off, lds, dst, dst_off, ldd):
         src0 = base(argtys[0], s_arr, s_off, argtys[1])
         dst0 = base(argtys[3], d_arr, d_off, argtys[4])
         rows = [builder.load(row(src0, s_ld, argtys[2], k), align=align) for k in range(BLOCK)]
-        r1 = _shuffle_pairs(builder, rows[0::2], rows[1::2], _ROUND1)  # t0..t7
-        r2 = _shuffle_pairs(builder, [r1[0], r1[1], r1[4], r1[5]], [r1[2], r1[3], r1[6], r1[7]], _ROUND2)
-        # r2: u0, u1 (from t0, t2), u2, u3 (t1, t3), u4, u5 (t4, t6), u6, u7 (t5, t7)
-        cols = _shuffle_pairs(builder, r2[0:4], r2[4:8], _ROUND3)
-        # cols: (u0,u4) -> columns 0, 4; (u1,u5) -> 1, 5; (u2,u6) -> 2, 6; (u3,u7) -> 3, 7
-        for col, j in zip(cols, (0, 4, 1, 5, 2, 6, 3, 7)):
+        for j, col in enumerate(transpose_rows(builder, rows)):
             builder.store(col, row(dst0, d_ld, argtys[5], j), align=align)
         return context.get_dummy_value()
 
