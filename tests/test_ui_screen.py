@@ -25,6 +25,7 @@ from gradtui.ui.app import GradApp
 from gradtui.ui.keys import remedy_keys
 from gradtui.ui.screens import PresetPicker
 from gradtui.ui.widgets import AlertsPanel, GradientBars, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
+from gradtui.ui.widgets.alerts import split_headline
 
 ROW = re.compile(r"^\s*(?P<label>\S+) (?P<mark>[↓✓↑✗]) (?P<bar>.+) (?P<value>-?\d\.\de[+-]\d\d|nan|inf|0)$")
 
@@ -146,6 +147,16 @@ LONG = Alert("exploding", "warning",
              + (Remedy("adam", (("train.optimizer", "adam"),)),))
 
 
+@pytest.mark.parametrize("message, fact, cause", [
+    ("hidden.0 gets 8.4e-32 of the gradient reaching hidden.19: each sigmoid passes a quarter; theory 5e-33.",
+     "hidden.0 gets 8.4e-32 of the gradient reaching hidden.19.", "Each sigmoid passes a quarter; theory 5e-33."),
+    ("The tokens collapsed. Their spread is 1e-3: below 0.05.", "The tokens collapsed.", "Their spread is 1e-3: below 0.05."),
+    ("The gradient reaching t=1 is 3e-9 of the gradient at t=100", "The gradient reaching t=1 is 3e-9 of the gradient at t=100", ""),
+])
+def test_an_alert_headline_is_its_first_fact_before_a_colon_or_full_stop(message, fact, cause):
+    assert split_headline(message) == (fact, cause)
+
+
 def test_an_alert_message_and_every_remedy_stay_readable_with_a_scroll_hint_at_80x24():
     async def go():
         cfg = mlp_cfg()
@@ -155,8 +166,8 @@ def test_an_alert_message_and_every_remedy_stay_readable_with_a_scroll_hint_at_8
             panel = app.query_one(AlertsPanel)
             text = panel.content.plain
             flat = " ".join(text.split())
-            first, rest = LONG.message.split(". ", 1)
-            assert flat.index(first + ".") < flat.index(" c remedy c") < flat.index(rest.strip())  # keys right after the first sentence
+            fact, cause = LONG.message.split(": ", 1)  # the diagnosis writes "fact: cause."
+            assert flat.index(fact + ".") < flat.index(" c remedy c") < flat.index("T" + cause[1:].strip())  # keys right after the fact
             for key in "c-ib":
                 assert f" {key}  remedy {key}" in text
             assert "adam (no key: --set)" in text

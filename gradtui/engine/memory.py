@@ -90,7 +90,7 @@ def estimate_memory(cfg) -> MemoryEstimate:
     if m.kind == "transformer":  # gradtui.engine.transformer's layout and workspace, per token
         T, V, hidden = d.seq_len, 10 + max(26, d.seq_len) + 1, m.mlp_ratio * H
         params = (V + m.max_len) * H + L * (4 * H * H + 2 * H * hidden + hidden + 9 * H) + 2 * H + H * 10 + 10
-        per_example = T * (L * (12 * H + m.heads * T + 2 * hidden) + 12 * H + hidden + 20)
+        per_example = T * (L * (11 * H + m.heads * T + 2 * hidden) + 13 * H + hidden + 20)
         n_in, n_out, steps = 1, 1, T
         batches += (min(n_test, 128),)
     elif cfg.is_recurrent:

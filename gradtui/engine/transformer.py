@@ -120,7 +120,7 @@ class TransformerNetwork:
                 XHA=z(S if pre else 1, N, d), RA=z(S if pre else 1, N),
                 XHB=z(S if post else 1, N, d), RB=z(S if post else 1, N),
                 QKV=z(L, N, 3 * d),
-                P=z(L, batch, h, T, T), O=z(L, N, d), Z=z(L, N, m), HD=z(N, m),
+                P=z(L, batch, h, T, T), O=z(N, d), Z=z(L, N, m), HD=z(N, m), ZMAX=z(m),
                 XHF=z(N, d), RF=z(N), HF=z(N, d), LOGITS=z(N, V), DLOGITS=z(N, V),
                 DQKV=z(N, 3 * d),
                 FB=z(N, d), DX=z(N, d), DF=z(N, d), DU=z(N, d), DO=z(N, d), DZ=z(N, m),

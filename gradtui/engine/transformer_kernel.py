@@ -62,9 +62,10 @@ Workspace = namedtuple("Workspace", [
     "XHB", "RB",  # (2L, N, d), (2L, N) the post-LN's xhat and 1/std
     "QKV",  # (L, N, 3d) the queries, keys and values (the projection's output)
     "P",  # (L, B, h, T, T) attention probabilities
-    "O",  # (L, N, d) the heads' outputs, concatenated
+    "O",  # (N, d) scratch: the heads' outputs, concatenated
     "Z",  # (L, N, m) MLP pre-activation
     "HD",  # (N, m) scratch: the MLP's activation
+    "ZMAX",  # (m,) scratch: each hidden unit's largest pre-activation over the batch
     "XHF", "RF", "HF",  # final LayerNorm (pre): xhat, 1/std, output
     "LOGITS", "DLOGITS",  # (N, V)
     "DQKV",  # (N, 3d) scratch
@@ -72,6 +73,14 @@ Workspace = namedtuple("Workspace", [
     "DZ",  # (N, m) scratch
     "TT",  # (T, T) per-head scratch
 ])
+
+
+@kernel(inline="always")
+def _set_moments(s, ss, count, act_mean, act_std, idx):
+    """act_mean, act_std at idx from the sum and the sum of squares of ``count`` entries."""
+    mean = s / count
+    act_mean[idx] = mean
+    act_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
 
 
 @kernel
@@ -84,10 +93,7 @@ def _moments(A, act_mean, act_std, idx):
             v = np.float64(A[i, j])
             s += v
             ss += v * v
-    count = A.size
-    mean = s / count
-    act_mean[idx] = mean
-    act_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
+    _set_moments(s, ss, A.size, act_mean, act_std, idx)
 
 
 @kernel
@@ -100,17 +106,15 @@ def _frobenius(A):
     return np.sqrt(acc)
 
 
-@kernel
-def _dead_fraction(Z, act):
-    """Share of the MLP's hidden units inactive on every row of Z."""
+@kernel(inline="always")
+def _dead_fraction(zmax, act):
+    """Share of the MLP's hidden units inactive on every row, from each unit's largest
+    pre-activation over the rows (transformer_ops.mlp_forward's zmax)."""
     limit = 0.0 if act == RELU else GELU_DEAD_BELOW
-    m = Z.shape[1]
-    alive = np.zeros(m, np.bool_)
-    for i in range(Z.shape[0]):
-        for j in range(m):
-            if Z[i, j] > limit:
-                alive[j] = True
-    return 1.0 - alive.sum() / m
+    dead = 0
+    for j in range(zmax.shape[0]):
+        dead += zmax[j] <= limit
+    return dead / zmax.shape[0]
 
 
 @kernel
@@ -132,6 +136,25 @@ def _spread(X, T):
         around = sq - T * np.sum(mean * mean)
         total += np.sqrt(max(around, 0.0) / sq) if sq > 0.0 else 0.0
     return total / B
+
+
+@kernel(inline="always")
+def _add_bias_residual(F, b, X, residual, moments):
+    """F += b (the sub-layer's output bias), plus X when the residual path is on, in one pass;
+    returns the result's sum and sum of squares in float64 when ``moments`` (else zeros)."""
+    s = 0.0
+    ss = 0.0
+    for i in range(F.shape[0]):
+        for j in range(F.shape[1]):
+            v = F[i, j] + b[j]
+            if residual:
+                v += X[i, j]
+            F[i, j] = v
+            if moments:
+                w = np.float64(v)
+                s += w
+                ss += w * w
+    return s, ss
 
 
 @kernel
@@ -163,19 +186,23 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
         out = ws.XS[s + 1]
         F = ws.FB if norm == NORM_POST else out
         if s % 2 == 0:
-            summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads, causal,
-                                       ws.QKV[l], ws.P[l], ws.O[l], F)
+            summed = attention_forward(U, theta, row[W_QKV], row[B_QKV], row[W_O], T, heads, causal,
+                                       ws.QKV[l], ws.P[l], ws.O, F)
             if stats:
                 entropy[l] = summed / (ws.P.shape[1] * heads * T)
+            bias = row[B_O]
         else:
-            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD, F)
-        if residual:
-            F += X
+            mlp_forward(U, theta, row[W_1], row[B_1], row[W_2], act, ws.Z[l], ws.HD, F, ws.ZMAX)
+            bias = row[B_2]
+        total, squares = _add_bias_residual(F, theta[bias : bias + d], X, residual, stats and norm != NORM_POST)
         if norm == NORM_POST:
             layernorm_forward(F, theta[g : g + d], theta[be : be + d], ws.XHB[s], ws.RB[s], out)
         if stats:
-            _moments(out, act_mean, act_std, s + 1)
-            dead[s + 1] = _dead_fraction(ws.Z[l], act) if s % 2 == 1 else 0.0
+            if norm == NORM_POST:
+                _moments(out, act_mean, act_std, s + 1)
+            else:
+                _set_moments(total, squares, out.size, act_mean, act_std, s + 1)
+            dead[s + 1] = _dead_fraction(ws.ZMAX, act) if s % 2 == 1 else 0.0
             if s % 2 == 1:
                 spread[l] = _spread(out, T)
     top = ws.XS[2 * L]
@@ -265,18 +292,21 @@ def transformer_backward(theta, grad, blocks, glob, tokens, T, heads, norm, resi
             layernorm_output(ws.XHA[s], theta[g : g + d], theta[be : be + d], U)
         if s % 2 == 0:
             attention_backward(DF, U, theta, grad, row[W_QKV], row[B_QKV], row[W_O], row[B_O], T, heads,
-                               ws.QKV[l], ws.P[l], ws.O[l], ws.DO, ws.DQKV, ws.DU, ws.TT)
+                               ws.QKV[l], ws.P[l], ws.O, ws.DO, ws.DQKV, ws.DU, ws.TT)
         else:
             mlp_backward(DF, U, theta, grad, row[W_1], row[B_1], row[W_2], row[B_2], act, ws.Z[l], ws.HD,
                          ws.DZ, ws.DU)
         DX = spare
         spare = DF
-        if norm == NORM_PRE:
+        if norm == NORM_PRE and residual:
+            layernorm_backward(ws.DU, ws.XHA[s], ws.RA[s], theta[g : g + d], grad[g : g + d], grad[be : be + d],
+                               DX, DF)
+        elif norm == NORM_PRE:
             layernorm_backward(ws.DU, ws.XHA[s], ws.RA[s], theta[g : g + d], grad[g : g + d], grad[be : be + d], DX)
         else:
             DX[:] = ws.DU
-        if residual:
-            DX += DF
+            if residual:
+                DX += DF
     if flipped:
         ws.DX[:] = DX
         DX = ws.DX

@@ -52,8 +52,9 @@ def layernorm_forward(X, g, beta, XH, R, Y):
         r = 1.0 / np.sqrt(ss / d + LN_EPS)
         R[i] = r
         for j in range(d):
-            XH[i, j] = (X[i, j] - mu) * r
-    layernorm_output(XH, g, beta, Y)
+            xh = XH.dtype.type((X[i, j] - mu) * r)
+            XH[i, j] = xh
+            Y[i, j] = g[j] * xh + beta[j]  # as layernorm_output, in the row's own pass
 
 
 @kernel(inline="always")
@@ -65,8 +66,9 @@ def layernorm_output(XH, g, beta, Y):
 
 
 @kernel
-def layernorm_backward(DY, XH, R, g, dg, dbeta, DX):
-    """DX = dL/dX from DY = dL/dY; adds dL/dg and dL/dbeta into dg, dbeta."""
+def layernorm_backward(DY, XH, R, g, dg, dbeta, DX, skip=None):
+    """DX = dL/dX from DY = dL/dY, plus ``skip`` when given (the residual path's gradient, added
+    in the same pass); adds dL/dg and dL/dbeta into dg, dbeta."""
     n, d = DY.shape
     for i in range(n):
         s1 = 0.0
@@ -79,8 +81,12 @@ def layernorm_backward(DY, XH, R, g, dg, dbeta, DX):
             s1 += gy
             s2 += gy * XH[i, j]
         r = R[i]
-        for j in range(d):
-            DX[i, j] = r * (DY[i, j] * g[j] - (s1 + XH[i, j] * s2) / d)
+        if skip is None:
+            for j in range(d):
+                DX[i, j] = r * (DY[i, j] * g[j] - (s1 + XH[i, j] * s2) / d)
+        else:
+            for j in range(d):
+                DX[i, j] = r * (DY[i, j] * g[j] - (s1 + XH[i, j] * s2) / d) + skip[i, j]
 
 
 @kernel
@@ -95,7 +101,7 @@ def column_sums_into(D, out):
 def _softmax_rows(S, scale, causal):
     """Each row i of S <- softmax(scale S[i]) (over j <= i, the rest set to 0, when causal);
     returns the rows' summed entropy -sum_j P_ij ln P_ij, from the softmax's own passes: with
-    x_j = scale s_j - max and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
+    x_j = scale (s_j - max_k s_k) and e_j = exp(x_j), a row's is ln(sum e) - sum(e_j x_j) / sum e
     (the logarithms of up to LOG_BATCH rows' sums taken as one of their product, which stays
     below T^LOG_BATCH). Sums in S's precision; exp is gradtui.engine.exp32's."""
     T = S.shape[0]
@@ -105,15 +111,13 @@ def _softmax_rows(S, scale, causal):
     product = 1.0
     for i in range(T):
         width = i + 1 if causal else T
-        top = S[i, 0] * scale
-        for j in range(width):
-            x = S[i, j] * scale
-            S[i, j] = x
-            top = max(top, x)
+        top = S[i, 0]  # the row's largest raw score: scale > 0, so scale top is the scaled one's
+        for j in range(1, width):
+            top = max(top, S[i, j])
         total = f(0.0)
         weighted = f(0.0)
         for j in range(width):
-            x = S[i, j] - top
+            x = (S[i, j] - top) * scale
             e = softmax_exp(x)
             S[i, j] = e
             total += e
@@ -132,8 +136,8 @@ def _softmax_rows(S, scale, causal):
 
 
 @kernel
-def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QKV, P, O, A):
-    """A = self-attention(U); keeps QKV = U W_qkv + b_qkv (N, 3d), P (B, h, T, T) and O (N, d).
+def attention_forward(U, theta, w_qkv, b_qkv, w_o, T, heads, causal, QKV, P, O, A):
+    """A = self-attention(U) without b_o (the caller adds it with the residual); keeps QKV = U W_qkv + b_qkv (N, 3d), P (B, h, T, T) and O (N, d).
     Head h of example b reads its Q, K and V where the projection wrote them (rows b T ..,
     columns h dh .. of each third) and writes its O likewise: no copies between layouts.
     Returns the summed entropy of every attention row (_softmax_rows)."""
@@ -152,14 +156,14 @@ def attention_forward(U, theta, w_qkv, b_qkv, w_o, b_o, T, heads, causal, QKV, P
             entropy += _softmax_rows(P[b, h], scale, causal)
             gemm(False, False, T, dh, T, P, p, T, QKV, q + 2 * d, 3 * d, 0.0, O, b * T * d + h * dh, d)
     np.dot(O, matrix(theta, w_o, d, d), A)
-    add_row(A, theta[b_o : b_o + d])
     return entropy
 
 
 @kernel
 def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV, P, O, DO, DQKV, DU, TT):
     """From DA = dL/dA: the attention's parameter gradients into ``grad`` and DU = dL/dU.
-    Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
+    The heads' output O = P V is computed again into the scratch O (cheaper than reading back
+    one kept per block). Per example and head, in the layouts of attention_forward (DO = dL/dO (N, d), DQKV =
     dL/dQKV (N, 3d)): dP = dO V^T into the scratch TT (T, T), dV = P^T dO, TT <- dS, then
     dQ = dS K and dK = dS^T Q."""
     n, d = U.shape
@@ -167,6 +171,10 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
     dh = d // heads
     f = P.dtype.type
     scale = f(1.0 / np.sqrt(dh))
+    for b in range(B):  # O = P V again, into the scratch O
+        for h in range(heads):
+            gemm(False, False, T, dh, T, P, (b * heads + h) * T * T, T, QKV, b * T * 3 * d + 2 * d + h * dh, 3 * d,
+                 0.0, O, b * T * d + h * dh, d)
     np.dot(O.T, DA, matrix(grad, w_o, d, d))
     column_sums_into(DA, grad[b_o : b_o + d])
     np.dot(DA, matrix(theta, w_o, d, d).T, DO)
@@ -192,48 +200,60 @@ def attention_backward(DA, U, theta, grad, w_qkv, b_qkv, w_o, b_o, T, heads, QKV
 
 
 @kernel(inline="always")
-def _activate(Z, Hd, act):
-    """Hd = phi(Z)."""
+def _gelu(z):
+    return 0.5 * z * (1.0 + math.erf(z * INV_SQRT2))
+
+
+@kernel(inline="always")
+def _bias_activate(Z, b, Hd, act, zmax):
+    """Z += b and Hd = phi(Z) in one pass; zmax[j] = the largest Z[i, j] (for dead_fraction)."""
+    zmax[:] = -np.inf
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
-            z = Z[i, j]
-            if act == RELU:
-                Hd[i, j] = z if z > 0.0 else 0.0
-            else:
-                Hd[i, j] = 0.5 * z * (1.0 + math.erf(z * INV_SQRT2))
+            z = Z[i, j] + b[j]
+            Z[i, j] = z
+            Hd[i, j] = (z if z > 0.0 else 0.0) if act == RELU else _gelu(z)
+            zmax[j] = max(zmax[j], z)
 
 
 @kernel
-def mlp_forward(U, theta, w1, b1, w2, b2, act, Z, Hd, F):
-    """F = phi(U W_1 + b_1) W_2 + b_2; keeps Z (phi(Z) goes through the scratch Hd)."""
+def mlp_forward(U, theta, w1, b1, w2, act, Z, Hd, F, zmax):
+    """F = phi(U W_1 + b_1) W_2, without b_2 (the caller adds it with the residual); keeps Z,
+    phi(Z) goes through the scratch Hd; zmax (m) gets each hidden unit's largest Z over the rows."""
     n, d = U.shape
     m = Z.shape[1]
     np.dot(U, matrix(theta, w1, d, m), Z)
-    add_row(Z, theta[b1 : b1 + m])
-    _activate(Z, Hd, act)
+    _bias_activate(Z, theta[b1 : b1 + m], Hd, act, zmax)
     np.dot(Hd, matrix(theta, w2, m, d), F)
-    add_row(F, theta[b2 : b2 + d])
 
 
 @kernel
 def mlp_backward(DF, U, theta, grad, w1, b1, w2, b2, act, Z, Hd, DZ, DU):
     """From DF = dL/dF: the MLP's parameter gradients into ``grad`` and DU = dL/dU. phi(Z) is
     computed again into the scratch Hd: keeping one per block made the step's working set
-    larger and the whole step 5-8% slower (benchmarks.bench_transformer's two sizes)."""
+    larger and the whole step 5-8% slower (benchmarks.bench_transformer's two sizes), and
+    handing BLAS the kept Z (relu's output kept in place of Z) made the product with it 1.7x
+    slower (an operand no longer in cache). phi'(Z) multiplies DZ in the pass that sums the
+    b_1 gradient."""
     n, d = U.shape
     m = Z.shape[1]
-    _activate(Z, Hd, act)
+    for i in range(n):
+        for j in range(m):
+            z = Z[i, j]
+            Hd[i, j] = (z if z > 0.0 else 0.0) if act == RELU else _gelu(z)
     np.dot(Hd.T, DF, matrix(grad, w2, m, d))
     column_sums_into(DF, grad[b2 : b2 + d])
     np.dot(DF, matrix(theta, w2, m, d).T, DZ)
+    db1 = grad[b1 : b1 + m]
+    f = DZ.dtype.type
     for i in range(n):
         for j in range(m):
             z = Z[i, j]
             if act == RELU:
-                if z <= 0.0:
-                    DZ[i, j] = 0.0
+                v = DZ[i, j] if z > 0.0 else f(0.0)
             else:
-                DZ[i, j] *= 0.5 * (1.0 + math.erf(z * INV_SQRT2)) + z * INV_SQRT2PI * np.exp(-0.5 * z * z)
+                v = f(DZ[i, j] * (0.5 * (1.0 + math.erf(z * INV_SQRT2)) + z * INV_SQRT2PI * np.exp(-0.5 * z * z)))
+            DZ[i, j] = v
+            db1[j] += v
     np.dot(U.T, DZ, matrix(grad, w1, d, m))
-    column_sums_into(DZ, grad[b1 : b1 + m])
     np.dot(DZ, matrix(theta, w1, d, m).T, DU)

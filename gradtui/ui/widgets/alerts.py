@@ -186,12 +186,23 @@ def text_shape(text: Text) -> tuple:
 
 
 _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z])")
+_FACT_END = re.compile(r":\s+(?=\S)")
 
 
 def split_headline(message: str) -> tuple[str, str]:
-    """An alert's first sentence (what is wrong) and the rest (why), so that the keys that
-    fix it come right after the first sentence, above the fold on a small terminal."""
+    """An alert's opening fact (what is wrong) and the rest (why), so that the keys that fix
+    it come right after the fact, above the fold on a small terminal.
+
+    The fact ends at the first sentence's end or at the first ": " before it, since the
+    diagnosis writes "fact: cause." ("hidden.0 gets 8e-32 of the gradient reaching hidden.19:
+    each sigmoid passes ..."); the fact then ends with a full stop and the cause starts a
+    sentence of its own.
+    """
     end = _SENTENCE_END.search(message)
+    colon = _FACT_END.search(message, 0, end.start() if end else len(message))
+    if colon is not None:
+        rest = message[colon.end():]
+        return message[: colon.start()] + ".", rest[:1].upper() + rest[1:]
     if end is None:
         return message, ""
     return message[: end.start() + 1], message[end.end():]
