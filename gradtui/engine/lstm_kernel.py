@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine.activations import fast_tanh
-from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales, tanh_block
+from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, add_state_sums, clear_gradients, finish_gradients, projections, step_gradients, step_projection,
-    store_layer_stats, sum_and_squares, unit,
+    SIG_SAT, TANH_SAT, add_bias_gradient, add_state_sums, clear_gradients, finish_gradients, projections,
+    step_gradients, step_projection, store_layer_stats, tanh_, unit,
 )
 
 
@@ -119,35 +119,27 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
     clear_gradients(g)
     dc[:] = 0.0
     sq = 0.0
-    db = g.db
-    bi, bf, bg, bo = db[:H], db[H : 2 * H], db[2 * H : 3 * H], db[3 * H :]
-    tanh_c = np.empty_like(dc)
     for t in range(T - 1, -1, -1):
         dh_t = DH_IN[t]
-        # tanh(c_t) again (cheaper than storing it and reading it back), in a pass of its own:
-        # the loop below then has no branch on ``exact`` and LLVM vectorises it
-        tanh_block(C[t + 1], tanh_c, exact)
+        s = 0.0  # ||dL/dh_t||^2
         for i in range(B):
             # One row of every block at a time (1-D views: LLVM vectorises the loop).
-            dh, gr, c_prev, tc_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], tanh_c[i], da[i], dc[i]
+            dh, gr, c_prev, c_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], C[t + 1, i], da[i], dc[i]
             gi, gf, gg, go = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
             ai, af, ag, ao = dar[:H], dar[H : 2 * H], dar[2 * H : 3 * H], dar[3 * H :]
             for j in range(H):
-                tc = tc_r[j]
+                tc = tanh_(c_r[j], exact)  # tanh(c_t) again: cheaper than storing it and reading it back
                 ig, fg, g_, og, d = gi[j], gf[j], gg[j], go[j], dh[j]
+                s += np.float64(d) * np.float64(d)
                 c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
-                vi = c * g_ * ig * (one - ig)
-                vf = c * c_prev[j] * fg * (one - fg)
-                vg = c * ig * (one - g_ * g_)
-                vo = d * tc * og * (one - og)
-                ai[j], af[j], ag[j], ao[j] = vi, vf, vg, vo
-                bi[j] += vi  # db, while da_t is in registers
-                bf[j] += vf
-                bg[j] += vg
-                bo[j] += vo
+                ao[j] = d * tc * og * (one - og)
+                ai[j] = c * g_ * ig * (one - ig)
+                ag[j] = c * ig * (one - g_ * g_)
+                af[j] = c * c_prev[j] * fg * (one - fg)
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
-        if time_on:  # ||dL/dh_t||
-            time_norm[t] = np.sqrt(sum_and_squares(dh_t.reshape(dh_t.size))[1])
-        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
+        if time_on:
+            time_norm[t] = np.sqrt(s)
+        sq += add_bias_gradient(da, g.db)  # a pass of its own: summed in the loop above it ran no faster
+        step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq

@@ -26,7 +26,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from gradtui.engine.activations import SIGMOID, TANH, activate
+from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 
@@ -40,6 +40,12 @@ LayerGradients = namedtuple("LayerGradients", ["dW_ih", "dW_hh", "db", "DX", "be
 # Gates below 5% of their maximal derivative count as saturated (as for the MLP).
 SIG_SAT = 0.25 * 0.05
 TANH_SAT = 0.05
+
+
+@kernel(inline="always")
+def tanh_(x, exact):
+    """Exact tanh in float64 (gradient checks), the vectorisable rational one in float32."""
+    return np.tanh(x) if exact else fast_tanh(x)
 
 
 @kernel(inline="always")
@@ -198,13 +204,25 @@ def finish_gradients(g):
 
 
 @kernel
+def add_bias_gradient(da, db):
+    """db += sum_i da_t[i] for a (B, G H) block da_t; returns ||da_t||_F^2, accumulated in float64."""
+    sq = 0.0
+    for i in range(da.shape[0]):
+        for j in range(da.shape[1]):
+            v = da[i, j]
+            db[j] += v
+            sq += np.float64(v) * np.float64(v)
+    return sq
+
+
+@kernel
 def step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t):
     """The end of backward step t, while da_t = dL/da_t (B, G H) is in cache: dL/dh_{t-1} +=
     da_t W_hh^T (written, not added, before ``outside_from``: no gradient reaches those steps
     from outside the layer), and step t's share of the weight gradients: dW_ih += x_t^T da_t,
     dW_hhT += da_t^T h_{t-1} (none at t = 0: h_0 = 0), and DX[t] = da_t W_ih^T when
-    ``g.below``. (db += sum_i da_t is the caller's, in the loop that writes da_t.)
-    Returns ||da_t||_F^2.
+    ``g.below``. (db, the sum of da_t over examples, is the caller's: the vanilla cell adds
+    it in the loop that writes da_t, the LSTM in add_bias_gradient.)
     """
     if t > 0:
         gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0 if t - 1 >= outside_from else 0.0)
@@ -212,7 +230,6 @@ def step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t):
     gemm(inp[t], da, g.dW_ih, True, False, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
     if g.below:
         gemm(da, W_ihT, g.DX[t])
-    return sum_and_squares(da.reshape(da.size))[1]
 
 
 @kernel
@@ -278,7 +295,8 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
                 g.db[j] += v
         if time_on:
             time_norm[t] = np.sqrt(sum_and_squares(dh.reshape(dh.size))[1])
-        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
+        sq += sum_and_squares(da.reshape(da.size))[1]
+        step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
 
