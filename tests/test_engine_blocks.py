@@ -1,9 +1,9 @@
-"""The shared array kernels: the bias broadcast and D W^T on both of its routes."""
+"""The shared array kernels: the bias broadcast, the transpose and D W^T on both of its routes."""
 
 import numpy as np
 import pytest
 
-from gradtui.engine.blocks import TRANSPOSE_MAX_WEIGHTS, add_row, dot_transposed
+from gradtui.engine.blocks import TRANSPOSE_MAX_WEIGHTS, add_row, dot_transposed, transpose_into
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -26,3 +26,15 @@ def test_add_row_adds_the_bias_to_every_row():
     expected = a + np.array([1, 2, 3, 4], np.float32)
     add_row(a, np.array([1, 2, 3, 4], np.float32))
     np.testing.assert_array_equal(a, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 64), (32, 32), (24, 16), (13, 21), (8, 3), (2, 64), (64, 2)])
+def test_transpose_into_writes_the_exact_transpose(dtype, shape):
+    """Whole 8 x 8 blocks go through vector shuffles, the edges element by element: every
+    entry lands where a.T has it, and the scratch past the transpose stays untouched."""
+    a = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    scratch = np.full(a.size + 8, np.nan, dtype)
+    out = transpose_into(a, scratch)
+    np.testing.assert_array_equal(out, a.T)
+    assert np.isnan(scratch[a.size:]).all()

@@ -6,11 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine.jit import kernel
+from gradtui.engine.transpose8 import BLOCK, transpose8
 
 # At or below this many weights, D W^T is faster as a transpose into scratch plus a plain
 # product than as BLAS's transposed-operand product; at 128 x 128 BLAS's own route is as fast
 # as a plain product (benchmarks/transpose.py measures both).
 TRANSPOSE_MAX_WEIGHTS = 96 * 96
+
+# Sums of squares are taken in the array's precision (float32 vectorises twice as wide)
+# and redone in float64 when they leave this range: a float32 square underflows below
+# about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
+# exactly where those values live. Inside it, each square that underflowed is below 1e-18
+# of the sum, so all of a row's (or a block's) together below its length x 1e-18 of it.
+SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
 
 
 @kernel(inline="always")
@@ -30,11 +38,21 @@ def add_row(a2d, row):
 
 @kernel(inline="always")
 def transpose_into(a, scratch):
-    """a^T, written into the start of the flat ``scratch`` buffer; returns that view."""
+    """a^T, written into the start of the flat ``scratch`` buffer; returns that view. Whole
+    8 x 8 blocks of a C-contiguous ``a`` go through vector registers (gradtui.engine.transpose8),
+    the rest element by element."""
     n, m = a.shape
     out = scratch[: n * m].reshape((m, n))
-    for j in range(m):
-        for i in range(n):
+    flat = a.reshape(n * m)
+    rows, cols = n - n % BLOCK, m - m % BLOCK
+    for i in range(0, rows, BLOCK):
+        for j in range(0, cols, BLOCK):
+            transpose8(flat, i * m + j, m, scratch, j * n + i, n)
+    for i in range(rows, n):
+        for j in range(m):
+            out[j, i] = a[i, j]
+    for j in range(cols, m):
+        for i in range(rows):
             out[j, i] = a[i, j]
     return out
 

@@ -21,7 +21,7 @@ from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
 from gradtui.engine.cnn_train import cnn_train_steps
-from gradtui.engine.train_loop import STAT_ROWS, plain, update_settings
+from gradtui.engine.train_loop import STAT_ROWS, plain, update_fields
 
 EVAL_CHUNK = 256  # held-out images per forward pass, so evaluation memory stays bounded
 # The im2col matrix is built a chunk at a time (gradtui.engine.cnn_kernel.conv_forward): a
@@ -207,7 +207,7 @@ class CNNNetwork:
             self.channels, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact, self.sat_limit,
             Z, ZH, D, H, inv_std, self.running_mean, self.running_var,
             cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, xb, yb,
-            plain(update_settings(tr)), t0, statistics, (stats, losses, totals, clipped))
+            update_fields(tr), t0, statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float]:

@@ -78,6 +78,7 @@ class Experiment:
         self.step_count = 0
         self._updates = 0  # applied updates, Adam's t
         self.schedule_step = 0  # applied updates since the learning-rate schedule (re)started
+        self._train_at_lr = None  # (cfg.train, lr, cfg.train with that lr): see _train_settings
 
     def _build(self, cfg: Config):
         """The network for cfg on the current tier."""
@@ -244,12 +245,9 @@ class Experiment:
             clipped = np.zeros(steps, dtype=np.bool_)
             # statistics beyond the per-layer table (a recurrent net's time profile), one row per step
             extras = {name: np.zeros((steps, *a.shape)) for name, a in self.network.extra_stats().items()}
-            lr, tr = self.current_lr, self.cfg.train
-            if lr != tr.lr:  # a scheduled rate only: copying the settings took ~5 us of every step
-                tr = dataclasses.replace(tr, lr=lr)
             taken, flipped, status = self.network.train_steps(
                 self.theta, self._spare, self._state, self.grad, self._segments, self._x_train, self._y_train,
-                batches, tr, self._updates + 1, table, losses, totals, clipped,
+                batches, self._train_settings(), self._updates + 1, table, losses, totals, clipped,
                 **({"extras": extras} if extras else {}))
             if flipped:
                 self.theta, self._spare = self._spare, self.theta
@@ -274,6 +272,15 @@ class Experiment:
     def current_lr(self) -> float:
         """The learning rate of the next update (gradtui.engine.schedule)."""
         return learning_rate(self.cfg.train, self.schedule_step)
+
+    def _train_settings(self):
+        """cfg.train with the learning rate of the next update; the same object while neither
+        changes (a fused loop then reuses its settings instead of rebuilding them each step)."""
+        lr = self.current_lr
+        cached = self._train_at_lr
+        if cached is None or cached[0] is not self.cfg.train or cached[1] != lr:
+            cached = self._train_at_lr = (self.cfg.train, lr, dataclasses.replace(self.cfg.train, lr=lr))
+        return cached[2]
 
     def _generic_step(self, rows: np.ndarray, table: np.ndarray) -> StepRecord:
         """One step through the network's loss_and_grad and the shared update kernel."""

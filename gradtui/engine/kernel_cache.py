@@ -33,13 +33,13 @@ ENGINE_DIR = Path(__file__).parent
 
 
 def cache_key() -> str:
-    """Hash of the engine's kernel sources (files that mention ``@kernel`` or ``njit``, and
-    jit.py) and Numba's version: any change to a kernel compiles afresh, while editing plain
-    Python (experiment.py, say) keeps the cache."""
+    """Hash of the engine's kernel sources (files that mention ``@kernel``, ``njit`` or
+    ``@intrinsic``, and jit.py) and Numba's version: any change to a kernel compiles afresh,
+    while editing plain Python (experiment.py, say) keeps the cache."""
     digest = hashlib.sha256(importlib.metadata.version("numba").encode())
     for source in sorted(ENGINE_DIR.glob("*.py")):
         text = source.read_bytes()
-        if b"@kernel" in text or b"njit" in text or source.name == "jit.py":
+        if any(mark in text for mark in (b"@kernel", b"njit", b"@intrinsic")) or source.name == "jit.py":
             digest.update(source.name.encode())
             digest.update(text)
     return digest.hexdigest()[:16]

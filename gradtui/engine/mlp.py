@@ -6,7 +6,7 @@ import numpy as np
 
 from gradtui.engine import mlp_kernel as K
 from gradtui.engine.mlp_train import mlp_train_steps
-from gradtui.engine.train_loop import plain, update_settings
+from gradtui.engine.train_loop import plain, update_fields
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
@@ -90,11 +90,12 @@ class MLPNetwork:
         ws = self._workspaces.get(batch)
         if ws is None:
             d, w, dt = self.depth, self.width, self.dtype
+            per_layer_d = not K.derivative_from_output(self.act, self.cfg.model.batchnorm, self.table)
             classification = self.classification
             ws = K.MLPWorkspace(
                 Z=np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # phi's input (prelu keeps every layer's)
                 ZH=np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # normalised z (batch norm)
-                D=np.zeros((d, batch, w), dt),
+                D=np.zeros((d if per_layer_d else 1, batch, w), dt),  # phi' (tanh, sigmoid: the backward recomputes it)
                 H=np.zeros((d, batch, w), dt),
                 inv_std=np.zeros((d, w), dt),
                 logits=np.zeros((batch, self.n_out), dt),
@@ -138,7 +139,7 @@ class MLPNetwork:
             yc_all, yv_all = ws.ycb, y_all
         taken, flipped, status = mlp_train_steps(
             (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
-            plain(ws), self._plain_settings, self.running_mean, self.running_var, plain(update_settings(tr)), t0,
+            plain(ws), self._plain_settings, self.running_mean, self.running_var, update_fields(tr), t0,
             statistics, (stats, losses, totals, clipped))
         return int(taken), bool(flipped), int(status)
 

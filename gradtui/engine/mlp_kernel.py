@@ -20,8 +20,8 @@ from collections import namedtuple
 import numpy as np
 from gradtui.engine.jit import kernel
 
-from gradtui.engine.activations import PRELU, activate
-from gradtui.engine.blocks import add_row, dot_transposed, matrix
+from gradtui.engine.activations import PRELU, SIGMOID, TANH, activate
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, dot_transposed, matrix
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -32,12 +32,28 @@ COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESID
 # layers of H units, B examples and K outputs: see MLPNetwork._workspace.
 MLPWorkspace = namedtuple("MLPWorkspace", [
     "Z", "ZH", "D", "H", "inv_std",  # per layer: phi's input, normalised z, phi', outputs (B, H); 1/sqrt(var + eps)
+    # (D holds one layer's phi' when the backward recomputes it from H: derivative_from_output)
     "logits", "dlogits", "dH", "dH_next", "DZ",  # (B, K) twice; dL/dh, the layer below's, dL/dz (B, H)
     "xb", "ycb", "yvb",  # the fused loop's batch: inputs, class labels or target rows
 ])
 MLPSettings = namedtuple("MLPSettings", [
     "classification", "act", "slope", "elu_alpha", "batchnorm", "exact", "sat_limit",
 ])
+
+
+@kernel
+def derivative_from_output(act, batchnorm, table):
+    """Whether the backward pass recomputes phi' from each layer's output H = phi(y) instead of
+    storing it per layer (the workspace's D then holds one layer): for tanh and the sigmoid,
+    phi' is a function of phi (an FMA per element), and not storing it saves a write and a
+    read of every layer's (B, H) block, which in a deep net come from the outer caches.
+    Batch norm's backward and residual outputs (H = h + phi(y)) keep the stored phi'."""
+    residual = False
+    for l in range(table.shape[0]):
+        residual = residual or table[l, COL_RESIDUAL] != 0
+    return (act == TANH or act == SIGMOID) and not batchnorm and not residual
+
+
 MLPStats = namedtuple("MLPStats", ["on", "act_mean", "act_std", "dead", "saturation", "delta_norm"])
 
 
@@ -124,12 +140,8 @@ def _output_stats(A, out_mean, out_std, idx):
     out_std[idx] = np.sqrt(max(ss / count - mean * mean, 0.0))
 
 
-# Row sums of squares are taken in the array's precision (float32 vectorises twice as wide)
-# and redone in float64 when they leave this range: a float32 square underflows below
-# about 1e-19 and overflows above about 1e19, and vanishing or exploding layers are
-# exactly where those values live. Inside it, each square that underflowed is below 1e-18
-# of the sum, so all of a row's together below width x 1e-18 of it.
-SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
+# Sums of squares of a row or block: in the array's precision, redone in float64 outside the
+# safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN).
 
 
 @kernel(inline="always")
@@ -145,55 +157,60 @@ def _row_squares(A, i, ss):
 
 
 @kernel(inline="always")
-def _row_moments(A, i, shift, s, ss):
-    """Row i of A minus ``shift``: (sum, sum of squares) as float64. They are the row's sums
-    ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
+def _block_moments(a, lo, hi, shift, s, ss):
+    """a[lo:hi] (flat) minus ``shift``: (sum, sum of squares) as float64. They are the block's
+    sums ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
     cannot overflow either), else recomputed in float64."""
     if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
         return np.float64(s), np.float64(ss)
     c = np.float64(shift)
     exact_s = 0.0
     exact_ss = 0.0
-    for j in range(A.shape[1]):
-        v = np.float64(A[i, j]) - c
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        v = np.float64(a[k]) - c
         exact_s += v
         exact_ss += v * v
     return exact_s, exact_ss
 
 
+STATS_BLOCK = 1024  # elements per block of _layer_stats' sums (whole rows would end in a reduction each)
+
+
 @kernel
 def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
-    """One pass over a hidden layer's output H and its phi' D:
+    """One pass over a hidden layer's output H and its phi' D (both C-contiguous):
     act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
-    saturation = share of elements with phi' < sat_limit. Per-row sums and counts are
-    kept in the array's precision (exact for counts below 2^24) and added up in float64.
+    saturation = share of elements with phi' < sat_limit. Sums and counts over blocks of
+    STATS_BLOCK elements are kept in the array's precision (exact for counts below 2^24)
+    and added up in float64.
 
     The moments are of x - c with c = H[0, 0], so mean = c + S1/N and var = S2/N - (S1/N)^2
     with S1, S2 the sums of (x - c) and (x - c)^2: without the shift a saturated layer
     (mean near 1, spread 1e-4) loses its spread to cancellation in float32."""
     n, m = D.shape
+    count = n * m
     f = H.dtype.type
     zero, one, limit = f(0.0), f(1.0), f(sat_limit)
     c = H[0, 0]
+    h, d = H.reshape(count), D.reshape(count)
     s = 0.0
     ss = 0.0
     n_sat = 0
     n_zero = 0
-    for i in range(n):
-        row_s = row_ss = row_sat = row_zero = zero
-        for j in range(m):
-            v = H[i, j] - c
-            d = D[i, j]
-            row_s += v
-            row_ss += v * v
-            row_sat += one if d < limit else zero
-            row_zero += one if d == zero else zero
-        exact_s, exact_ss = _row_moments(H, i, c, row_s, row_ss)
+    for lo in range(0, count, STATS_BLOCK):
+        hi = min(lo + STATS_BLOCK, count)
+        block_s = block_ss = block_sat = block_zero = zero
+        for k in range(np.uint64(lo), np.uint64(hi)):
+            v = h[k] - c
+            block_s += v
+            block_ss += v * v
+            block_sat += one if d[k] < limit else zero
+            block_zero += one if d[k] == zero else zero
+        exact_s, exact_ss = _block_moments(h, lo, hi, c, block_s, block_ss)
         s += exact_s
         ss += exact_ss
-        n_sat += int(row_sat)
-        n_zero += int(row_zero)
-    count = n * m
+        n_sat += int(block_sat)
+        n_zero += int(block_zero)
     shifted_mean = s / count
     act_mean[idx] = np.float64(c) + shifted_mean
     act_std[idx] = np.sqrt(max(ss / count - shifted_mean * shifted_mean, 0.0))
@@ -268,6 +285,26 @@ def _delta(dH, D, DZ, db):
 
 
 @kernel
+def _delta_from_output(dH, H, sigmoid, DZ, db):
+    """_delta with phi' recomputed from the layer's output H = phi(y): h (1 - h) for the
+    sigmoid, 1 - h^2 for tanh (the formulas gradtui.engine.activations.activate uses)."""
+    db[:] = 0.0
+    ss = 0.0
+    one = DZ.dtype.type(1.0)
+    zero = DZ.dtype.type(0.0)
+    for i in range(DZ.shape[0]):
+        row_ss = zero
+        for j in range(DZ.shape[1]):
+            h = H[i, j]
+            v = dH[i, j] * (h * (one - h) if sigmoid else one - h * h)
+            DZ[i, j] = v
+            db[j] += v
+            row_ss += v * v
+        ss += _row_squares(DZ, i, row_ss)
+    return np.sqrt(ss)
+
+
+@kernel
 def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_running, st):
     """Forward pass; fills the workspace ``ws`` (an MLPWorkspace), its logits and (when ``st.on``)
     the activation statistics of ``st`` (an MLPStats). ``hp``: MLPSettings."""
@@ -276,6 +313,7 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
     depth = H.shape[0]
     dummy = theta[0:0]
     alive = np.zeros(H.shape[2], np.uint8)
+    one_d = derivative_from_output(act, hp.batchnorm, table)
     for l in range(depth):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
@@ -291,11 +329,12 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
             _batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
                                use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
-        activate(act, z, H[l], D[l], hp.slope, alpha, hp.elu_alpha, hp.exact)
+        d = D[0] if one_d else D[l]
+        activate(act, z, H[l], d, hp.slope, alpha, hp.elu_alpha, hp.exact)
         if table[l, COL_RESIDUAL]:
             H[l] += h
         if st.on:
-            _layer_stats(H[l], D[l], hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
+            _layer_stats(H[l], d, hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
@@ -314,6 +353,7 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
     H, D = ws.H, ws.D
     dH, dH_next = ws.dH, ws.dH_next
     depth = H.shape[0]
+    one_d = derivative_from_output(hp.act, hp.batchnorm, table)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
@@ -345,6 +385,8 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
             _batchnorm_backward(DY, ws.ZH[l], ws.inv_std[l], gamma, dgamma, dbeta, ws.DZ)
             norm = _bias_grad_and_norm(ws.DZ, db)
+        elif one_d:
+            norm = _delta_from_output(dH, H[l], hp.act == SIGMOID, ws.DZ, db)
         else:
             norm = _delta(dH, D[l], ws.DZ, db)
         if st.on:

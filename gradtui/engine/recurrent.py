@@ -25,7 +25,7 @@ from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
 from gradtui.engine.rnn_kernel import COL_B, COL_B_HN, COL_FAN_IN, COL_W_HH, COL_W_IH, saturation_limit
 from gradtui.engine.seq_train import seq_train_steps
-from gradtui.engine.train_loop import plain, update_settings
+from gradtui.engine.train_loop import plain, update_fields
 
 CELLS = {"rnn": K.RNN, "lstm": K.LSTM, "gru": K.GRU}
 EVAL_ROWS = 16384  # (examples x steps) per evaluation chunk, so evaluation memory stays bounded
@@ -196,7 +196,7 @@ class RecurrentNetwork:
         forget = extras.get("forget_gate_mean", np.zeros((len(batches), 1)))  # a placeholder without an LSTM
         taken, flipped, status = seq_train_steps(
             (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches, plain(ws),
-            plain(self.settings), plain(update_settings(tr)), t0, statistics, (stats, losses, totals, clipped),
+            plain(self.settings), update_fields(tr), t0, statistics, (stats, losses, totals, clipped),
             extras["time_delta_norm"], forget)
         return int(taken), bool(flipped), int(status)
 

@@ -64,6 +64,19 @@ def update_settings(tr) -> UpdateSettings:
                           CLIP_CODES[tr.clip], tr.clip_threshold)
 
 
+_last_update_fields = (None, ())
+
+
+def update_fields(tr) -> tuple:
+    """``plain(update_settings(tr))``, kept for the last TrainConfig object asked about: a
+    training loop called once per step with the same settings then skips rebuilding them."""
+    global _last_update_fields
+    last = _last_update_fields
+    if last[0] is not tr:
+        last = _last_update_fields = (tr, plain(update_settings(tr)))
+    return last[1]
+
+
 @kernel
 def gather_batch(x_all, yc_all, yv_all, rows, classification, xb, ycb, yvb):
     """Copy the batch's examples (row indices ``rows``) into the batch buffers (class labels

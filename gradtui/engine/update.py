@@ -18,6 +18,7 @@ With g the gradient, theta the parameters, lr the learning rate:
 from __future__ import annotations
 
 import numpy as np
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN
 from gradtui.engine.jit import kernel
 
 SGD, MOMENTUM, ADAM, RMSPROP = range(4)
@@ -25,7 +26,25 @@ OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "rmsprop": RM
 CLIP_NONE, CLIP_NORM, CLIP_VALUE = range(3)
 CLIP_CODES = {"none": CLIP_NONE, "norm": CLIP_NORM, "value": CLIP_VALUE}
 ADAM_BETA1, ADAM_BETA2, RMSPROP_RHO, EPS = 0.9, 0.999, 0.99, 1e-8
+# Parameters per block: sums of squares are taken per block in the parameters' precision and
+# checked against the safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN) block by block.
+STEP_BLOCK = 1024
 
+
+@kernel
+def _squares(x, lo, hi):
+    """Sum of x[i]^2 over [lo, hi) as float64: taken in x's precision and redone in float64
+    (a float32 1e-30 squared would underflow to 0) when it leaves the safe range."""
+    acc = x.dtype.type(0.0)
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        acc += x[i] * x[i]
+    if SQUARES_SAFE_MIN <= acc <= SQUARES_SAFE_MAX:
+        return np.float64(acc)
+    exact = 0.0
+    for i in range(np.uint64(lo), np.uint64(hi)):
+        v = np.float64(x[i])
+        exact += v * v
+    return exact
 
 
 @kernel
@@ -35,9 +54,8 @@ def gradient_norms(grad, segments, n_layers, layer_grad_norm):
     layer_grad_norm[:] = 0.0
     for s in range(segments.shape[0]):
         acc = 0.0
-        for i in range(np.uint64(segments[s, 0]), np.uint64(segments[s, 1])):
-            v = np.float64(grad[i])  # square in float64: a float32 1e-30 squared would underflow to 0
-            acc += v * v
+        for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
+            acc += _squares(grad, lo, min(lo + STEP_BLOCK, segments[s, 1]))
         total += acc
         if segments[s, 3]:
             layer_grad_norm[segments[s, 2]] += acc
@@ -61,47 +79,68 @@ def _clipped(g, scale, limit, decay, old):
     return min(max(g * scale, -limit), limit) + decay * old
 
 
-# The loops below run over a segment [lo, hi) with unsigned indices: a signed range(lo, hi)
-# keeps Numba's negative-index wraparound in the loop and stops LLVM vectorising it (4-5x
-# slower), and slicing per segment costs two atomic reference-count updates per array.
+# The loops below run over a block [lo, hi) of one segment with unsigned indices: a signed
+# range(lo, hi) keeps Numba's negative-index wraparound in the loop and stops LLVM vectorising
+# it (4-5x slower), and slicing per block costs two atomic reference-count updates per array.
 # The optimisers work in the parameters' own precision: float32 vectorises twice as wide.
+# Each also returns its block's sums of old^2, new^2 and (new - old)^2 over the values as
+# stored, taken in the same loop in that precision (a separate float64 pass cost as much as
+# the update itself) and redone in float64 by _exact_sums when they leave the safe range.
+
+
+@kernel(inline="always")
+def _add_squares(old, new, o, n, d):
+    """The running sums (o, n, d) of old^2, new^2 and (new - old)^2 with one more element."""
+    diff = new - old
+    return o + old * old, n + new * new, d + diff * diff
 
 
 @kernel
 def _step_sums(old, new, lo, hi):
     """Sums of old^2, new^2 and (new - old)^2 over [lo, hi) in float64, over the values as
-    stored: a float32 difference of 1e-20 squared would underflow to 0. (A separate pass:
-    folding it into the optimiser loops measured slower.)"""
+    stored: a float32 difference of 1e-20 squared would underflow to 0."""
     o_acc = n_acc = d_acc = 0.0
     for i in range(np.uint64(lo), np.uint64(hi)):
-        a = np.float64(old[i])
-        b = np.float64(new[i])
-        o_acc += a * a
-        n_acc += b * b
-        d_acc += (b - a) * (b - a)
+        o_acc, n_acc, d_acc = _add_squares(np.float64(old[i]), np.float64(new[i]), o_acc, n_acc, d_acc)
     return o_acc, n_acc, d_acc
+
+
+@kernel(inline="always")
+def _exact_sums(old, new, lo, hi, sums):
+    """A block's ``sums`` as float64: as they are when all three lie in the safe range, else recomputed."""
+    o, n, d = sums
+    if SQUARES_SAFE_MIN <= o <= SQUARES_SAFE_MAX and SQUARES_SAFE_MIN <= n <= SQUARES_SAFE_MAX \
+            and SQUARES_SAFE_MIN <= d <= SQUARES_SAFE_MAX:
+        return np.float64(o), np.float64(n), np.float64(d)
+    return _step_sums(old, new, lo, hi)
 
 
 @kernel
 def _sgd(theta, grad, out, lo, hi, scale, limit, decay, lr):
     f = theta.dtype.type
     scale, limit, decay, lr = f(scale), f(limit), f(decay), f(lr)
+    o = n = d = f(0.0)
     for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         new = old - lr * _clipped(grad[i], scale, limit, decay, old)
         out[i] = new
+        o, n, d = _add_squares(old, new, o, n, d)
+    return o, n, d
 
 
 @kernel
 def _momentum(theta, grad, out, v_in, v_out, lo, hi, scale, limit, decay, lr, mu):
     f = theta.dtype.type
     scale, limit, decay, lr, mu = f(scale), f(limit), f(decay), f(lr), f(mu)
+    o = n = d = f(0.0)
     for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         v = mu * v_in[i] + _clipped(grad[i], scale, limit, decay, old)
         v_out[i] = v
         new = old - lr * v
         out[i] = new
+        o, n, d = _add_squares(old, new, o, n, d)
+    return o, n, d
 
 
 @kernel
@@ -110,6 +149,7 @@ def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, deca
     scale, limit, decay, lr, bias1, bias2 = f(scale), f(limit), f(decay), f(lr), f(bias1), f(bias2)
     beta1, beta2, eps = f(ADAM_BETA1), f(ADAM_BETA2), f(EPS)
     one = f(1.0)
+    o = n = d = f(0.0)
     for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
@@ -119,6 +159,8 @@ def _adam(theta, grad, out, m_in, v_in, m_out, v_out, lo, hi, scale, limit, deca
         v_out[i] = v
         new = old - lr * (m / bias1) / (np.sqrt(v / bias2) + eps)
         out[i] = new
+        o, n, d = _add_squares(old, new, o, n, d)
+    return o, n, d
 
 
 @kernel
@@ -126,6 +168,7 @@ def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
     f = theta.dtype.type
     scale, limit, decay, lr = f(scale), f(limit), f(decay), f(lr)
     rho, eps, one = f(RMSPROP_RHO), f(EPS), f(1.0)
+    o = n = d = f(0.0)
     for i in range(np.uint64(lo), np.uint64(hi)):
         old = theta[i]
         g = _clipped(grad[i], scale, limit, decay, old)
@@ -133,6 +176,8 @@ def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
         s_out[i] = v
         new = old - lr * g / (np.sqrt(v) + eps)
         out[i] = new
+        o, n, d = _add_squares(old, new, o, n, d)
+    return o, n, d
 
 
 @kernel
@@ -162,23 +207,26 @@ def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out,
     diff_sq = np.zeros(n_layers)
     layer_finite[:] = 0.0
     for s in range(segments.shape[0]):
-        lo, hi, layer, is_weight = segments[s, 0], segments[s, 1], segments[s, 2], segments[s, 3] == 1
+        layer, is_weight = segments[s, 2], segments[s, 3] == 1
         decay = weight_decay if is_weight else 0.0
-        if optimizer == SGD:
-            _sgd(theta, grad, theta_out, lo, hi, scale, limit, decay, lr)
-        elif optimizer == MOMENTUM:
-            _momentum(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr, momentum)
-        elif optimizer == ADAM:
-            _adam(theta, grad, theta_out, state1, state2, state1_out, state2_out, lo, hi,
-                            scale, limit, decay, lr, bias1, bias2)
-        else:
-            _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
-        o, n, d = _step_sums(theta, theta_out, lo, hi)
-        layer_finite[layer] += n
-        if is_weight:
-            old_sq[layer] += o
-            new_sq[layer] += n
-            diff_sq[layer] += d
+        for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
+            hi = min(lo + STEP_BLOCK, segments[s, 1])
+            if optimizer == SGD:
+                sums = _sgd(theta, grad, theta_out, lo, hi, scale, limit, decay, lr)
+            elif optimizer == MOMENTUM:
+                sums = _momentum(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr,
+                                 momentum)
+            elif optimizer == ADAM:
+                sums = _adam(theta, grad, theta_out, state1, state2, state1_out, state2_out, lo, hi,
+                             scale, limit, decay, lr, bias1, bias2)
+            else:
+                sums = _rmsprop(theta, grad, theta_out, state1, state1_out, lo, hi, scale, limit, decay, lr)
+            o, n, d = _exact_sums(theta, theta_out, lo, hi, sums)
+            layer_finite[layer] += n
+            if is_weight:
+                old_sq[layer] += o
+                new_sq[layer] += n
+                diff_sq[layer] += d
     for layer in range(n_layers):
         weight_norm[layer] = np.sqrt(new_sq[layer])
         update_ratio[layer] = np.sqrt(diff_sq[layer]) / np.sqrt(old_sq[layer]) if old_sq[layer] > 0.0 else 0.0
