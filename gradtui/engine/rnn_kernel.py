@@ -7,7 +7,7 @@ small product per step inside it), the recurrent product h_{t-1} W_hh is one
 (B, H) x (H, G H) BLAS call per step, added into a_t in place (gradtui.engine.gemm), and
 everything elementwise is a fused loop. The backward pass of the vanilla and LSTM cells takes step t's share of
 dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
-(step_gradients), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
+(step_gradients; db in the cell's own loop or add_bias_gradient), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
 no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one
 matrix product each over all T B rows (weight_gradients).
 
