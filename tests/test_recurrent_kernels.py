@@ -55,3 +55,31 @@ def test_one_fused_call_of_several_steps_gives_the_records_of_single_steps(kind)
         if kind == "lstm":
             np.testing.assert_array_equal(a.forget_gate_mean, b.forget_gate_mean)
         np.testing.assert_array_equal(a.grad_norm, b.grad_norm)
+
+
+def test_gru_backward_keeps_float32_maths_in_float32():
+    """A float literal in float32 arithmetic promotes it to float64 (slower, and not the
+    precision the float32 path claims): the GRU backward's gate gradients stay float32, and
+    agree with the float64 computation to float32 precision."""
+    from numba import njit
+
+    from gradtui.engine import gated_kernel
+    from gradtui.engine.jit import FASTMATH
+
+    T, B, H = 3, 2, 4
+    rng = np.random.default_rng(2)
+    shapes = [(H, 3 * H), (T + 1, B, H), (T, B, 3 * H), (T, B, H), (T, B, H), (T, B, 3 * H), (T, B, 3 * H),
+              (B, H), (B, H), (H,)]
+    inputs = [rng.uniform(0.1, 0.9, s) for s in shapes]
+    fresh = njit(error_model="numpy", fastmath=FASTMATH)(gated_kernel.gru_backward.py_func)  # typed anew, not cached
+    outputs = {}
+    for dtype in (np.float32, np.float64):
+        arrays = [a.astype(dtype) for a in inputs]
+        fresh(*arrays, np.zeros(T), True)
+        outputs[dtype] = arrays
+    sig = next(s for s in fresh.signatures if s[0].dtype.name == "float32")
+    typemap = fresh.overloads[sig].type_annotation.typemap
+    gate_grads = {name: str(ty) for name, ty in typemap.items() if name.split(".")[0] in ("dn", "dr", "du")}
+    assert gate_grads and set(gate_grads.values()) == {"float32"}, gate_grads
+    for a32, a64 in zip(outputs[np.float32], outputs[np.float64]):
+        np.testing.assert_allclose(a32, a64, rtol=1e-5, atol=1e-6)

@@ -35,7 +35,7 @@ import numpy as np
 
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.jit import kernel
-from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, mean_std3, projections, step_projection
+from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT, mean_std3, projections, step_projection, unit
 
 LSTM_TANH_BLOCK = 2  # g in [i, f, g, o]
 GRU_TANH_BLOCK = 2  # n in [r, u, n]
@@ -119,6 +119,7 @@ def gru_forward(inp, W_ih, W_hh, b, b_hn, HS, GA, HN, XW, tmp, exact, shift, shi
 def gru_backward(W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, db_hn, time_norm, time_on):
     """BPTT through a GRU layer: DA (input side), DR (recurrent side), db_hn."""
     T, B, H = HN.shape
+    one = unit(GA)  # 1 in the gates' type: a float literal would promote float32 maths to float64
     W_hhT = np.ascontiguousarray(W_hh.T)
     dh_next[:] = 0.0
     db_hn[:] = 0.0
@@ -137,9 +138,9 @@ def gru_backward(W_hh, HS, GA, HN, DH_IN, DA, DR, dh_next, direct, db_hn, time_n
                 r = ga[i, j]
                 u = ga[i, H + j]
                 n = ga[i, 2 * H + j]
-                dn = dh * (1.0 - u) * (1.0 - n * n)
-                dr = dn * hn_t[i, j] * r * (1.0 - r)
-                du = dh * (h_prev[i, j] - n) * u * (1.0 - u)
+                dn = dh * (one - u) * (one - n * n)
+                dr = dn * hn_t[i, j] * r * (one - r)
+                du = dh * (h_prev[i, j] - n) * u * (one - u)
                 da[i, j] = dr
                 da[i, H + j] = du
                 da[i, 2 * H + j] = dn

@@ -19,27 +19,27 @@ from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    SIG_SAT, TANH_SAT, clear_gradients, finish_gradients, projections, step_gradients, step_projection,
-    store_layer_stats, tanh_, unit,
+    NARROW_INPUT, SIG_SAT, TANH_SAT, add_bias_gradient, add_state_sums, clear_gradients, finish_gradients, rows2d,
+    step_gradients, store_layer_stats, tanh_, unit,
 )
 
 
 @kernel(inline="always")
-def lstm_row(a, mul, off, g, c_prev, c_new, h_new, exact):
-    """One example's step: gates g = off + mul tanh(mul a) (sigmoid or tanh per column), then
-    c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
+def lstm_row(a, b, mul, off, g, c_prev, c_new, h_new, exact):
+    """One example's step: gates g = off + mul tanh(mul (a + b)) (sigmoid or tanh per column),
+    then c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t); a row at a time, so the gates
     are still in L1 when the cell update reads them."""
     H = c_new.shape[0]
     if exact:
         for j in range(4 * H):
-            g[j] = off[j] + mul[j] * np.tanh(mul[j] * a[j])
+            g[j] = off[j] + mul[j] * np.tanh(mul[j] * (a[j] + b[j]))
         for j in range(H):
             c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
             c_new[j] = c
             h_new[j] = g[3 * H + j] * np.tanh(c)
     else:
         for j in range(4 * H):
-            g[j] = off[j] + mul[j] * fast_tanh(mul[j] * a[j])
+            g[j] = off[j] + mul[j] * fast_tanh(mul[j] * (a[j] + b[j]))
         for j in range(H):
             c = g[H + j] * c_prev[j] + g[j] * g[2 * H + j]
             c_new[j] = c
@@ -51,19 +51,30 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, 
     """LSTM layer forward over the whole sequence (C[0] = c_0 = 0), and the layer's statistics
     into ``st`` (a SeqStats, at ``layer``) when ``st.on``, each step's while it is in cache.
 
-    a_t is built in place (x_t W_ih + b, then h_{t-1} W_hh added by the product itself)."""
+    a_t - b = x_t W_ih + h_{t-1} W_hh is built in place by the products and b added in the gate
+    loop. Wide inputs: XW = X W_ih for every step before the time loop, the recurrent product
+    added into XW[t]. Narrow ones: the recurrent product written into XW[0] (beta = 0), then
+    x_t W_ih added by a second product, 7% faster a step than writing b first and adding both."""
     T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
-    projections(inp, W_ih, b, XW)
+    wide = inp.shape[2] > NARROW_INPUT
+    if wide:
+        np.dot(rows2d(inp), W_ih, rows2d(XW))
     mul, off = gate_scales(b, H, LSTM_TANH_BLOCK, 4)
     alive = np.zeros(H, np.uint8)
     sums = np.zeros(4)  # saturated gates, sum of h, sum of h^2, sum of f
     for t in range(T):
-        a = step_projection(inp, W_ih, b, XW, t)
-        if t > 0:
-            gemm(HS[t], W_hh, a, False, False, 1.0)
+        if wide:
+            a = XW[t]
+            if t > 0:
+                gemm(HS[t], W_hh, a, False, False, 1.0)
+        else:
+            a = XW[0]
+            if t > 0:
+                gemm(HS[t], W_hh, a)
+            gemm(inp[t], W_ih, a, False, False, 1.0 if t > 0 else 0.0)
         ga, c_prev, c_new, h_new = GA[t], C[t], C[t + 1], HS[t + 1]
         for i in range(B):
-            lstm_row(a[i], mul, off, ga[i], c_prev[i], c_new[i], h_new[i], exact)
+            lstm_row(a[i], b, mul, off, ga[i], c_prev[i], c_new[i], h_new[i], exact)
         if shift_on:
             HS[t + 1] += shift[t]
         if st.on:
@@ -84,26 +95,24 @@ def lstm_step_stats(ga, h, alive, sums):
     one = unit(ga)
     n_sat = 0
     f_sum = 0.0
-    h_sum = 0.0
-    h_sq = 0.0
     for i in range(B):
-        g, hr = ga[i], h[i]
+        g = ga[i]
         gi, gf, gg, go = g[:H], g[H : 2 * H], g[2 * H : 3 * H], g[3 * H :]
+        row_sat = np.int32(0)
+        row_f = one - one  # summed in the gates' type over one row (see sum_and_squares)
         for j in range(H):
             si = gi[j] * (one - gi[j]) < sig_sat
             sf = gf[j] * (one - gf[j]) < sig_sat
             sg = one - gg[j] * gg[j] < tanh_sat
             so = go[j] * (one - go[j]) < sig_sat
-            n_sat += np.int64(si) + np.int64(sf) + np.int64(sg) + np.int64(so)
+            row_sat += np.int32(si) + np.int32(sf) + np.int32(sg) + np.int32(so)
             alive[j] |= not (si & sf & sg & so)
-            f_sum += np.float64(gf[j])
-            v = np.float64(hr[j])
-            h_sum += v
-            h_sq += v * v
+            row_f += gf[j]
+        n_sat += row_sat
+        f_sum += np.float64(row_f)
     sums[0] += n_sat
-    sums[1] += h_sum
-    sums[2] += h_sq
     sums[3] += f_sum
+    add_state_sums(h, sums)
 
 
 @kernel
@@ -141,6 +150,7 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
         if time_on:
             time_norm[t] = np.sqrt(s)
-        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
+        sq += add_bias_gradient(da, g.db)  # a pass of its own: summed in the loop above it ran no faster
+        step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq

@@ -7,7 +7,7 @@ small product per step inside it), the recurrent product h_{t-1} W_hh is one
 (B, H) x (H, G H) BLAS call per step, added into a_t in place (gradtui.engine.gemm), and
 everything elementwise is a fused loop. The backward pass of the vanilla and LSTM cells takes step t's share of
 dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
-(step_gradients), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
+(step_gradients; db in the cell's own loop or add_bias_gradient), and adds da_t W_hh^T straight into dL/dh_{t-1} (gemm with beta = 1), so
 no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one
 matrix product each over all T B rows (weight_gradients).
 
@@ -52,6 +52,21 @@ def tanh_(x, exact):
 def unit(a):
     """1 in the element type of ``a``: a float literal would promote float32 arithmetic to float64."""
     return np.ones(1, a.dtype)[0]
+
+
+@kernel
+def sum_and_squares(x):
+    """(sum x, sum x^2) over a 1-D block of a few thousand elements, accumulated in its own
+    type (float32 vectorises twice as wide as float64; LLVM keeps dozens of partial sums, so
+    each adds up a few dozen terms and the result stays within ~1e-6 relative) and returned
+    as float64, which the callers sum across steps."""
+    s = x[0] - x[0]
+    q = s
+    for j in range(x.shape[0]):
+        v = x[j]
+        s += v
+        q += v * v
+    return np.float64(s), np.float64(q)
 
 
 @kernel
@@ -189,27 +204,32 @@ def finish_gradients(g):
 
 
 @kernel
+def add_bias_gradient(da, db):
+    """db += sum_i da_t[i] for a (B, G H) block da_t; returns ||da_t||_F^2, accumulated in float64."""
+    sq = 0.0
+    for i in range(da.shape[0]):
+        for j in range(da.shape[1]):
+            v = da[i, j]
+            db[j] += v
+            sq += np.float64(v) * np.float64(v)
+    return sq
+
+
+@kernel
 def step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t):
     """The end of backward step t, while da_t = dL/da_t (B, G H) is in cache: dL/dh_{t-1} +=
     da_t W_hh^T (written, not added, before ``outside_from``: no gradient reaches those steps
-    from outside the layer), and step t's share of the gradients: dW_ih += x_t^T da_t,
-    dW_hhT += da_t^T h_{t-1} (none at t = 0: h_0 = 0), db += sum_i da_t, and
-    DX[t] = da_t W_ih^T when ``g.below``. Returns ||da_t||_F^2, accumulated in float64.
+    from outside the layer), and step t's share of the weight gradients: dW_ih += x_t^T da_t,
+    dW_hhT += da_t^T h_{t-1} (none at t = 0: h_0 = 0), and DX[t] = da_t W_ih^T when
+    ``g.below``. (db, the sum of da_t over examples, is the caller's: the vanilla cell adds
+    it in the loop that writes da_t, the LSTM in add_bias_gradient.)
     """
-    B, GH = da.shape
     if t > 0:
         gemm(da, W_hhT, DH_IN[t - 1], False, False, 1.0 if t - 1 >= outside_from else 0.0)
         gemm(da, HS[t], g.dW_hhT, True, False, 1.0)
     gemm(inp[t], da, g.dW_ih, True, False, 1.0)  # per step, 1.8x faster than a loop with 2 inputs
-    sq = 0.0
-    for i in range(B):
-        for j in range(GH):
-            v = da[i, j]
-            g.db[j] += v
-            sq += np.float64(v) * np.float64(v)
     if g.below:
         gemm(da, W_ihT, g.DX[t])
-    return sq
 
 
 @kernel
@@ -267,18 +287,27 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
     for t in range(T - 1, -1, -1):
         dh = DH_IN[t]
         Dt = D[t]
-        s = 0.0
         for i in range(B):
             dhr, dr, dar = dh[i], Dt[i], da[i]
             for j in range(H):
-                v = dhr[j]
-                s += np.float64(v) * np.float64(v)
-                dar[j] = v * dr[j]
+                v = dhr[j] * dr[j]
+                dar[j] = v
+                g.db[j] += v
         if time_on:
-            time_norm[t] = np.sqrt(s)
-        sq += step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
+            time_norm[t] = np.sqrt(sum_and_squares(dh.reshape(dh.size))[1])
+        sq += sum_and_squares(da.reshape(da.size))[1]
+        step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
+
+
+@kernel
+def add_state_sums(h, sums):
+    """sums[1] += sum of the contiguous (B, H) states h, sums[2] += sum of their squares (the
+    running sums act_mean and act_std come from, see store_layer_stats)."""
+    s, q = sum_and_squares(h.reshape(h.size))
+    sums[1] += s
+    sums[2] += q
 
 
 @kernel
@@ -286,20 +315,18 @@ def rnn_step_stats(h, d, sat_limit, alive, sums):
     """Add one step's (B, H) states h and phi' d to the statistics' running sums: sums =
     [units with phi' < sat_limit, sum of h, sum of h^2]; alive[j] = 1 once phi' != 0 for unit j
     (dead: units with phi' == 0 on every example and step, dead ReLUs)."""
+    zero = d[0, 0] - d[0, 0]
+    limit = np.full(1, sat_limit, d.dtype)[0]  # compared in phi's own type
     n_sat = 0
-    h_sum = 0.0
-    h_sq = 0.0
     for i in range(h.shape[0]):
-        hr, dr = h[i], d[i]
+        dr = d[i]
+        row_sat = np.int32(0)
         for j in range(h.shape[1]):
-            alive[j] |= dr[j] != 0.0
-            n_sat += dr[j] < sat_limit
-            v = np.float64(hr[j])
-            h_sum += v
-            h_sq += v * v
+            alive[j] |= dr[j] != zero
+            row_sat += np.int32(dr[j] < limit)
+        n_sat += row_sat
     sums[0] += n_sat
-    sums[1] += h_sum
-    sums[2] += h_sq
+    add_state_sums(h, sums)
 
 
 def saturation_limit(act: int) -> float:
