@@ -83,3 +83,18 @@ def test_gru_backward_keeps_float32_maths_in_float32():
     assert gate_grads and set(gate_grads.values()) == {"float32"}, gate_grads
     for a32, a64 in zip(outputs[np.float32], outputs[np.float64]):
         np.testing.assert_allclose(a32, a64, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e25, 1e-25, 1.0, 0.0])
+def test_float32_sums_of_squares_hold_exploding_and_vanishing_values(scale):
+    """A float32 square overflows above ~1e19 and underflows below ~1e-19: the recurrent
+    statistics and gradient norms must still come out as in float64 there (an overflowed
+    norm once marked a finite IRNN step as non-finite and skipped its update)."""
+    from gradtui.engine.rnn_kernel import sum_and_squares
+
+    x = (np.random.default_rng(0).standard_normal(2048) * scale).astype(np.float32)
+    s, q = sum_and_squares(x)
+    exact = x.astype(np.float64)
+    assert np.isfinite(q)
+    np.testing.assert_allclose(q, np.sum(exact * exact), rtol=1e-5, atol=0)
+    np.testing.assert_allclose(s, np.sum(exact), rtol=1e-4, atol=1e-6 * scale * np.sqrt(x.size))
