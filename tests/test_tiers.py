@@ -1,6 +1,11 @@
 """The reference tier (plain NumPy) and the kernel tier compute the same training run, and an
 Experiment started on the reference tier swaps to the kernels between two steps without a jump."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -150,3 +155,30 @@ def test_auto_tier_uses_cached_kernels_at_once():
 def test_unknown_tier_is_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match="auto, reference, kernels"):
         Experiment(config({}), tier="numba")
+
+
+PARENT = """
+import os, sys, threading, time
+from gradtui.config import load_config
+from gradtui.engine.tiers import _compile_in_child
+threading.Thread(target=_compile_in_child, args=(load_config("vanishing-sigmoid"),), daemon=True).start()
+time.sleep(4)  # the child is importing and compiling into an empty cache (a minute's work)
+me = str(os.getpid())
+kids = [p for p in os.listdir("/proc") if p.isdigit() and
+        any(line.split()[1:] == [me] for line in open(f"/proc/{p}/status") if line.startswith("PPid:"))]
+print(" ".join(kids))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads child processes from /proc (Linux)")
+def test_the_compiling_child_ends_with_the_gradtui_process_that_started_it(tmp_path):
+    """Quitting gradtui during a cold start must not leave a compile running in the background."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)  # an empty cache: the child has a minute of compiling ahead
+    done = subprocess.run([sys.executable, "-c", PARENT], env=env, capture_output=True, text=True, timeout=120)
+    kids = done.stdout.split()
+    assert done.returncode == 0 and kids, (done.stdout, done.stderr)  # the compile had started when the parent ended
+    end = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in kids) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in kids), f"compile processes {kids} outlived their parent"

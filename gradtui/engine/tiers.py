@@ -14,6 +14,7 @@ are shared arrays, so the run carries on from where it was.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -80,9 +81,23 @@ def _run_kernels(cfg, data=None) -> None:
         exp.evaluate()
 
 
+def _end_with_parent(poll_seconds: float = 0.5) -> None:
+    """In the compiling child: exit as soon as the gradtui process that started it has ended
+    (the child is then handed to another parent), so that no compile outlives a quit or a crash."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gradtui-parent-watch", daemon=True).start()
+
+
 def _compile_in_child(cfg) -> bool:
     """Compile cfg's kernels into the disk cache in a child process; True when it succeeded."""
-    code = "import pickle, sys; from gradtui.engine.tiers import _run_kernels; _run_kernels(pickle.load(sys.stdin.buffer))"
+    code = ("import pickle, sys; from gradtui.engine.tiers import _end_with_parent, _run_kernels; "
+            "_end_with_parent(); _run_kernels(pickle.load(sys.stdin.buffer))")
     try:
         done = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(cfg), capture_output=True,
                               check=False)
