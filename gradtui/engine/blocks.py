@@ -22,6 +22,23 @@ SQUARES_SAFE_MIN, SQUARES_SAFE_MAX = 1e-20, 1e30
 
 
 @kernel(inline="always")
+def block_moments(a, lo, hi, shift, s, ss):
+    """a[lo:hi] (flat) minus ``shift``: (sum, sum of squares) as float64. They are the block's
+    sums ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
+    cannot overflow either), else recomputed in float64."""
+    if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
+        return np.float64(s), np.float64(ss)
+    c = np.float64(shift)
+    exact_s = 0.0
+    exact_ss = 0.0
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        v = np.float64(a[k]) - c
+        exact_s += v
+        exact_ss += v * v
+    return exact_s, exact_ss
+
+
+@kernel(inline="always")
 def matrix(flat, offset, rows, cols):
     """A (rows, cols) view of the flat parameter (or gradient) vector."""
     return flat[offset : offset + rows * cols].reshape((rows, cols))

@@ -21,7 +21,7 @@ import numpy as np
 from gradtui.engine.jit import kernel
 
 from gradtui.engine.activations import PRELU, SIGMOID, TANH, activate
-from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, dot_transposed, matrix
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, block_moments, dot_transposed, matrix
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -156,23 +156,6 @@ def _row_squares(A, i, ss):
     return exact
 
 
-@kernel(inline="always")
-def _block_moments(a, lo, hi, shift, s, ss):
-    """a[lo:hi] (flat) minus ``shift``: (sum, sum of squares) as float64. They are the block's
-    sums ``s``, ``ss`` when ``ss`` lies in the safe range (then no |value| exceeds 1e15 and ``s``
-    cannot overflow either), else recomputed in float64."""
-    if SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX:
-        return np.float64(s), np.float64(ss)
-    c = np.float64(shift)
-    exact_s = 0.0
-    exact_ss = 0.0
-    for k in range(np.uint64(lo), np.uint64(hi)):
-        v = np.float64(a[k]) - c
-        exact_s += v
-        exact_ss += v * v
-    return exact_s, exact_ss
-
-
 STATS_BLOCK = 1024  # elements per block of _layer_stats' sums (whole rows would end in a reduction each)
 
 
@@ -206,7 +189,7 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
             block_ss += v * v
             block_sat += one if d[k] < limit else zero
             block_zero += one if d[k] == zero else zero
-        exact_s, exact_ss = _block_moments(h, lo, hi, c, block_s, block_ss)
+        exact_s, exact_ss = block_moments(h, lo, hi, c, block_s, block_ss)
         s += exact_s
         ss += exact_ss
         n_sat += int(block_sat)

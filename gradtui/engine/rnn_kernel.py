@@ -27,7 +27,7 @@ from collections import namedtuple
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
-from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN
+from gradtui.engine.blocks import block_moments
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 
@@ -61,22 +61,14 @@ def sum_and_squares(x):
     type (float32 vectorises twice as wide as float64; LLVM keeps dozens of partial sums, so
     each adds up a few dozen terms and the result stays within ~1e-6 relative) and returned
     as float64, which the callers sum across steps; redone in float64 when the sum of squares
-    leaves the safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN)."""
+    leaves the safe range (gradtui.engine.blocks.block_moments)."""
     s = x[0] - x[0]
     q = s
     for j in range(x.shape[0]):
         v = x[j]
         s += v
         q += v * v
-    if SQUARES_SAFE_MIN <= q <= SQUARES_SAFE_MAX:
-        return np.float64(s), np.float64(q)
-    exact_s = 0.0  # float32 squares overflowed, or underflowed (vanishing gradients live there)
-    exact_q = 0.0
-    for j in range(x.shape[0]):
-        v = np.float64(x[j])
-        exact_s += v
-        exact_q += v * v
-    return exact_s, exact_q
+    return block_moments(x, 0, x.shape[0], s - s, s, q)
 
 
 @kernel
