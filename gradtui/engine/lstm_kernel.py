@@ -15,11 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine.activations import fast_tanh
+from gradtui.engine.blocks import block_moments
+from gradtui.engine.borrowed import borrowed
 from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.rnn_kernel import (
-    NARROW_INPUT, SIG_SAT, TANH_SAT, add_bias_gradient, add_state_sums, clear_gradients, finish_gradients, rows2d,
+    NARROW_INPUT, SIG_SAT, TANH_SAT, add_state_sums, clear_gradients, finish_gradients, rows2d,
     step_gradients, store_layer_stats, tanh_, unit,
 )
 
@@ -56,6 +58,7 @@ def lstm_forward(inp, W_ih, W_hh, b, HS, GA, C, XW, exact, shift, shift_on, st, 
     added into XW[t]. Narrow ones: the recurrent product written into XW[0] (beta = 0), then
     x_t W_ih added by a second product, 7% faster a step than writing b first and adding both."""
     T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
+    GA, C, HS, XW = borrowed(GA), borrowed(C), borrowed(HS), borrowed(XW)  # per-row views, uncounted
     wide = inp.shape[2] > NARROW_INPUT
     if wide:
         np.dot(rows2d(inp), W_ih, rows2d(XW))
@@ -124,7 +127,9 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
     Returns ||dL/da||_F^2 over batch and time.
     """
     T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
+    GA, C, DH_IN, da, dc = borrowed(GA), borrowed(C), borrowed(DH_IN), borrowed(da), borrowed(dc)
     one = unit(GA)
+    zero = one - one
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     W_ihT = np.ascontiguousarray(W_ih.T)
     clear_gradients(g)
@@ -132,7 +137,7 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
     sq = 0.0
     for t in range(T - 1, -1, -1):
         dh_t = DH_IN[t]
-        s = 0.0  # ||dL/dh_t||^2
+        s = zero  # ||dL/dh_t||^2, in the element type (see the fallback below)
         for i in range(B):
             # One row of every block at a time (1-D views: LLVM vectorises the loop).
             dh, gr, c_prev, c_r, dar, dcr = dh_t[i], GA[t, i], C[t, i], C[t + 1, i], da[i], dc[i]
@@ -141,7 +146,7 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
             for j in range(H):
                 tc = tanh_(c_r[j], exact)  # tanh(c_t) again: cheaper than storing it and reading it back
                 ig, fg, g_, og, d = gi[j], gf[j], gg[j], go[j], dh[j]
-                s += np.float64(d) * np.float64(d)
+                s += d * d
                 c = dcr[j] + d * og * (one - tc * tc)  # dL/dc_t
                 ao[j] = d * tc * og * (one - og)
                 ai[j] = c * g_ * ig * (one - ig)
@@ -149,8 +154,23 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
                 af[j] = c * c_prev[j] * fg * (one - fg)
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
         if time_on:
-            time_norm[t] = np.sqrt(s)
-        sq += add_bias_gradient(da, g.db)  # a pass of its own: summed in the loop above it ran no faster
+            time_norm[t] = np.sqrt(block_moments(dh_t.reshape(B * H), 0, B * H, zero, zero, s)[1])
+        sq += bias_gradient(da, g.db, zero)  # a pass of its own: summed in the loop above it ran no faster
         step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
+
+
+@kernel
+def bias_gradient(da, db, zero):
+    """db += sum_i da_t[i] for the contiguous (B, G H) block da_t; returns ||da_t||_F^2, summed in
+    the element type (16 float32 lanes where float64 takes 8) and redone in float64 outside the
+    safe range (gradtui.engine.blocks.block_moments)."""
+    q = zero
+    for i in range(da.shape[0]):
+        row = da[i]
+        for j in range(da.shape[1]):
+            v = row[j]
+            db[j] += v
+            q += v * v
+    return block_moments(da.reshape(da.size), 0, da.size, zero, zero, q)[1]
