@@ -8,6 +8,7 @@ from numba import njit
 
 from gradtui.engine.borrowed import borrowed
 from gradtui.engine.lstm_kernel import bias_gradient, lstm_backward
+from gradtui.engine.prefetch import prefetch_lines
 from gradtui.engine.rnn_kernel import LayerGradients
 
 
@@ -79,3 +80,16 @@ def test_views_of_a_borrowed_array_read_and_write_the_array_itself():
     expected[:, 1] += 1.0
     np.testing.assert_array_equal(a, expected)
     assert total == expected.sum()
+
+
+@njit
+def _prefetch_then_sum(a):
+    prefetch_lines(a[3:])
+    return a.sum()
+
+
+def test_a_prefetch_changes_nothing():
+    a = np.arange(100, dtype=np.float32)
+    before = a.copy()
+    assert _prefetch_then_sum(a) == before.sum()
+    np.testing.assert_array_equal(a, before)

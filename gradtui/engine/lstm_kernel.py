@@ -8,6 +8,8 @@ with a forget gate); GA[t] holds the gate values after their nonlinearity:
           dc_{to t-1} = dc f;  dh_{t-1} = da W_hh^T
 Each time step is one matrix product and one pass over its rows in either direction; the
 statistics (gated_kernel's definitions) are summed step by step while the gates are in cache.
+The row loops take their views from borrowed arrays (gradtui.engine.borrowed: no reference
+counting), and the backward pass prefetches step t-1's gates and cells during step t's products.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gradtui.engine.borrowed import borrowed
 from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
+from gradtui.engine.prefetch import prefetch_lines
 from gradtui.engine.rnn_kernel import (
     NARROW_INPUT, SIG_SAT, TANH_SAT, add_state_sums, clear_gradients, finish_gradients, rows2d,
     step_gradients, store_layer_stats, tanh_, unit,
@@ -156,6 +159,9 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
         if time_on:
             time_norm[t] = np.sqrt(block_moments(dh_t.reshape(B * H), 0, B * H, zero, zero, s)[1])
         sq += bias_gradient(da, g.db, zero)  # a pass of its own: summed in the loop above it ran no faster
+        if t > 0:  # step t-1's gates and cells, on their way into cache during step t's products
+            prefetch_lines(GA[t - 1].reshape(GA.shape[1] * GA.shape[2]))
+            prefetch_lines(C[t - 1].reshape(B * H))
         step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
