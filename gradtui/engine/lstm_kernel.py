@@ -111,8 +111,8 @@ def lstm_step_stats(ga, h, alive, sums):
             sf = gf[j] * (one - gf[j]) < sig_sat
             sg = one - gg[j] * gg[j] < tanh_sat
             so = go[j] * (one - go[j]) < sig_sat
-            row_sat += np.int32(si) + np.int32(sf) + np.int32(sg) + np.int32(so)
-            alive[j] |= not (si & sf & sg & so)
+            row_sat = np.int32(row_sat + np.int32(si) + np.int32(sf) + np.int32(sg) + np.int32(so))  # int32 lanes
+            alive[j] = alive[j] | np.uint8(not (si & sf & sg & so))
             row_f += gf[j]
         n_sat += row_sat
         f_sum += np.float64(row_f)
