@@ -12,7 +12,7 @@ faults and changes no value.
 
 from __future__ import annotations
 
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -20,6 +20,10 @@ from numba.extending import intrinsic
 from gradtui.engine.jit import kernel
 
 LINE_BYTES = 64
+# The intrinsic's name carries its pointer type: ``p0`` for opaque pointers (always from LLVM 17),
+# ``p0i8`` for the typed i8* of older LLVMs.
+_OPAQUE = binding.llvm_version_info[0] >= 17 or str(ir.IntType(8).as_pointer()) == "ptr"
+_PREFETCH = "llvm.prefetch.p0" if _OPAQUE else "llvm.prefetch.p0i8"
 
 
 @intrinsic
@@ -35,7 +39,7 @@ def _prefetch(typingctx, a, offset):
         ptr = builder.bitcast(builder.gep(arr.data, [index]), ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
         builder.call(fn, [ptr, i32(0), i32(2), i32(1)])
         return context.get_dummy_value()
 
