@@ -24,7 +24,7 @@ from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 from gradtui.engine.prefetch import prefetch_lines
 from gradtui.engine.rnn_kernel import (
-    NARROW_INPUT, SIG_SAT, TANH_SAT, add_state_sums, clear_gradients, finish_gradients, rows2d,
+    NARROW_INPUT, SIG_SAT, TANH_SAT, add_bias_gradient, add_state_sums, clear_gradients, finish_gradients, rows2d,
     step_gradients, store_layer_stats, tanh_, unit,
 )
 
@@ -158,7 +158,7 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
                 dcr[j] = c * fg  # the part of dL/dc_{t-1} through c_t
         if time_on:
             time_norm[t] = np.sqrt(block_moments(dh_t.reshape(B * H), 0, B * H, zero, zero, s)[1])
-        sq += bias_gradient(da, g.db, zero)  # a pass of its own: summed in the loop above it ran no faster
+        sq += add_bias_gradient(da, g.db)  # a pass of its own: summed in the loop above it ran no faster
         if t > 0:  # step t-1's gates and cells, on their way into cache during step t's products
             prefetch_lines(GA[t - 1].reshape(GA.shape[1] * GA.shape[2]))
             prefetch_lines(C[t - 1].reshape(B * H))
@@ -166,17 +166,3 @@ def lstm_backward(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, da, dc, g, ti
     finish_gradients(g)
     return sq
 
-
-@kernel
-def bias_gradient(da, db, zero):
-    """db += sum_i da_t[i] for the contiguous (B, G H) block da_t; returns ||da_t||_F^2, summed in
-    the element type (16 float32 lanes where float64 takes 8) and redone in float64 outside the
-    safe range (gradtui.engine.blocks.block_moments)."""
-    q = zero
-    for i in range(da.shape[0]):
-        row = da[i]
-        for j in range(da.shape[1]):
-            v = row[j]
-            db[j] += v
-            q += v * v
-    return block_moments(da.reshape(da.size), 0, da.size, zero, zero, q)[1]

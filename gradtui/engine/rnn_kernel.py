@@ -207,14 +207,18 @@ def finish_gradients(g):
 
 @kernel
 def add_bias_gradient(da, db):
-    """db += sum_i da_t[i] for a (B, G H) block da_t; returns ||da_t||_F^2, accumulated in float64."""
-    sq = 0.0
+    """db += sum_i da_t[i] for a contiguous (B, G H) block da_t; returns ||da_t||_F^2, summed in the
+    element type (16 float32 lanes where float64 takes 8) and redone in float64 outside the safe
+    range (gradtui.engine.blocks.block_moments)."""
+    zero = unit(da) - unit(da)
+    q = zero
     for i in range(da.shape[0]):
+        row = da[i]
         for j in range(da.shape[1]):
-            v = da[i, j]
+            v = row[j]
             db[j] += v
-            sq += np.float64(v) * np.float64(v)
-    return sq
+            q += v * v
+    return block_moments(da.reshape(da.size), 0, da.size, zero, zero, q)[1]
 
 
 @kernel
