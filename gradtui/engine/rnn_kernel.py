@@ -28,6 +28,7 @@ import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
 from gradtui.engine.blocks import block_moments
+from gradtui.engine.cell_vector import cell_backward, cell_forward, grad_accumulate, vector_path
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 
@@ -240,8 +241,12 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
     When ``st.on``, the layer's statistics into ``st`` (a SeqStats, at ``layer``), each step's
     while it is in cache.
 
-    a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself."""
+    a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself; in
+    float32 with H a multiple of 16 up to 64, by rnn_forward_vector."""
     T, B, H = D.shape
+    if vector_path(D):
+        rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, layer, sat_limit)
+        return
     projections(inp, W_ih, b, XW)
     dummy = b[0:0]
     alive = np.zeros(H, np.uint8)
@@ -281,6 +286,8 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
     ``g`` (a LayerGradients, see step_gradients); da_t W_hh^T is added to DH_IN[t-1], which so
     becomes the total dL/dh_{t-1}. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total).
     Returns ||dL/da||_F^2 over batch and time."""
+    if vector_path(D):
+        return rnn_backward_vector(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, g, time_norm, time_on)
     T, B, H = D.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     W_ihT = np.ascontiguousarray(W_ih.T)
@@ -301,6 +308,90 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
         step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
     return sq
+
+
+@kernel
+def rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, layer, sat_limit):
+    """rnn_forward with each step in one cell_forward (gradtui.engine.cell_vector): a_t = b +
+    x_t W_ih + h_{t-1} W_hh (wide inputs: XW[t] + h_{t-1} W_hh) and, for tanh, h_t, phi' and the
+    step's statistics while a_t is in registers; other activations (and ``shift``) in passes after it."""
+    T, B, H = D.shape
+    K = inp.shape[2]
+    wide = K > NARROW_INPUT
+    projections(inp, W_ih, b, XW)
+    fused = act == TANH and not shift_on
+    dummy = b[0:0]
+    alive = np.zeros(H, np.uint8)
+    sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
+    step = np.zeros(3)  # one step's sum of h, sum of h^2, saturated units
+    HSf = HS.reshape(HS.size)
+    n = B * H
+    for t in range(T):
+        k_h = H if t > 0 else 0
+        if wide:
+            cell_forward(B, H, XW, t * n, H, inp, 0, 0, W_ih, HS, t * n, k_h, W_hh, HS, (t + 1) * n, D, t * n,
+                         fused, sat_limit, step, alive)
+        else:
+            cell_forward(B, H, b, 0, 0, inp, t * B * K, K, W_ih, HS, t * n, k_h, W_hh, HS, (t + 1) * n, D, t * n,
+                         fused, sat_limit, step, alive)
+        if fused:
+            s, q = block_moments(HSf, (t + 1) * n, (t + 2) * n, 0.0, step[0], step[1])
+            sums[0] += step[2]
+            sums[1] += s
+            sums[2] += q
+            continue
+        activate(act, HS[t + 1], HS[t + 1], D[t], 0.0, dummy, 1.0, False)
+        if shift_on:
+            HS[t + 1] += shift[t]
+        if st.on:
+            rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
+    if st.on:
+        store_layer_stats(st, layer, sums, alive, T * B * H, 1)
+
+
+@kernel
+def rnn_backward_vector(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, g, time_norm, time_on):
+    """rnn_backward with each step's products in registers (gradtui.engine.cell_vector): cell_backward
+    turns dL/dh_{t-1} = [outside] DH_IN[t-1] + da_t W_hh^T into da_{t-1}, written over phi' in
+    D[t-1] (D holds dL/da afterwards), with db and both norms; grad_accumulate adds
+    h_{t-1}^T da_t to dW_hh and x_t^T da_t to dW_ih. Returns ||dL/da||_F^2 over batch and time."""
+    T, B, H = D.shape
+    K = inp.shape[2]
+    W_hhT = np.ascontiguousarray(W_hh.T)
+    W_ihT = np.ascontiguousarray(W_ih.T)
+    g.dW_ih[:] = 0.0
+    g.dW_hh[:] = 0.0
+    g.db[:] = 0.0
+    DHf, Df = DH_IN.reshape(DH_IN.size), D.reshape(D.size)
+    n = B * H
+    norms = np.zeros(2)  # one step's ||dh||^2 and ||da||^2
+    sq = 0.0
+    for t in range(T, 0, -1):
+        # t = T: da_{T-1} from the readout's gradient alone; then da_{t-1} from da_t
+        k = 0 if t == T else H
+        cell_backward(B, H, k, D, (t if t < T else 0) * n, W_hhT, t - 1 >= outside_from, DH_IN, (t - 1) * n,
+                      D, (t - 1) * n, g.db, norms)
+        lo, hi = (t - 1) * n, t * n
+        if time_on:
+            time_norm[t - 1] = np.sqrt(block_moments(DHf, lo, hi, 0.0, 0.0, norms[0])[1])
+        sq += block_moments(Df, lo, hi, 0.0, 0.0, norms[1])[1]
+        if t < T:
+            step_weight_gradients(inp, HS, D, W_ihT, g, t)
+    step_weight_gradients(inp, HS, D, W_ihT, g, 0)
+    return sq
+
+
+@kernel(inline="always")
+def step_weight_gradients(inp, HS, DA, W_ihT, g, t):
+    """Step t's share of the weight gradients, da_t = DA[t]: dW_ih += x_t^T da_t, dW_hh +=
+    h_{t-1}^T da_t (none at t = 0: h_0 = 0), and DX[t] = da_t W_ih^T when ``g.below``."""
+    T, B, H = DA.shape
+    K = inp.shape[2]
+    grad_accumulate(K, H, B, inp, t * B * K, DA, t * B * H, g.dW_ih)
+    if t > 0:
+        grad_accumulate(H, H, B, HS, t * B * H, DA, t * B * H, g.dW_hh)
+    if g.below:
+        gemm(DA[t], W_ihT, g.DX[t])
 
 
 @kernel
