@@ -69,9 +69,12 @@ class _Emitter:
                                                    "llvm.fmuladd.v16f32")
         self._fsum = cgutils.get_or_insert_function(module, ir.FunctionType(self.f32, [self.f32, self.vec]),
                                                     "llvm.vector.reduce.fadd.v16f32")
-        ivec = ir.VectorType(self.i32, LANES)
-        self._isum = cgutils.get_or_insert_function(module, ir.FunctionType(self.i32, [ivec]),
-                                                    "llvm.vector.reduce.add.v16i32")
+        self._min = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.vec, [self.vec, self.vec, self.i32]), "llvm.x86.avx512.min.ps.512")
+        self._max = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.vec, [self.vec, self.vec, self.i32]), "llvm.x86.avx512.max.ps.512")
+        self.popcount = cgutils.get_or_insert_function(
+            module, ir.FunctionType(ir.IntType(LANES), [ir.IntType(LANES)]), f"llvm.ctpop.i{LANES}")
 
     def const(self, value):
         return ir.Constant(self.intp, value)
@@ -118,15 +121,12 @@ class _Emitter:
     def fsum(self, v):
         return self.b.call(self._fsum, [ir.Constant(self.f32, 0.0), v])
 
-    def isum(self, v):
-        return self.b.call(self._isum, [v])
-
     def tanh(self, x):
         """fast_tanh on a vector, operation for operation (NaN passes through the clamps)."""
         b = self.b
-        hi, lo = self.fconst(_CLAMP), self.fconst(-_CLAMP)
-        x = b.select(b.fcmp_ordered(">", x, hi), hi, x)
-        x = b.select(b.fcmp_ordered("<", x, lo), lo, x)
+        # vminps / vmaxps return their second operand when either is NaN
+        current = ir.Constant(self.i32, 4)
+        x = b.call(self._max, [self.fconst(-_CLAMP), b.call(self._min, [self.fconst(_CLAMP), x, current]), current])
         x2 = b.fmul(x, x)
         p = self.fconst(_TANH_P[0])
         for c in _TANH_P[1:]:
@@ -140,13 +140,22 @@ class _Emitter:
 
 def _emit_blocks(e, rows, vectors, body):
     """Call ``body(row, rows_in_block)`` for blocks of rows covering [0, rows): full blocks of
-    ACCUMULATORS // vectors rows in a loop, then single rows."""
+    ACCUMULATORS // vectors rows in a loop, then at most one block each of half, a quarter, ...
+    of that (2 rows of a weight gradient with 2 inputs then keep 8 independent sums, not 4)."""
     per_block = ACCUMULATORS // vectors
     full = e.b.sdiv(rows, e.const(per_block))
     with cgutils.for_range(e.b, full) as loop:
         body(e.mul(loop.index, per_block), per_block)
-    with cgutils.for_range(e.b, e.b.sub(rows, e.mul(full, per_block))) as loop:
-        body(e.index(e.mul(full, per_block), loop.index), 1)
+    row = e.mul(full, per_block)
+    size = per_block // 2
+    while size >= 1:
+        slot = cgutils.alloca_once_value(e.b, row)
+        left = e.b.sub(rows, e.b.load(slot))
+        with e.b.if_then(e.b.icmp_signed(">=", left, e.const(size))):
+            body(e.b.load(slot), size)
+            e.b.store(e.index(e.b.load(slot), size), slot)
+        row = e.b.load(slot)
+        size //= 2
 
 
 def _emit_product(e, acc, row, count, vectors, a, a_off, lda, w, k, transposed_a=False):
@@ -223,15 +232,15 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
         tanh_flag = context.cast(builder, tanh_on_, signature.args[17], types.boolean)
         lim = e.splat(context.cast(builder, limit_, signature.args[18], types.float32))
         one = e.fconst(1.0)
-        ivec = ir.VectorType(e.i32, LANES)
         i8vec = ir.VectorType(ir.IntType(8), LANES)
 
         def emit(vectors, tanh):
             n_cols = vectors * LANES
-            s = e.slots(vectors, e.zero())
-            q = e.slots(vectors, e.zero())
-            sat = e.slots(vectors, ir.Constant(ivec, None))
-            live = e.slots(vectors, ir.Constant(i8vec, None))
+            # one vector each for the sums of h and h^2 and a scalar count (popcount of the
+            # mask) for phi' < limit: per-column accumulators spilled the tanh's constants
+            s, q = e.slots(2, e.zero())
+            sat = e.slots(1, ir.Constant(e.i32, 0))[0]
+            live = e.slots(vectors, ir.Constant(ir.VectorType(ir.IntType(1), LANES), None))
 
             def block(row, count):
                 acc = [[None] * vectors for _ in range(count)]
@@ -251,30 +260,29 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
                             e.store(a, out_h_, at_h)
                             continue
                         t = e.tanh(a)
-                        d = e.fma(builder.fneg(t), t, one)
+                        tt = builder.fmul(t, t)  # h^2 serves phi' and the sum of squares (an add, not an FMA)
+                        d = builder.fsub(one, tt)
                         e.store(t, out_h_, at_h)
                         e.store(d, out_d_, e.index(od_off_, start, v * LANES))
-                        builder.store(builder.fadd(builder.load(s[v]), t), s[v])
-                        builder.store(e.fma(t, t, builder.load(q[v])), q[v])
-                        below = builder.zext(builder.fcmp_ordered("<", d, lim), ivec)
-                        builder.store(builder.add(builder.load(sat[v]), below), sat[v])
-                        nonzero = builder.zext(builder.fcmp_unordered("!=", d, e.zero()), i8vec)
+                        builder.store(builder.fadd(builder.load(s), t), s)
+                        builder.store(builder.fadd(builder.load(q), tt), q)
+                        below = builder.bitcast(builder.fcmp_ordered("<", d, lim), ir.IntType(LANES))
+                        count_below = builder.zext(builder.call(e.popcount, [below]), e.i32)
+                        builder.store(builder.add(builder.load(sat), count_below), sat)
+                        nonzero = builder.fcmp_unordered("!=", d, e.zero())
                         builder.store(builder.or_(builder.load(live[v]), nonzero), live[v])
 
             _emit_blocks(e, rows_, vectors, block)
             if not tanh:
                 return
-            total_s = total_q = ir.Constant(e.f32, 0.0)
-            total_sat = ir.Constant(e.i32, 0)
             for v in range(vectors):
-                total_s = builder.fadd(total_s, e.fsum(builder.load(s[v])))
-                total_q = builder.fadd(total_q, e.fsum(builder.load(q[v])))
-                total_sat = builder.add(total_sat, e.isum(builder.load(sat[v])))
                 alive_at = builder.bitcast(builder.gep(alive_, [e.const(v * LANES)]), i8vec.as_pointer())
-                builder.store(builder.or_(builder.load(alive_at, align=1), builder.load(live[v])), alive_at, align=1)
+                builder.store(builder.or_(builder.load(alive_at, align=1), builder.zext(builder.load(live[v]), i8vec)),
+                              alive_at, align=1)
             f64 = ir.DoubleType()
-            for i, value in enumerate((builder.fpext(total_s, f64), builder.fpext(total_q, f64),
-                                       builder.sitofp(total_sat, f64))):
+            for i, value in enumerate((builder.fpext(e.fsum(builder.load(s)), f64),
+                                       builder.fpext(e.fsum(builder.load(q)), f64),
+                                       builder.sitofp(builder.load(sat), f64))):
                 builder.store(value, builder.gep(sums_, [e.const(i)]))
 
         with builder.if_else(tanh_flag) as (on, off):
