@@ -315,8 +315,7 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
 
         def emit(vectors):
             n_cols = vectors * LANES
-            qh = e.slots(vectors, e.zero())
-            qa = e.slots(vectors, e.zero())
+            qh, qa = e.slots(2, e.zero())  # one vector each, as for cell_forward's sums
             dbs = e.slots(vectors, e.zero())
 
             def block(row, count):
@@ -337,15 +336,13 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
                         da = builder.fmul(g, e.load(d_, at_d))
                         e.store(g, dh_, at_h)
                         e.store(da, d_, at_d)
-                        builder.store(e.fma(g, g, builder.load(qh[v])), qh[v])
-                        builder.store(e.fma(da, da, builder.load(qa[v])), qa[v])
+                        builder.store(e.fma(g, g, builder.load(qh)), qh)
+                        builder.store(e.fma(da, da, builder.load(qa)), qa)
                         builder.store(builder.fadd(builder.load(dbs[v]), da), dbs[v])
 
             _emit_blocks(e, rows_, vectors, block)
-            total_h = total_a = ir.Constant(e.f32, 0.0)
+            total_h, total_a = e.fsum(builder.load(qh)), e.fsum(builder.load(qa))
             for v in range(vectors):
-                total_h = builder.fadd(total_h, e.fsum(builder.load(qh[v])))
-                total_a = builder.fadd(total_a, e.fsum(builder.load(qa[v])))
                 at = e.const(v * LANES)
                 e.store(builder.fadd(e.load(db_, at), builder.load(dbs[v])), db_, at)
             f64 = ir.DoubleType()
