@@ -11,6 +11,11 @@ dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
 no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one
 matrix product each over all T B rows (weight_gradients).
 
+The vanilla cell in float32 with H a multiple of 16 up to 64 (the presets' 32 and 64) runs
+on its own path instead (rnn_forward_vector, rnn_backward_vector): each step one product in
+vector registers with its elementwise work done on the rows while they are there
+(gradtui.engine.cell_vector), and its weight gradients as one product each over all T B rows.
+
 Vanilla cell (G = 1):  a_t = x_t W_ih + h_{t-1} W_hh + b,  h_t = phi(a_t)
 BPTT:  dh_t = dL/dh_t (total: from the readout or the layer above, plus from step t+1)
        da_t = dh_t * phi'(a_t);   dh_{t-1} += da_t W_hh^T
@@ -27,7 +32,7 @@ from collections import namedtuple
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
-from gradtui.engine.blocks import block_moments
+from gradtui.engine.blocks import block_moments, transpose_into
 from gradtui.engine.cell_vector import cell_backward, cell_forward, grad_accumulate, vector_path
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
@@ -37,7 +42,8 @@ COL_W_IH, COL_W_HH, COL_B, COL_B_HN, COL_FAN_IN = range(5)
 # One layer's gradient outputs for the backward passes that take them step by step: dW_ih
 # (fan_in, G H), dW_hh (H, G H), db (G H), and DX (T, B, fan_in), dL/d(layer input), filled
 # when ``below`` (a layer below exists); dW_hhT (G H, H) holds the sum of dW_hh^T until the
-# end (da_t^T h_{t-1} ran 7-11% faster in OpenBLAS than h_{t-1}^T da_t at G H = 256).
+# end (da_t^T h_{t-1} ran 7-11% faster in OpenBLAS than h_{t-1}^T da_t at G H = 256); on the
+# vanilla cell's vector path it holds W_hh^T.
 LayerGradients = namedtuple("LayerGradients", ["dW_ih", "dW_hh", "db", "DX", "below", "dW_hhT"])
 # Gates below 5% of their maximal derivative count as saturated (as for the MLP).
 SIG_SAT = 0.25 * 0.05
@@ -359,7 +365,7 @@ def rnn_backward_vector(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, g, time_nor
     Returns ||dL/da||_F^2 over batch and time."""
     T, B, H = D.shape
     K = inp.shape[2]
-    W_hhT = np.ascontiguousarray(W_hh.T)
+    W_hhT = transpose_into(W_hh, g.dW_hhT.reshape(g.dW_hhT.size))  # its scratch: this pass does not need it
     g.dW_ih[:] = 0.0
     g.dW_hh[:] = 0.0
     g.db[:] = 0.0
