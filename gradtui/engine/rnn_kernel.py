@@ -254,20 +254,26 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
         rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, layer, sat_limit)
         return
     projections(inp, W_ih, b, XW)
-    dummy = b[0:0]
     alive = np.zeros(H, np.uint8)
     sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
             gemm(HS[t], W_hh, a, False, False, 1.0)
-        activate(act, a, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
-        if shift_on:
-            HS[t + 1] += shift[t]
-        if st.on:
-            rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
+        finish_state(act, a, HS, D, t, exact, shift, shift_on, st.on, sat_limit, alive, sums)
     if st.on:
         store_layer_stats(st, layer, sums, alive, T * B * H, 1)
+
+
+@kernel(inline="always")
+def finish_state(act, a, HS, D, t, exact, shift, shift_on, stats_on, sat_limit, alive, sums):
+    """h_t = phi(a_t) (+ shift[t]) into HS[t + 1], phi'(a_t) into D[t], and the step's statistics
+    into the running sums when ``stats_on`` (see rnn_step_stats)."""
+    activate(act, a, HS[t + 1], D[t], 0.0, a[0, 0:0], 1.0, exact)
+    if shift_on:
+        HS[t + 1] += shift[t]
+    if stats_on:
+        rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
 
 
 @kernel
@@ -326,7 +332,6 @@ def rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, 
     wide = K > NARROW_INPUT
     projections(inp, W_ih, b, XW)
     fused = act == TANH and not shift_on
-    dummy = b[0:0]
     alive = np.zeros(H, np.uint8)
     sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
     step = np.zeros(3)  # one step's sum of h, sum of h^2, saturated units
@@ -346,11 +351,7 @@ def rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, 
             sums[1] += s
             sums[2] += q
             continue
-        activate(act, HS[t + 1], HS[t + 1], D[t], 0.0, dummy, 1.0, False)
-        if shift_on:
-            HS[t + 1] += shift[t]
-        if st.on:
-            rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
+        finish_state(act, HS[t + 1], HS, D, t, False, shift, shift_on, st.on, sat_limit, alive, sums)
     if st.on:
         store_layer_stats(st, layer, sums, alive, T * B * H, 1)
 
