@@ -95,7 +95,7 @@ class MLPNetwork:
             ws = K.MLPWorkspace(
                 Z=np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # phi's input (prelu keeps every layer's)
                 ZH=np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # normalised z (batch norm)
-                D=np.zeros((d if per_layer_d else 1, batch, w), dt),  # phi' (tanh, sigmoid: the backward recomputes it)
+                D=np.zeros((d if per_layer_d else 0, batch, w), dt),  # phi' (tanh, sigmoid: recomputed from H)
                 H=np.zeros((d, batch, w), dt),
                 inv_std=np.zeros((d, w), dt),
                 logits=np.zeros((batch, self.n_out), dt),
