@@ -12,6 +12,7 @@ from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.mlp_workspace import WorkspaceDims, allocate, carve
 from gradtui.engine.record import Layer
+from gradtui.engine.subnormals import SUPPORTED as SUBNORMALS_FLUSHED
 
 EVAL_CHUNK = 1024  # held-out examples per forward pass, so evaluation memory stays bounded
 
@@ -55,6 +56,8 @@ class MLPNetwork:
         self.settings = K.MLPSettings(classification, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
                                       self.sat_limit)
         self._plain_settings = plain(self.settings)
+        # train_steps sets the float32 flush of subnormals itself (Experiment then skips its own)
+        self.flushes_itself = SUBNORMALS_FLUSHED and self.dtype == np.float32
         self._workspaces: dict[int, tuple] = {}  # batch -> _workspace_parts
 
     @property
@@ -142,7 +145,7 @@ class MLPNetwork:
         taken, flipped, status = mlp_train_steps(
             (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
             buffer, labels, dims, self._plain_settings, self.running_mean, self.running_var, update_fields(tr), t0,
-            statistics, (stats, losses, totals, clipped))
+            statistics, (stats, losses, totals, clipped), self.flushes_itself)
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, mlp_step
 from gradtui.engine.mlp_workspace import WorkspaceDims, carve
+from gradtui.engine.subnormals import begin_flush, end_flush
 from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers of this module)
     ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, STAT_ROWS, OptimiserState, StepOutputs, UpdateSettings,
     finish_step, gather_batch,
@@ -16,8 +17,22 @@ from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers
 
 @kernel
 def mlp_train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer, ws_labels,
-                    ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics, out_fields):
-    """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status).
+                    ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics, out_fields, flush):
+    """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status). With
+    ``flush``, subnormal numbers count as zero meanwhile (gradtui.engine.subnormals; the caller
+    then needs no ``flushed`` block around the call)."""
+    saved = begin_flush(flush)
+    result = _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer,
+                          ws_labels, ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics,
+                          out_fields)
+    end_flush(flush, saved)
+    return result
+
+
+@kernel
+def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer, ws_labels,
+                 ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics, out_fields):
+    """mlp_train_steps' loop.
 
     The structures arrive as plain tuples of their fields, in order, and are named here
     (see train_loop.plain): ``state_fields`` an OptimiserState; ``hp_fields`` MLPSettings; ``up_fields``
