@@ -254,11 +254,13 @@ def _loss_and_dlogits(logits, y_class, y_value, classification, dlogits):
                 mx = max(mx, logits[i, c])
             s = 0.0
             for c in range(k):
-                s += np.exp(logits[i, c] - mx)
-            log_s = np.log(s)
-            loss += mx + log_s - logits[i, y_class[i]]
+                e = np.exp(logits[i, c] - mx)
+                dlogits[i, c] = e  # softmax = e / s, scaled below: one exp per logit
+                s += e
+            loss += mx + np.log(s) - logits[i, y_class[i]]
+            scale = 1.0 / (s * n)
             for c in range(k):
-                dlogits[i, c] = np.exp(logits[i, c] - mx - log_s) / n
+                dlogits[i, c] *= scale
             dlogits[i, y_class[i]] -= 1.0 / n
         return loss / n
     for i in range(n):
