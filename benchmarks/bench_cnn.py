@@ -21,14 +21,12 @@ PyTorch is taken within each round and its median reported; rates are the best r
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
-import numpy as np
 
 import gradtui
 from gradtui.engine.blas import one_blas_thread
+from benchmarks.rounds import add_round_options, median_ratio, rate
 from benchmarks.sgemm import PEAK_SIZE, sgemm_gflops
 
 SHAPES = ((20, 16, "digits", 64), (10, 32, "shapes", 32))
@@ -80,18 +78,7 @@ def conv_flops(exp: gradtui.Experiment, batch: int) -> float:
     return 3.0 * (sum(per_layer) + head) - per_layer[0]
 
 
-def rate(fn, seconds: float, steps_per_call: int = 1) -> float:
-    fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += steps_per_call
-    return count / elapsed
-
-
 def measure(shape, seconds: float, rounds: int) -> dict:
-    import torch
-
     exp = experiment(*shape)
     twin = torch_step(exp)
     runs = {"gradtui": [], "torch": [], "peak": []}
@@ -101,20 +88,17 @@ def measure(shape, seconds: float, rounds: int) -> dict:
         runs["peak"].append(sgemm_gflops(PEAK_SIZE, PEAK_SIZE, PEAK_SIZE, seconds=seconds / 2)["best"])
     flops = conv_flops(exp, shape[3]) / 1e9
 
-    def median_ratio(a, b, scale=1.0):
-        return statistics.median(scale * p / q for p, q in zip(runs[a], runs[b]))
-
-    return {"gradtui": max(runs["gradtui"]), "torch": max(runs["torch"]), "ratio": median_ratio("gradtui", "torch"),
-            "gflops": flops * max(runs["gradtui"]), "torch_gflops": flops * max(runs["torch"]), "peak": max(runs["peak"]),
-            "of_peak": median_ratio("gradtui", "peak", flops), "torch_of_peak": median_ratio("torch", "peak", flops)}
+    ours, theirs, peak = runs["gradtui"], runs["torch"], runs["peak"]
+    return {"gradtui": max(ours), "torch": max(theirs), "ratio": median_ratio(ours, theirs),
+            "gflops": flops * max(ours), "torch_gflops": flops * max(theirs), "peak": max(peak),
+            "of_peak": median_ratio(ours, peak, flops), "torch_of_peak": median_ratio(theirs, peak, flops)}
 
 
 def main(argv=None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement (default 1)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    add_round_options(parser, seconds=1.0, rounds=7)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with one_blas_thread():

@@ -32,7 +32,6 @@ ratios, not the absolute numbers: the machine is shared and its speed drifts.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
@@ -41,6 +40,7 @@ from gradtui.engine.blas import one_blas_thread
 
 import gradtui
 from gradtui.engine.reference.numpy_mlp import NumpyMLP
+from benchmarks.rounds import add_round_options, median_ratio, rate
 from benchmarks.sgemm import PEAK_SIZE, sgemm_gflops
 
 SHAPES = ((20, 64, 64), (50, 128, 128), (100, 32, 32))
@@ -75,16 +75,6 @@ def fused_step(exp: gradtui.Experiment, statistics: bool):
             exp._state = exp._state[2:] + exp._state[:2]
         exp._updates += 1
     return step
-
-
-def rate(fn, seconds: float) -> float:
-    """Calls per second of ``fn`` over about ``seconds``."""
-    fn()
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed
 
 
 def step_rate(run, seconds: float) -> float:
@@ -131,16 +121,13 @@ def measure(depth: int, width: int, batch: int, seconds: float, rounds: int) -> 
     best = {k: max(v) for k, v in runs.items()}
     flops = matmul_flops(exp, batch)
 
-    def median_ratio(numerator, denominator, scale=1.0):
-        return statistics.median(scale * a / b for a, b in zip(runs[numerator], runs[denominator]))
-
     return {
         "step": best["step"], "run": best["run"], "numpy": best["numpy"],
-        "ratio": median_ratio("step", "numpy"),
+        "ratio": median_ratio(runs["step"], runs["numpy"]),
         "achieved": flops * best["run"] / 1e9, "peak": best["peak"], "sgemm": best["sgemm"],
-        "of_peak": median_ratio("run", "peak", flops / 1e9),
-        "of_sgemm": median_ratio("run", "sgemm", flops / 1e9),
-        "stats_cost": 1.0 - median_ratio("with", "without"),
+        "of_peak": median_ratio(runs["run"], runs["peak"], flops / 1e9),
+        "of_sgemm": median_ratio(runs["run"], runs["sgemm"], flops / 1e9),
+        "stats_cost": 1.0 - median_ratio(runs["with"], runs["without"]),
     }
 
 
@@ -153,7 +140,7 @@ def measure_batchnorm(depth: int, width: int, batch: int, seconds: float, rounds
         runs["step"].append(rate(exp.step, seconds))
         runs["numpy"].append(rate(numpy_step, seconds))
     return {"step": max(runs["step"]), "numpy": max(runs["numpy"]),
-            "ratio": statistics.median(a / b for a, b in zip(runs["step"], runs["numpy"]))}
+            "ratio": median_ratio(runs["step"], runs["numpy"])}
 
 
 def measure_flush(seconds: float, rounds: int) -> dict:
@@ -164,13 +151,12 @@ def measure_flush(seconds: float, rounds: int) -> dict:
         runs["flushed"].append(step_rate(lambda: exp.run(FUSED_STEPS), seconds))
         runs["kept"].append(step_rate(lambda: exp._run(FUSED_STEPS), seconds))
     return {"flushed": max(runs["flushed"]), "kept": max(runs["kept"]),
-            "ratio": statistics.median(a / b for a, b in zip(runs["flushed"], runs["kept"]))}
+            "ratio": median_ratio(runs["flushed"], runs["kept"])}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0.3, help="time per measurement (default 0.3)")
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    add_round_options(parser, seconds=0.3, rounds=9)
     args = parser.parse_args(argv)
     results = {}
     with one_blas_thread():

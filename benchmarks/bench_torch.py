@@ -28,7 +28,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls, so th
 from gradtui.engine.blas import one_blas_thread
 
 import gradtui
+from benchmarks.rounds import add_round_options, median_ratio, rates
 from benchmarks.sgemm import peak_sgemm_gflops
 
 try:
@@ -179,20 +179,9 @@ def matmul_flops(exp: gradtui.Experiment) -> float:
     return 2.0 * T * b * gh * (2 * n_in + 3 * H)
 
 
-def rates(fn, seconds: float) -> tuple[float, float]:
-    """Calls per second of ``fn`` over about ``seconds`` of wall time: (per wall second, per CPU second)."""
-    fn()
-    count, start, cpu_start = 0, time.perf_counter(), time.thread_time()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed, count / max(time.thread_time() - cpu_start, 1e-9)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=0.5, help="time per side per round (default 0.5)")
-    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    add_round_options(ap, seconds=0.5, rounds=7)
     ap.add_argument("--only", default="", help="comma-separated row names: " + ", ".join(r.name for r in ROWS))
     args = ap.parse_args(argv)
     rows = [r for r in ROWS if not args.only or r.name in args.only.split(",")]
@@ -222,8 +211,8 @@ def main(argv=None) -> int:
     failures = []
     for r in rows:
         ours, torchs = runs[r.name]
-        ratio = statistics.median(a[0] / b[0] for a, b in zip(ours, torchs))
-        cpu_ratio = statistics.median(a[1] / b[1] for a, b in zip(ours, torchs))
+        ratio = median_ratio([x[0] for x in ours], [x[0] for x in torchs])
+        cpu_ratio = median_ratio([x[1] for x in ours], [x[1] for x in torchs])
         a, b = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in torchs)
         gflop = matmul_flops(exps[r.name]) / 1e9
         ok = ratio >= r.target

@@ -16,14 +16,13 @@ and the median over rounds is reported (the machine is shared and its speed drif
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the thread limit applies)
 from gradtui.engine.blas import one_blas_thread
 
 import gradtui
-from benchmarks.bench_mlp import rate
+from benchmarks.rounds import add_round_options, median_ratio, rate
 
 SHAPES = ((6, 64, 4, 16, 64), (24, 32, 4, 16, 32))
 TARGET = 2.0
@@ -85,7 +84,7 @@ def measure(shape, seconds: float, rounds: int) -> dict:
         runs["torch"].append(rate(theirs, seconds))
     assert torch.get_num_threads() == 1
     return {"gradtui": max(runs["gradtui"]), "torch": max(runs["torch"]),
-            "ratio": statistics.median(a / b for a, b in zip(runs["gradtui"], runs["torch"])),
+            "ratio": median_ratio(runs["gradtui"], runs["torch"]),
             "ratios": [a / b for a, b in zip(runs["gradtui"], runs["torch"])]}
 
 
@@ -93,8 +92,7 @@ def main(argv=None) -> int:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement (default 1)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    add_round_options(parser, seconds=1.0, rounds=7)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     with one_blas_thread():
