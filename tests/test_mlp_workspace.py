@@ -15,7 +15,7 @@ def test_views_are_disjoint_aligned_and_fill_the_buffer(dtype):
     ws = carve(buffer, labels, dims)
     shapes = {"Z": (3, 5, 7), "ZH": (1, 5, 7), "D": (0, 5, 7), "H": (3, 5, 7), "inv_std": (3, 7),
               "logits": (5, 3), "dlogits": (5, 3), "dH": (5, 7), "dH_next": (5, 7), "DZ": (5, 7),
-              "xb": (5, 2), "yvb": (5, 3)}
+              "xb": (5, 2), "yvb": (5, 3), "WT": (49,)}
     for name, shape in shapes.items():
         view = getattr(ws, name)
         assert view.shape == shape and view.dtype == dtype and view.flags.c_contiguous, name
@@ -28,5 +28,5 @@ def test_views_are_disjoint_aligned_and_fill_the_buffer(dtype):
     for i, view in enumerate(views):
         assert np.all(view == i + 1)
     assert buffer.size == buffer_size(dims, np.dtype(dtype).itemsize)
-    last = ws.yvb.ctypes.data + ws.yvb.nbytes
+    last = ws.WT.ctypes.data + ws.WT.nbytes
     assert last <= buffer.ctypes.data + buffer.nbytes

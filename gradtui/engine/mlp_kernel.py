@@ -37,6 +37,7 @@ MLPWorkspace = namedtuple("MLPWorkspace", [
     # (D holds no layer when phi' is recomputed from H: derivative_from_output)
     "logits", "dlogits", "dH", "dH_next", "DZ",  # (B, K) twice; dL/dh, the layer below's, dL/dz (B, H)
     "xb", "ycb", "yvb",  # the fused loop's batch: inputs, class labels or target rows
+    "WT",  # flat, H x max(H, K): a weight matrix's transpose for dot_transposed
 ])
 MLPSettings = namedtuple("MLPSettings", [
     "classification", "act", "slope", "elu_alpha", "batchnorm", "exact", "sat_limit",
@@ -381,13 +382,12 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
     one_d = derivative_from_output(hp.act, hp.batchnorm, table)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
-    scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
     np.dot(H[depth - 1].T, ws.dlogits, matrix(grad, table[depth, COL_W], fan_in, fan_out))
     norm = _bias_grad_and_norm(ws.dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if st.on:
         st.delta_norm[depth] = norm
-    dot_transposed(ws.dlogits, W, dH, scratch)
+    dot_transposed(ws.dlogits, W, dH, ws.WT)
     for l in range(depth - 1, -1, -1):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
@@ -419,7 +419,7 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
         np.dot(h.T, ws.DZ, matrix(grad, table[l, COL_W], fan_in, fan_out))
         if l > 0:
             W = matrix(theta, table[l, COL_W], fan_in, fan_out)
-            dot_transposed(ws.DZ, W, dH_next, scratch)
+            dot_transposed(ws.DZ, W, dH_next, ws.WT)
             if table[l, COL_RESIDUAL]:
                 dH_next += dH
             dH, dH_next = dH_next, dH

@@ -9,7 +9,8 @@ single-step calls) and inside the training loop alike, so both see the same layo
 ``dims`` (WorkspaceDims): the leading sizes of Z, ZH and D (1 when only one layer's block is
 kept, 0 when none is), the hidden layers L, the batch B, the width H, the inputs and outputs
 and the shape of the regression targets' block. Each view starts on a 64-byte boundary of
-a buffer that does (``allocate``).
+a buffer that does (``allocate``). The flat WT holds a weight matrix's transpose for the
+backward pass (allocated per call before: a 16 KB request per step at width 64).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def carve(buffer, labels, dims):
     DZ, o = _block(buffer, o, B, H)
     xb, o = _block(buffer, o, B, dims.n_in)
     yvb, o = _block(buffer, o, dims.yv_rows, dims.yv_cols)
-    return MLPWorkspace(Z, ZH, D, Hs, inv_std, logits, dlogits, dH, dH_next, DZ, xb, labels, yvb)
+    WT, o = _block(buffer, o, 1, H * max(H, dims.n_out))
+    return MLPWorkspace(Z, ZH, D, Hs, inv_std, logits, dlogits, dH, dH_next, DZ, xb, labels, yvb, WT[0])
 
 
 def buffer_size(dims: WorkspaceDims, itemsize: int) -> int:
@@ -78,7 +80,8 @@ def buffer_size(dims: WorkspaceDims, itemsize: int) -> int:
 
     L, B, H = dims.depth, dims.batch, dims.width
     blocks = [dims.z_layers * B * H, dims.zh_layers * B * H, dims.d_layers * B * H, L * B * H, L * H,
-              B * dims.n_out, B * dims.n_out, B * H, B * H, B * H, B * dims.n_in, dims.yv_rows * dims.yv_cols]
+              B * dims.n_out, B * dims.n_out, B * H, B * H, B * H, B * dims.n_in, dims.yv_rows * dims.yv_cols,
+              H * max(H, dims.n_out)]
     return sum(aligned(n) for n in blocks)
 
 
