@@ -31,7 +31,7 @@ COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESID
 
 # The kernels' arguments as named structures (Numba compiles namedtuples of arrays and
 # scalars like separate arguments), as gradtui.engine.seq_kernel's. Shapes, with L hidden
-# layers of H units, B examples and K outputs: see MLPNetwork._workspace.
+# layers of H units, B examples and K outputs: see gradtui.engine.mlp_workspace.carve.
 MLPWorkspace = namedtuple("MLPWorkspace", [
     "Z", "ZH", "D", "H", "inv_std",  # per layer: phi's input, normalised z, phi', outputs (B, H); 1/sqrt(var + eps)
     # (D holds no layer when phi' is recomputed from H: derivative_from_output)
