@@ -92,6 +92,11 @@ class RecurrentNetwork:
                                       self.sat_limit)
         self._workspaces: dict[int, K.SeqWorkspace] = {}
         self._no_shift = np.zeros((1, 1, 1), self.dtype)
+        # kept between training calls (one per step in Experiment.step): the fused loop's
+        # plain tuples of the workspace (by batch size) and settings, a forget-gate placeholder
+        self._plain_workspaces: dict[int, tuple] = {}
+        self._plain_settings = plain(self.settings)
+        self._no_forget = np.zeros((1, 1))
 
     @property
     def layer_names(self) -> list[str]:
@@ -156,7 +161,9 @@ class RecurrentNetwork:
             )
             if len(self._workspaces) > 3:
                 self._workspaces.clear()
+                self._plain_workspaces.clear()
             self._workspaces[batch] = ws
+            self._plain_workspaces[batch] = plain(ws)
         return ws
 
     def _load(self, ws, x, y) -> None:
@@ -188,16 +195,21 @@ class RecurrentNetwork:
                     stats, losses, totals, clipped, extras, statistics: bool = True) -> tuple[int, bool, int]:
         """Several fused training steps in one kernel call (see gradtui.engine.seq_train).
         ``extras``: arrays shaped (steps, ...) for the arrays of :meth:`extra_stats`."""
-        ws = self._workspace(batches.shape[1])
+        batch = batches.shape[1]
+        ws = self._workspace(batch)
         if self.classification:
             yc_all, yv_all = y_all, ws.YV
         else:
             yc_all, yv_all = ws.YC, (y_all if y_all.ndim == 3 else y_all[:, None, :])
-        forget = extras.get("forget_gate_mean", np.zeros((len(batches), 1)))  # a placeholder without an LSTM
+        forget = extras.get("forget_gate_mean")
+        if forget is None:  # a placeholder without an LSTM, one row per step
+            if len(self._no_forget) < len(batches):
+                self._no_forget = np.zeros((len(batches), 1))
+            forget = self._no_forget
         taken, flipped, status = seq_train_steps(
-            (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches, plain(ws),
-            plain(self.settings), update_fields(tr), t0, statistics, (stats, losses, totals, clipped),
-            extras["time_delta_norm"], forget)
+            (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
+            self._plain_workspaces[batch], self._plain_settings, update_fields(tr), t0, statistics,
+            (stats, losses, totals, clipped), extras["time_delta_norm"], forget)
         return int(taken), bool(flipped), int(status)
 
     def _stats(self, stats) -> K.SeqStats:

@@ -11,6 +11,11 @@ dW_ih, dW_hh, db and of the gradient for the layer below while da_t is in cache
 no (T, B, G H) array of da goes through memory; the GRU's, after its time loop, as one
 matrix product each over all T B rows (weight_gradients).
 
+The vanilla cell in float32 with H a multiple of 16 up to 64 (the presets' 32 and 64) runs
+on its own path instead (rnn_forward_vector, rnn_backward_vector): each step one product in
+vector registers with its elementwise work done on the rows while they are there
+(gradtui.engine.cell_vector), and its weight gradients as one product each over all T B rows.
+
 Vanilla cell (G = 1):  a_t = x_t W_ih + h_{t-1} W_hh + b,  h_t = phi(a_t)
 BPTT:  dh_t = dL/dh_t (total: from the readout or the layer above, plus from step t+1)
        da_t = dh_t * phi'(a_t);   dh_{t-1} += da_t W_hh^T
@@ -27,7 +32,8 @@ from collections import namedtuple
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, TANH, activate, fast_tanh
-from gradtui.engine.blocks import block_moments
+from gradtui.engine.blocks import block_moments, transpose_into
+from gradtui.engine.cell_vector import cell_backward, cell_forward, grad_accumulate, vector_path
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
 
@@ -36,7 +42,8 @@ COL_W_IH, COL_W_HH, COL_B, COL_B_HN, COL_FAN_IN = range(5)
 # One layer's gradient outputs for the backward passes that take them step by step: dW_ih
 # (fan_in, G H), dW_hh (H, G H), db (G H), and DX (T, B, fan_in), dL/d(layer input), filled
 # when ``below`` (a layer below exists); dW_hhT (G H, H) holds the sum of dW_hh^T until the
-# end (da_t^T h_{t-1} ran 7-11% faster in OpenBLAS than h_{t-1}^T da_t at G H = 256).
+# end (da_t^T h_{t-1} ran 7-11% faster in OpenBLAS than h_{t-1}^T da_t at G H = 256); on the
+# vanilla cell's vector path it holds W_hh^T.
 LayerGradients = namedtuple("LayerGradients", ["dW_ih", "dW_hh", "db", "DX", "below", "dW_hhT"])
 # Gates below 5% of their maximal derivative count as saturated (as for the MLP).
 SIG_SAT = 0.25 * 0.05
@@ -240,23 +247,33 @@ def rnn_forward(inp, W_ih, W_hh, b, HS, D, XW, act, exact, shift, shift_on, st, 
     When ``st.on``, the layer's statistics into ``st`` (a SeqStats, at ``layer``), each step's
     while it is in cache.
 
-    a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself."""
+    a_t is built in place: x_t W_ih + b, then h_{t-1} W_hh added by the product itself; in
+    float32 with H a multiple of 16 up to 64, by rnn_forward_vector."""
     T, B, H = D.shape
+    if vector_path(D):
+        rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, layer, sat_limit)
+        return
     projections(inp, W_ih, b, XW)
-    dummy = b[0:0]
     alive = np.zeros(H, np.uint8)
     sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
     for t in range(T):
         a = step_projection(inp, W_ih, b, XW, t)
         if t > 0:
             gemm(HS[t], W_hh, a, False, False, 1.0)
-        activate(act, a, HS[t + 1], D[t], 0.0, dummy, 1.0, exact)
-        if shift_on:
-            HS[t + 1] += shift[t]
-        if st.on:
-            rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
+        finish_state(act, a, HS, D, t, exact, shift, shift_on, st.on, sat_limit, alive, sums)
     if st.on:
         store_layer_stats(st, layer, sums, alive, T * B * H, 1)
+
+
+@kernel(inline="always")
+def finish_state(act, a, HS, D, t, exact, shift, shift_on, stats_on, sat_limit, alive, sums):
+    """h_t = phi(a_t) (+ shift[t]) into HS[t + 1], phi'(a_t) into D[t], and the step's statistics
+    into the running sums when ``stats_on`` (see rnn_step_stats)."""
+    activate(act, a, HS[t + 1], D[t], 0.0, a[0, 0:0], 1.0, exact)
+    if shift_on:
+        HS[t + 1] += shift[t]
+    if stats_on:
+        rnn_step_stats(HS[t + 1], D[t], sat_limit, alive, sums)
 
 
 @kernel
@@ -281,6 +298,8 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
     ``g`` (a LayerGradients, see step_gradients); da_t W_hh^T is added to DH_IN[t-1], which so
     becomes the total dL/dh_{t-1}. When ``time_on``, time_norm[t] = ||dL/dh_{t+1}||_F (total).
     Returns ||dL/da||_F^2 over batch and time."""
+    if vector_path(D):
+        return rnn_backward_vector(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, g, time_norm, time_on)
     T, B, H = D.shape
     W_hhT = np.ascontiguousarray(W_hh.T)  # C order: the per-step product runs ~1.5x faster
     W_ihT = np.ascontiguousarray(W_ih.T)
@@ -300,6 +319,73 @@ def rnn_backward(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, da, g, time_norm, 
         sq += sum_and_squares(da.reshape(da.size))[1]
         step_gradients(inp, HS, DH_IN, outside_from, da, W_hhT, W_ihT, g, t)
     finish_gradients(g)
+    return sq
+
+
+@kernel
+def rnn_forward_vector(inp, W_ih, W_hh, b, HS, D, XW, act, shift, shift_on, st, layer, sat_limit):
+    """rnn_forward with each step in one cell_forward (gradtui.engine.cell_vector): a_t = b +
+    x_t W_ih + h_{t-1} W_hh (wide inputs: XW[t] + h_{t-1} W_hh) and, for tanh, h_t, phi' and the
+    step's statistics while a_t is in registers; other activations (and ``shift``) in passes after it."""
+    T, B, H = D.shape
+    K = inp.shape[2]
+    wide = K > NARROW_INPUT
+    projections(inp, W_ih, b, XW)
+    fused = act == TANH and not shift_on
+    alive = np.zeros(H, np.uint8)
+    sums = np.zeros(3)  # saturated units, sum of h, sum of h^2
+    step = np.zeros(3)  # one step's sum of h, sum of h^2, saturated units
+    HSf = HS.reshape(HS.size)
+    n = B * H
+    for t in range(T):
+        k_h = H if t > 0 else 0
+        if wide:
+            cell_forward(B, H, XW, t * n, H, inp, 0, 0, W_ih, HS, t * n, k_h, W_hh, HS, (t + 1) * n, D, t * n,
+                         fused, sat_limit, step, alive)
+        else:
+            cell_forward(B, H, b, 0, 0, inp, t * B * K, K, W_ih, HS, t * n, k_h, W_hh, HS, (t + 1) * n, D, t * n,
+                         fused, sat_limit, step, alive)
+        if fused:
+            s, q = block_moments(HSf, (t + 1) * n, (t + 2) * n, 0.0, step[0], step[1])
+            sums[0] += step[2]
+            sums[1] += s
+            sums[2] += q
+            continue
+        finish_state(act, HS[t + 1], HS, D, t, False, shift, shift_on, st.on, sat_limit, alive, sums)
+    if st.on:
+        store_layer_stats(st, layer, sums, alive, T * B * H, 1)
+
+
+@kernel
+def rnn_backward_vector(inp, HS, W_ih, W_hh, D, DH_IN, outside_from, g, time_norm, time_on):
+    """rnn_backward with each step's product in registers (gradtui.engine.cell_vector): cell_backward
+    turns dL/dh_{t-1} = [outside] DH_IN[t-1] + da_t W_hh^T into da_{t-1}, written over phi' in
+    D[t-1], with db and both norms. D then holds dL/da for every step, and the weight gradients
+    are one product each over all T B rows: dW_hh = H_{t-1}^T DA (grad_accumulate, which ran
+    5% faster so than step by step), dW_ih = X^T DA, DX = DA W_ih^T.
+    Returns ||dL/da||_F^2 over batch and time."""
+    T, B, H = D.shape
+    K = inp.shape[2]
+    W_hhT = transpose_into(W_hh, g.dW_hhT.reshape(g.dW_hhT.size))  # its scratch: this pass does not need it
+    g.dW_ih[:] = 0.0
+    g.dW_hh[:] = 0.0
+    g.db[:] = 0.0
+    DHf, Df = DH_IN.reshape(DH_IN.size), D.reshape(D.size)
+    n = B * H
+    norms = np.zeros(2)  # one step's ||dh||^2 and ||da||^2
+    sq = 0.0
+    for t in range(T, 0, -1):
+        # t = T: da_{T-1} from the gradient from outside alone; then da_{t-1} from da_t
+        cell_backward(B, H, 0 if t == T else H, D, (t % T) * n, W_hhT, t - 1 >= outside_from, DH_IN, (t - 1) * n,
+                      D, (t - 1) * n, g.db, norms)
+        lo, hi = (t - 1) * n, t * n
+        if time_on:
+            time_norm[t - 1] = np.sqrt(block_moments(DHf, lo, hi, 0.0, 0.0, norms[0])[1])
+        sq += block_moments(Df, lo, hi, 0.0, 0.0, norms[1])[1]
+    grad_accumulate(H, H, (T - 1) * B, HS, n, D, n, g.dW_hh)  # from t = 1: h_0 = 0
+    grad_accumulate(K, H, T * B, inp, 0, D, 0, g.dW_ih)
+    if g.below:
+        np.dot(rows2d(D), np.ascontiguousarray(W_ih.T), rows2d(g.DX))
     return sq
 
 
