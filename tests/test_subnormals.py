@@ -54,3 +54,24 @@ def test_the_default_preset_reports_the_same_vanishing_profile_in_float32_and_fl
     r32, r64 = e32.step(), e64.step()
     assert r64.grad_norm[0] < 1e-30
     np.testing.assert_allclose(r32.grad_norm, r64.grad_norm, rtol=1e-3)
+
+
+def test_the_fused_mlp_loop_flushes_inside_its_own_call():
+    """Experiment.step() on the float32 MLP sets no flush around the kernel call: the fused loop
+    sets it itself and puts the register back. Weights scaled so that the first layer's
+    back-propagated error (~1.5e-40 in float64) is subnormal in float32: flushed, it reads 0."""
+    cfg = gradtui.load_config("vanishing-sigmoid").with_overrides(
+        {"model.depth": 3, "model.width": 8, "model.activation": "tanh"})
+    records = {}
+    for dtype in ("float32", "float64"):
+        exp = gradtui.Experiment(cfg.with_overrides({"train.dtype": dtype}))
+        params = exp.params()
+        params["hidden.1.W"] = params["hidden.1.W"] * 1e-14
+        params["hidden.2.W"] = params["hidden.2.W"] * 1e-20
+        exp.set_params(params)
+        before = controls()
+        records[dtype] = exp.step()
+        assert controls() == before
+    assert 1.4e-45 < records["float64"].delta_norm[0] < 1.2e-38  # subnormal in float32
+    assert records["float32"].delta_norm[0] == 0.0 and records["float32"].grad_norm[0] == 0.0
+    np.testing.assert_allclose(records["float32"].delta_norm[1:], records["float64"].delta_norm[1:], rtol=1e-5)

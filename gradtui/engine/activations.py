@@ -59,6 +59,51 @@ def fast_tanh(x):
     return p / q
 
 
+# Where the statistics and the backward pass take phi' from (phi_prime's ``source``).
+STORED, FROM_TANH, FROM_SIGMOID = range(3)
+
+
+@kernel(inline="always")
+def phi_prime(source, h, d, k):
+    """phi' at flat index k: d[k] as stored (STORED), or from the output h = phi(y):
+    1 - h^2 for tanh (FROM_TANH), h (1 - h) for the sigmoid (FROM_SIGMOID), the formulas
+    activate stores. Both loads are made whichever the source (pass h as d when nothing is
+    stored), so a loop over k stays branch-free and vectorises."""
+    x = h[k]
+    stored = d[k]
+    one = h.dtype.type(1.0)
+    if source == FROM_TANH:
+        return one - x * x
+    if source == FROM_SIGMOID:
+        return x * (one - x)
+    return stored
+
+
+@kernel
+def activate_output(code, Z, bias, H, exact):
+    """H = phi(Z + bias) (the bias added to every row) for the sigmoid and tanh, without phi':
+    the backward pass and the statistics recompute it from H (sigmoid_prime, tanh_prime).
+    One pass that writes only H, where add_row and activate read and write Z, then write H
+    and D. The same formulas as activate's, so H is the same to the bit."""
+    n, m = Z.shape
+    if code == SIGMOID and exact:
+        for i in range(n):
+            for j in range(m):
+                H[i, j] = 0.5 + 0.5 * np.tanh(0.5 * (Z[i, j] + bias[j]))
+    elif code == SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                H[i, j] = _F(0.5) + _F(0.5) * fast_tanh(_F(0.5) * (Z[i, j] + bias[j]))
+    elif exact:
+        for i in range(n):
+            for j in range(m):
+                H[i, j] = np.tanh(Z[i, j] + bias[j])
+    else:
+        for i in range(n):
+            for j in range(m):
+                H[i, j] = fast_tanh(Z[i, j] + bias[j])
+
+
 @kernel
 def activate(code, Y, H, D, slope, alpha, elu_alpha, exact):
     """H = phi(Y) and D = phi'(Y), elementwise over a (batch, units) block.

@@ -225,6 +225,8 @@ class Experiment:
         if check_steps(steps) == 0:
             return []
         self._maybe_swap()
+        if getattr(self.network, "flushes_itself", False):  # its fused loop sets the flush itself
+            return self._run(steps)
         with self._flushed():
             return self._run(steps)
 
@@ -256,8 +258,9 @@ class Experiment:
             self._updates += taken - (status != 0)
             self.schedule_step += taken - (status != 0)
             records = [self._step_record(table[k], float(losses[k]), float(totals[k]), bool(clipped[k]),
-                                    failed=(k == taken - 1 and status != 0),
-                                    extra={name: a[k] for name, a in extras.items()}) for k in range(taken)]
+                                         failed=(k == taken - 1 and status != 0),
+                                         extra={name: a[k] for name, a in extras.items()} if extras else None)
+                       for k in range(taken)]
         else:
             records = []
             for k in range(steps):
@@ -312,20 +315,21 @@ class Experiment:
                 failed: bool = False, extra: dict | None = None) -> StepRecord:
         """The StepRecord of the next step from its statistics table (rows STAT_ROWS)."""
         self.step_count += 1
-        rows = dict(zip(STAT_ROWS, table))
         bad = None
         if failed:
+            rows = dict(zip(STAT_ROWS, table))
             bad = _first_nonfinite(self.layer_names, rows, loss, total)
             if bad is None:  # finite until the update: the first layer whose new weights are not
                 bad = self.layer_names[int(np.flatnonzero(~np.isfinite(rows["layer_finite"]))[0])]
             rows["weight_norm"][:] = self._weight_norms()
             rows["update_ratio"][:] = 0.0
-        extra = extra or {}
+        # the per-layer rows by position and the optional statistics only when there are any:
+        # a step's record is built once per step, after a kernel call that left the caches cold
         return StepRecord(
             step=self.step_count, loss=loss, grad_norm_total=total, clipped=clipped,
-            **{name: rows[name] for name in PER_LAYER},
+            **dict(zip(PER_LAYER, [table[i] for i in _PER_LAYER_ROWS])),
             nonfinite=bad is not None, nonfinite_layer=bad,
-            **{name: extra.get(name) for name in OPTIONAL},
+            **({name: extra.get(name) for name in OPTIONAL} if extra else {}),
         )
 
     # -- swaps -----------------------------------------------------------------------------
@@ -401,6 +405,9 @@ class Experiment:
             if self.layout.weight[i]:
                 norms[self.layout.layer_index[i]] += float(np.sum(self.layout.view(self.theta, name).astype(np.float64) ** 2))
         return np.sqrt(norms)
+
+
+_PER_LAYER_ROWS = tuple(STAT_ROWS.index(name) for name in PER_LAYER)  # their rows of a statistics table
 
 
 def _first_nonfinite(layers, stats, loss, total) -> str | None:

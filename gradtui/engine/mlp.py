@@ -10,7 +10,9 @@ from gradtui.engine.train_loop import plain, update_fields
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
 from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
+from gradtui.engine.mlp_workspace import WorkspaceDims, allocate, carve
 from gradtui.engine.record import Layer
+from gradtui.engine.subnormals import SUPPORTED as SUBNORMALS_FLUSHED
 
 EVAL_CHUNK = 1024  # held-out examples per forward pass, so evaluation memory stays bounded
 
@@ -54,7 +56,9 @@ class MLPNetwork:
         self.settings = K.MLPSettings(classification, self.act, m.leaky_slope, m.elu_alpha, m.batchnorm, self.exact,
                                       self.sat_limit)
         self._plain_settings = plain(self.settings)
-        self._workspaces: dict[int, K.MLPWorkspace] = {}
+        # train_steps sets the float32 flush of subnormals itself (Experiment then skips its own)
+        self.flushes_itself = SUBNORMALS_FLUSHED and self.dtype == np.float32
+        self._workspaces: dict[int, tuple] = {}  # batch -> _workspace_parts
 
     @property
     def layer_names(self) -> list[str]:
@@ -87,30 +91,31 @@ class MLPNetwork:
                 self.layout.view(theta, f"{prefix}.alpha")[:] = m.prelu_init
 
     def _workspace(self, batch: int) -> K.MLPWorkspace:
-        ws = self._workspaces.get(batch)
-        if ws is None:
-            d, w, dt = self.depth, self.width, self.dtype
+        return self._workspace_parts(batch)[0]
+
+    def _workspace_parts(self, batch: int) -> tuple:
+        """(the MLPWorkspace for ``batch`` examples, its buffer, its labels, its WorkspaceDims as a
+        plain tuple): the training loop takes the last three and carves the same views
+        (gradtui.engine.mlp_workspace)."""
+        parts = self._workspaces.get(batch)
+        if parts is None:
+            d, w = self.depth, self.width
             per_layer_d = not K.derivative_from_output(self.act, self.cfg.model.batchnorm, self.table)
             classification = self.classification
-            ws = K.MLPWorkspace(
-                Z=np.zeros((d if self.act == PRELU else 1, batch, w), dt),  # phi's input (prelu keeps every layer's)
-                ZH=np.zeros((d if self.cfg.model.batchnorm else 1, batch, w), dt),  # normalised z (batch norm)
-                D=np.zeros((d if per_layer_d else 1, batch, w), dt),  # phi' (tanh, sigmoid: the backward recomputes it)
-                H=np.zeros((d, batch, w), dt),
-                inv_std=np.zeros((d, w), dt),
-                logits=np.zeros((batch, self.n_out), dt),
-                dlogits=np.zeros((batch, self.n_out), dt),
-                dH=np.zeros((batch, w), dt),
-                dH_next=np.zeros((batch, w), dt),
-                DZ=np.zeros((batch, w), dt),
-                xb=np.zeros((batch, self.n_in), dt),
-                ycb=np.zeros(batch if classification else 1, np.int64),
-                yvb=np.zeros((1, 1) if classification else (batch, self.n_out), dt),
+            dims = WorkspaceDims(
+                z_layers=d if self.act == PRELU else 1,  # phi's input (prelu keeps every layer's)
+                zh_layers=d if self.cfg.model.batchnorm else 1,  # normalised z (batch norm)
+                d_layers=d if per_layer_d else 0,  # phi' (tanh, sigmoid: recomputed from H)
+                depth=d, batch=batch, width=w, n_in=self.n_in, n_out=self.n_out,
+                yv_rows=1 if classification else batch, yv_cols=1 if classification else self.n_out,
             )
+            buffer = allocate(dims, self.dtype)
+            labels = np.zeros(batch if classification else 1, np.int64)
+            parts = (carve(buffer, labels, dims), buffer, labels, plain(dims))
             if len(self._workspaces) > 4:
                 self._workspaces.clear()
-            self._workspaces[batch] = ws
-        return ws
+            self._workspaces[batch] = parts
+        return parts
 
     def _targets(self, y: np.ndarray):
         if self.classification:
@@ -132,15 +137,15 @@ class MLPNetwork:
                     stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:
         """Several fused training steps in one kernel call (see gradtui.engine.mlp_train);
         ``statistics=False`` skips the activation statistics (the benchmark measures their cost)."""
-        ws = self._workspace(batches.shape[1])
+        ws, buffer, labels, dims = self._workspace_parts(batches.shape[1])
         if self.classification:
             yc_all, yv_all = y_all, ws.yvb
         else:
-            yc_all, yv_all = ws.ycb, y_all
+            yc_all, yv_all = labels, y_all
         taken, flipped, status = mlp_train_steps(
             (theta, spare, *states), grad, segments, self.table, x_all, yc_all, yv_all, batches,
-            plain(ws), self._plain_settings, self.running_mean, self.running_var, update_fields(tr), t0,
-            statistics, (stats, losses, totals, clipped))
+            buffer, labels, dims, self._plain_settings, self.running_mean, self.running_var, update_fields(tr), t0,
+            statistics, (stats, losses, totals, clipped), self.flushes_itself)
         return int(taken), bool(flipped), int(status)
 
     def evaluate(self, theta, x, y) -> tuple[float, float | None]:

@@ -20,7 +20,9 @@ from collections import namedtuple
 import numpy as np
 from gradtui.engine.jit import kernel
 
-from gradtui.engine.activations import PRELU, SIGMOID, TANH, activate
+from gradtui.engine.activations import (
+    FROM_SIGMOID, FROM_TANH, PRELU, SIGMOID, STORED, TANH, activate, activate_output, phi_prime,
+)
 from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, block_moments, dot_transposed, matrix
 
 BN_EPS = 1e-5
@@ -29,12 +31,13 @@ COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESID
 
 # The kernels' arguments as named structures (Numba compiles namedtuples of arrays and
 # scalars like separate arguments), as gradtui.engine.seq_kernel's. Shapes, with L hidden
-# layers of H units, B examples and K outputs: see MLPNetwork._workspace.
+# layers of H units, B examples and K outputs: see gradtui.engine.mlp_workspace.carve.
 MLPWorkspace = namedtuple("MLPWorkspace", [
     "Z", "ZH", "D", "H", "inv_std",  # per layer: phi's input, normalised z, phi', outputs (B, H); 1/sqrt(var + eps)
-    # (D holds one layer's phi' when the backward recomputes it from H: derivative_from_output)
+    # (D holds no layer when phi' is recomputed from H: derivative_from_output)
     "logits", "dlogits", "dH", "dH_next", "DZ",  # (B, K) twice; dL/dh, the layer below's, dL/dz (B, H)
     "xb", "ycb", "yvb",  # the fused loop's batch: inputs, class labels or target rows
+    "WT",  # flat, H x max(H, K): a weight matrix's transpose for dot_transposed
 ])
 MLPSettings = namedtuple("MLPSettings", [
     "classification", "act", "slope", "elu_alpha", "batchnorm", "exact", "sat_limit",
@@ -43,11 +46,12 @@ MLPSettings = namedtuple("MLPSettings", [
 
 @kernel
 def derivative_from_output(act, batchnorm, table):
-    """Whether the backward pass recomputes phi' from each layer's output H = phi(y) instead of
-    storing it per layer (the workspace's D then holds one layer): for tanh and the sigmoid,
-    phi' is a function of phi (an FMA per element), and not storing it saves a write and a
-    read of every layer's (B, H) block, which in a deep net come from the outer caches.
-    Batch norm's backward and residual outputs (H = h + phi(y)) keep the stored phi'."""
+    """Whether phi' is recomputed from each layer's output H = phi(y) instead of stored (the
+    workspace's D then holds no layer): for tanh and the sigmoid, phi' is a function of phi
+    (an FMA per element). The forward pass then writes only H, in one pass with the bias
+    (activate_output), and the statistics and the backward pass take phi' from H: no (B, H)
+    block of phi' is written or read. Batch norm's backward and residual outputs
+    (H = h + phi(y)) keep the stored phi'."""
     residual = False
     for l in range(table.shape[0]):
         residual = residual or table[l, COL_RESIDUAL] != 0
@@ -161,8 +165,39 @@ STATS_BLOCK = 1024  # elements per block of _layer_stats' sums (whole rows would
 
 @kernel
 def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
-    """One pass over a hidden layer's output H and its phi' D (both C-contiguous):
-    act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
+    """_stats_over a hidden layer's output H and its stored phi' D (both C-contiguous)."""
+    _stats_over(H, D, STORED, sat_limit, alive, act_mean, act_std, dead, saturation, idx)
+
+
+@kernel
+def _layer_stats_from_output(H, sigmoid, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
+    """_stats_over a sigmoid or tanh layer's output H, phi' recomputed from it (no stored D)."""
+    source = FROM_SIGMOID if sigmoid else FROM_TANH
+    _stats_over(H, H, source, sat_limit, alive, act_mean, act_std, dead, saturation, idx)
+
+
+@kernel(inline="always")
+def _block_sums(h, d, lo, hi, c, limit, source):
+    """Over h[lo:hi] in h's precision: sums of h - c and (h - c)^2, counts of phi' < limit and
+    phi' == 0 (phi': gradtui.engine.activations.phi_prime). Inlined with a constant ``source``,
+    so its loop has no branch."""
+    zero, one = h.dtype.type(0.0), h.dtype.type(1.0)
+    block_s = block_ss = block_sat = block_zero = zero
+    for k in range(np.uint64(lo), np.uint64(hi)):
+        v = h[k] - c
+        dk = phi_prime(source, h, d, k)
+        block_s += v
+        block_ss += v * v
+        block_sat += one if dk < limit else zero
+        block_zero += one if dk == zero else zero
+    return block_s, block_ss, block_sat, block_zero
+
+
+@kernel
+def _stats_over(H, D, source, sat_limit, alive, act_mean, act_std, dead, saturation, idx):
+    """One pass over a hidden layer's output H (C-contiguous), phi' taken from ``source``
+    (gradtui.engine.activations.phi_prime; D is H's stored phi', or H itself when phi' comes
+    from H): act_mean, act_std of H; dead = share of units with phi' == 0 on the whole batch;
     saturation = share of elements with phi' < sat_limit. Sums and counts over blocks of
     STATS_BLOCK elements are kept in the array's precision (exact for counts below 2^24)
     and added up in float64.
@@ -170,10 +205,10 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
     The moments are of x - c with c = H[0, 0], so mean = c + S1/N and var = S2/N - (S1/N)^2
     with S1, S2 the sums of (x - c) and (x - c)^2: without the shift a saturated layer
     (mean near 1, spread 1e-4) loses its spread to cancellation in float32."""
-    n, m = D.shape
+    n, m = H.shape
     count = n * m
     f = H.dtype.type
-    zero, one, limit = f(0.0), f(1.0), f(sat_limit)
+    zero, limit = f(0.0), f(sat_limit)
     c = H[0, 0]
     h, d = H.reshape(count), D.reshape(count)
     s = 0.0
@@ -182,13 +217,12 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
     n_zero = 0
     for lo in range(0, count, STATS_BLOCK):
         hi = min(lo + STATS_BLOCK, count)
-        block_s = block_ss = block_sat = block_zero = zero
-        for k in range(np.uint64(lo), np.uint64(hi)):
-            v = h[k] - c
-            block_s += v
-            block_ss += v * v
-            block_sat += one if d[k] < limit else zero
-            block_zero += one if d[k] == zero else zero
+        if source == FROM_TANH:  # each call inlined with its constant source: no branch in the loop
+            block_s, block_ss, block_sat, block_zero = _block_sums(h, d, lo, hi, c, limit, FROM_TANH)
+        elif source == FROM_SIGMOID:
+            block_s, block_ss, block_sat, block_zero = _block_sums(h, d, lo, hi, c, limit, FROM_SIGMOID)
+        else:
+            block_s, block_ss, block_sat, block_zero = _block_sums(h, d, lo, hi, c, limit, STORED)
         exact_s, exact_ss = block_moments(h, lo, hi, c, block_s, block_ss)
         s += exact_s
         ss += exact_ss
@@ -203,7 +237,7 @@ def _layer_stats(H, D, sat_limit, alive, act_mean, act_std, dead, saturation, id
         alive[:m] = 0
         for i in range(n):
             for j in range(m):
-                alive[j] |= D[i, j] != zero
+                alive[j] |= phi_prime(source, h, d, i * m + j) != zero
         for j in range(m):
             n_dead += alive[j] == 0
     dead[idx] = n_dead / m
@@ -221,11 +255,13 @@ def _loss_and_dlogits(logits, y_class, y_value, classification, dlogits):
                 mx = max(mx, logits[i, c])
             s = 0.0
             for c in range(k):
-                s += np.exp(logits[i, c] - mx)
-            log_s = np.log(s)
-            loss += mx + log_s - logits[i, y_class[i]]
+                e = np.exp(logits[i, c] - mx)
+                dlogits[i, c] = e  # softmax = e / s, scaled below: one exp per logit
+                s += e
+            loss += mx + np.log(s) - logits[i, y_class[i]]
+            scale = 1.0 / (s * n)
             for c in range(k):
-                dlogits[i, c] = np.exp(logits[i, c] - mx - log_s) / n
+                dlogits[i, c] *= scale
             dlogits[i, y_class[i]] -= 1.0 / n
         return loss / n
     for i in range(n):
@@ -305,14 +341,21 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
         # Only prelu's backward reads z again; other layers share Z[0], which stays in cache.
         z = ws.Z[l] if act == PRELU else ws.Z[0]
         np.dot(h, W, z)
-        add_row(z, theta[table[l, COL_B] : table[l, COL_B] + fan_out])
+        bias = theta[table[l, COL_B] : table[l, COL_B] + fan_out]
+        if one_d:  # phi(z + b) in one pass; phi' is recomputed from H where needed
+            activate_output(act, z, bias, H[l], hp.exact)
+            if st.on:
+                _layer_stats_from_output(H[l], act == SIGMOID, hp.sat_limit, alive, st.act_mean, st.act_std,
+                                         st.dead, st.saturation, l)
+            continue
+        add_row(z, bias)
         if hp.batchnorm:
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
             _batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
                                use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
-        d = D[0] if one_d else D[l]
+        d = D[l]
         activate(act, z, H[l], d, hp.slope, alpha, hp.elu_alpha, hp.exact)
         if table[l, COL_RESIDUAL]:
             H[l] += h
@@ -339,13 +382,12 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
     one_d = derivative_from_output(hp.act, hp.batchnorm, table)
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
-    scratch = np.empty(fan_in * max(fan_in, fan_out), theta.dtype)  # W^T for dot_transposed
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
     np.dot(H[depth - 1].T, ws.dlogits, matrix(grad, table[depth, COL_W], fan_in, fan_out))
     norm = _bias_grad_and_norm(ws.dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if st.on:
         st.delta_norm[depth] = norm
-    dot_transposed(ws.dlogits, W, dH, scratch)
+    dot_transposed(ws.dlogits, W, dH, ws.WT)
     for l in range(depth - 1, -1, -1):
         fan_in = table[l, COL_FAN_IN]
         fan_out = table[l, COL_FAN_OUT]
@@ -377,7 +419,7 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
         np.dot(h.T, ws.DZ, matrix(grad, table[l, COL_W], fan_in, fan_out))
         if l > 0:
             W = matrix(theta, table[l, COL_W], fan_in, fan_out)
-            dot_transposed(ws.DZ, W, dH_next, scratch)
+            dot_transposed(ws.DZ, W, dH_next, ws.WT)
             if table[l, COL_RESIDUAL]:
                 dH_next += dH
             dH, dH_next = dH_next, dH

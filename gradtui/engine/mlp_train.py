@@ -6,7 +6,9 @@ norms, finiteness checks, the update; the loop's contract is documented there).
 from __future__ import annotations
 
 from gradtui.engine.jit import kernel
-from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, MLPWorkspace, mlp_step
+from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, mlp_step
+from gradtui.engine.mlp_workspace import WorkspaceDims, carve
+from gradtui.engine.subnormals import begin_flush, end_flush
 from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers of this module)
     ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, STAT_ROWS, OptimiserState, StepOutputs, UpdateSettings,
     finish_step, gather_batch,
@@ -14,19 +16,37 @@ from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers
 
 
 @kernel
-def mlp_train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_fields, hp_fields,
-                    running_mean, running_var, up_fields, t0, statistics, out_fields):
-    """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status).
+def mlp_train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer, ws_labels,
+                    ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics, out_fields, flush):
+    """Up to ``batches.shape[0]`` steps; returns (steps taken, current is spare, status). With
+    ``flush``, subnormal numbers count as zero meanwhile (gradtui.engine.subnormals; the caller
+    then needs no ``flushed`` block around the call)."""
+    saved = begin_flush(flush)
+    result = _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer,
+                          ws_labels, ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics,
+                          out_fields)
+    end_flush(flush, saved)
+    return result
+
+
+@kernel
+def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, batches, ws_buffer, ws_labels,
+                 ws_dims, hp_fields, running_mean, running_var, up_fields, t0, statistics, out_fields):
+    """mlp_train_steps' loop.
 
     The structures arrive as plain tuples of their fields, in order, and are named here
-    (see train_loop.plain): ``state_fields`` an OptimiserState; ``ws_fields`` an MLPWorkspace
-    (its xb, ycb, yvb receive each batch); ``hp_fields`` MLPSettings; ``up_fields``
-    UpdateSettings; ``out_fields`` StepOutputs. ``t0``: the first step's optimiser step count;
+    (see train_loop.plain): ``state_fields`` an OptimiserState; ``hp_fields`` MLPSettings; ``up_fields``
+    UpdateSettings; ``out_fields`` StepOutputs; ``ws_dims`` WorkspaceDims. The workspace arrives as
+    its buffer and labels (gradtui.engine.mlp_workspace: two arguments where its arrays were
+    thirteen); its xb, ycb, yvb receive each batch. ``t0``: the first step's optimiser step count;
     ``statistics``: whether to compute the activation statistics."""
-    state, ws, hp = OptimiserState(*state_fields), MLPWorkspace(*ws_fields), MLPSettings(*hp_fields)
+    state, hp = OptimiserState(*state_fields), MLPSettings(*hp_fields)
+    ws = carve(ws_buffer, ws_labels, WorkspaceDims(*ws_dims))
     up, out = UpdateSettings(*up_fields), StepOutputs(*out_fields)
-    saved_mean = running_mean.copy()
-    saved_var = running_var.copy()
+    # batch norm's running statistics as they were before each step (without batch norm they
+    # never change: no copies)
+    saved_mean = running_mean.copy() if hp.batchnorm else running_mean
+    saved_var = running_var.copy() if hp.batchnorm else running_var
     for k in range(batches.shape[0]):
         gather_batch(x_all, yc_all, yv_all, batches[k], hp.classification, ws.xb, ws.ycb, ws.yvb)
         S = out.stats[k]

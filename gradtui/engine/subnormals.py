@@ -68,6 +68,31 @@ def write_mxcsr(value):
     _ldmxcsr(np.uint32(value))
 
 
+if SUPPORTED:
+    @kernel
+    def begin_flush(on):
+        """Inside a kernel: set FTZ and DAZ when ``on``; returns the MXCSR to restore with end_flush.
+        A kernel that flushes itself spares its caller the two register calls of ``flushed``."""
+        saved = _stmxcsr()
+        if on:
+            _ldmxcsr(saved | np.uint32(FLUSH_TO_ZERO | DENORMALS_ARE_ZERO))
+        return saved
+
+    @kernel
+    def end_flush(on, saved):
+        """Inside a kernel: put back the MXCSR begin_flush returned (when it changed it)."""
+        if on:
+            _ldmxcsr(saved)
+else:  # other processors keep their default (and have no MXCSR)
+    @kernel
+    def begin_flush(on):
+        return np.uint32(0)
+
+    @kernel
+    def end_flush(on, saved):
+        return None
+
+
 class flushed:
     """``with flushed(dtype):`` float32 kernel calls inside treat subnormals as zero."""
 
