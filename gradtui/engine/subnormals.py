@@ -1,9 +1,9 @@
 """Flush-to-zero for float32 training: subnormal numbers count as zero.
 
 A float32 below 1.2e-38 is subnormal, and x86 processors take a slow microcode path for
-every operation that reads or produces one. Vanishing gradients live exactly there: on the
-default preset (a 20-layer sigmoid net whose deepest errors are ~1e-35) steps run about
-1.4-1.5x slower with them than with the flush (benchmarks/bench_mlp.py prints the ratio). The
+every operation that reads or produces one. Vanishing gradients live exactly there (on the
+default preset, a 20-layer sigmoid net, the deepest errors are ~1e-35; benchmarks/bench_mlp.py
+prints what the flush gains on it). The
 weights cannot move by such amounts in float32 anyway, and the per-layer norms agree with
 float64 to 1e-3 (tests/test_subnormals.py); GPUs flush the same way.
 
