@@ -41,10 +41,8 @@ from gradtui.engine.activations import PRELU, activate
 from gradtui.engine.blocks import add_row, dot_transposed, matrix
 from gradtui.engine.im2col import KSIZE, accumulate, col2im_add, im2col, padded_scratch
 from gradtui.engine.jit import kernel
-from gradtui.engine.mlp_kernel import (
-    _batchnorm_backward, _batchnorm_forward, _bias_grad_and_norm, _delta, _layer_stats,
-    _loss_and_dlogits, _output_stats,
-)
+from gradtui.engine.batchnorm_kernel import batchnorm_backward, batchnorm_forward
+from gradtui.engine.mlp_kernel import _bias_grad_and_norm, _delta, _layer_stats, _loss_and_dlogits, _output_stats
 
 (COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_P, COL_C_IN, COL_C_OUT, COL_S_IN, COL_S_OUT,
  COL_STRIDE, COL_SKIP, COL_SRC, COL_OFF) = range(14)
@@ -277,7 +275,7 @@ def cnn_forward(theta, table, x, act, slope, elu_alpha, batchnorm, exact, sat_li
         if batchnorm:  # over the whole batch, so after every chunk's product
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
-            _batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
+            batchnorm_forward(z, _block(ZH, off, n, c_out), inv_std[l], gamma, beta,
                                running_mean[l], running_var[l], train, use_running)
             _activate(act, z, out, d, slope, alpha, elu_alpha, exact)
         kind = table[l, COL_SKIP]
@@ -387,7 +385,7 @@ def cnn_backward(theta, grad, table, x, act, batchnorm, Z, ZH, D, H, inv_std, co
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
             dgamma = grad[table[l, COL_GAMMA] : table[l, COL_GAMMA] + c_out]
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + c_out]
-            _batchnorm_backward(dy, _block(ZH, off, n, c_out), inv_std[l], gamma, dgamma, dbeta, dz)
+            batchnorm_backward(dy, _block(ZH, off, n, c_out), inv_std[l], gamma, dgamma, dbeta, dz)
             norm = _bias_grad_and_norm(dz, db)
         else:
             norm = _conv_delta(dout, d, dz, db)

@@ -23,10 +23,9 @@ from gradtui.engine.jit import kernel
 from gradtui.engine.activations import (
     FROM_SIGMOID, FROM_TANH, PRELU, SIGMOID, STORED, TANH, activate, activate_output, phi_prime,
 )
+from gradtui.engine.batchnorm_kernel import batchnorm_backward, batchnorm_forward
 from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, block_moments, dot_transposed, matrix
 
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1
 COL_W, COL_B, COL_GAMMA, COL_BETA, COL_ALPHA, COL_FAN_IN, COL_FAN_OUT, COL_RESIDUAL = range(8)
 
 # The kernels' arguments as named structures (Numba compiles namedtuples of arrays and
@@ -59,72 +58,6 @@ def derivative_from_output(act, batchnorm, table):
 
 
 MLPStats = namedtuple("MLPStats", ["on", "act_mean", "act_std", "dead", "saturation", "delta_norm"])
-
-
-@kernel
-def _batchnorm_forward(Z, ZH, inv_std, gamma, beta, running_mean, running_var, train, use_running):
-    """Normalise Z per unit in place: ZH = (Z - mu)/sqrt(var + eps), Z = gamma*ZH + beta.
-
-    Row-major passes with per-unit float64 accumulators: a unit's column is strided in
-    memory, so column-at-a-time loops do not vectorise."""
-    n, m = Z.shape
-    mu = np.empty(m)
-    r = np.empty(m)
-    if use_running:
-        mu[:] = running_mean
-        r[:] = 1.0 / np.sqrt(running_var + BN_EPS)
-    else:
-        mu[:] = 0.0
-        for i in range(n):
-            for j in range(m):
-                mu[j] += Z[i, j]
-        mu /= n
-        ss = np.zeros(m)
-        for i in range(n):
-            for j in range(m):
-                d = Z[i, j] - mu[j]
-                ss[j] += d * d
-        for j in range(m):
-            var = ss[j] / n
-            if train:
-                unbiased = ss[j] / (n - 1) if n > 1 else var
-                running_mean[j] = (1.0 - BN_MOMENTUM) * running_mean[j] + BN_MOMENTUM * mu[j]
-                running_var[j] = (1.0 - BN_MOMENTUM) * running_var[j] + BN_MOMENTUM * unbiased
-            r[j] = 1.0 / np.sqrt(var + BN_EPS)
-    inv_std[:] = r
-    for i in range(n):
-        for j in range(m):
-            zh = (Z[i, j] - mu[j]) * r[j]
-            ZH[i, j] = zh
-            Z[i, j] = gamma[j] * zh + beta[j]
-
-
-@kernel
-def _batchnorm_backward(DY, ZH, inv_std, gamma, dgamma, dbeta, DZ):
-    """dz = (inv_std/B) * (B*g - sum(g) - zh*sum(g*zh)) with g = gamma*dL/dy; also dgamma, dbeta.
-    Row-major passes with per-unit float64 sums, as in the forward pass."""
-    n, m = DY.shape
-    dgm = np.zeros(m)
-    dbt = np.zeros(m)
-    for i in range(n):
-        for j in range(m):
-            dy = DY[i, j]
-            dgm[j] += dy * ZH[i, j]
-            dbt[j] += dy
-    dgamma[:] = dgm
-    dbeta[:] = dbt
-    scale = np.empty(m)
-    sg = np.empty(m)
-    sgz = np.empty(m)
-    ng = np.empty(m)
-    for j in range(m):
-        scale[j] = inv_std[j] / n
-        sg[j] = gamma[j] * dbt[j]
-        sgz[j] = gamma[j] * dgm[j]
-        ng[j] = n * gamma[j]
-    for i in range(n):
-        for j in range(m):
-            DZ[i, j] = scale[j] * (ng[j] * DY[i, j] - sg[j] - ZH[i, j] * sgz[j])
 
 
 @kernel
@@ -352,7 +285,7 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
         if hp.batchnorm:
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             beta = theta[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
-            _batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
+            batchnorm_forward(z, ws.ZH[l], ws.inv_std[l], gamma, beta, running_mean[l], running_var[l], train,
                                use_running)
         alpha = theta[table[l, COL_ALPHA] : table[l, COL_ALPHA] + fan_out] if act == PRELU else dummy
         d = D[l]
@@ -408,7 +341,7 @@ def mlp_backward(theta, grad, table, x, ws, hp, st):
             gamma = theta[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             dgamma = grad[table[l, COL_GAMMA] : table[l, COL_GAMMA] + fan_out]
             dbeta = grad[table[l, COL_BETA] : table[l, COL_BETA] + fan_out]
-            _batchnorm_backward(DY, ws.ZH[l], ws.inv_std[l], gamma, dgamma, dbeta, ws.DZ)
+            batchnorm_backward(DY, ws.ZH[l], ws.inv_std[l], gamma, dgamma, dbeta, ws.DZ)
             norm = _bias_grad_and_norm(ws.DZ, db)
         elif one_d:
             norm = _delta_from_output(dH, H[l], hp.act == SIGMOID, ws.DZ, db)
