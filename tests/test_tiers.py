@@ -162,11 +162,23 @@ import os, sys, threading, time
 from gradtui.config import load_config
 from gradtui.engine.tiers import _compile_in_child
 threading.Thread(target=_compile_in_child, args=(load_config("vanishing-sigmoid"),), daemon=True).start()
-time.sleep(4)  # the child is importing and compiling into an empty cache (a minute's work)
 me = str(os.getpid())
-kids = [p for p in os.listdir("/proc") if p.isdigit() and
-        any(line.split()[1:] == [me] for line in open(f"/proc/{p}/status") if line.startswith("PPid:"))]
-print(" ".join(kids))
+
+def children():
+    found = []
+    for p in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(line.split()[1:] == [me] for line in open(f"/proc/{p}/status") if line.startswith("PPid:")):
+                found.append(p)
+        except OSError:  # the process ended while being read
+            pass
+    return found
+
+end = time.monotonic() + 60  # on a loaded machine the child can take a while to appear
+while not (kids := children()) and time.monotonic() < end:
+    time.sleep(0.1)
+time.sleep(2)  # the child is importing and compiling into an empty cache (a minute's work)
+print(" ".join(children()))
 """
 
 
@@ -175,7 +187,7 @@ def test_the_compiling_child_ends_with_the_gradtui_process_that_started_it(tmp_p
     """Quitting gradtui during a cold start must not leave a compile running in the background."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)  # an empty cache: the child has a minute of compiling ahead
-    done = subprocess.run([sys.executable, "-c", PARENT], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PARENT], env=env, capture_output=True, text=True, timeout=180)
     kids = done.stdout.split()
     assert done.returncode == 0 and kids, (done.stdout, done.stderr)  # the compile had started when the parent ended
     end = time.monotonic() + 10
