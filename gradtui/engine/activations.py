@@ -82,7 +82,7 @@ def phi_prime(source, h, d, k):
 @kernel
 def activate_output(code, Z, bias, H, exact):
     """H = phi(Z + bias) (the bias added to every row) for the sigmoid and tanh, without phi':
-    the backward pass and the statistics recompute it from H (sigmoid_prime, tanh_prime).
+    the backward pass and the statistics recompute it from H (phi_prime).
     One pass that writes only H, where add_row and activate read and write Z, then write H
     and D. The same formulas as activate's, so H is the same to the bit."""
     n, m = Z.shape
