@@ -62,24 +62,6 @@ def record_live_run(cfg, path, steps: int, change_at: int | None = None, change:
     return snap
 
 
-PREWARM_FILES = 20  # a run of at least this many test files compiles most kernels: worth a second process
-
-
-@pytest.fixture(scope="session", autouse=True)
-def kernels_compiled_beside_the_tests(request):
-    """On a run of most of the suite, a second process compiles kernels the later test files need
-    into the shared disk cache while the first files run (tests/kernel_prewarm.py; it exits at
-    once on a warm cache). Ended with the session."""
-    if len({item.path for item in request.session.items}) < PREWARM_FILES:
-        yield
-        return
-    prewarm = subprocess.Popen([sys.executable, str(Path(__file__).with_name("kernel_prewarm.py"))],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield
-    prewarm.kill()
-    prewarm.wait()
-
-
 @pytest.fixture
 def tiny_config():
     """The factory :func:`tiny`."""
