@@ -12,23 +12,23 @@ from gradtui.engine.cell_vector import cell_backward, cell_forward, grad_accumul
 f32 = np.float32
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _forward(rows, n, init, ld_init, x, k_in, w_ih, h, k_h, w_hh, out_h, out_d, tanh_on, limit, sums, alive):
     cell_forward(rows, n, init, 0, ld_init, x, 0, k_in, w_ih, h, 0, k_h, w_hh, out_h, 0, out_d, 0, tanh_on, limit,
                  sums, alive)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _backward(rows, n, k, a, w, keep, dh, d, db, sums):
     cell_backward(rows, n, k, a, 0, w, keep, dh, 0, d, 0, db, sums)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _accumulate(m, n, k, a, b, c):
     grad_accumulate(m, n, k, a, 0, b, 0, c)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _vector_path(a):
     return vector_path(a)
 
