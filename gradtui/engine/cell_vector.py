@@ -162,13 +162,16 @@ def _accumulators(e, count, vectors, first):
     return [[e.slots(1, first(r, v))[0] for v in range(vectors)] for r in range(count)]
 
 
-def _emit_product(e, acc, row, count, vectors, a, a_off, lda, w, k, transposed_a=False):
-    """acc[r][v] += sum_kk A[row + r, kk] W[kk, 16 v : 16 v + 16] over kk < k (W's row stride
-    16 vectors); A (rows, k) at a + a_off with row stride lda, or (k, rows) when ``transposed_a``."""
-    n = vectors * LANES
+def _emit_product(e, acc, row, count, vectors, a, a_off, lda, w, k, transposed_a=False, columns=None, ldw=None):
+    """acc[r][v] += sum_kk A[row + r, kk] W[kk, columns[v] : columns[v] + 16] over kk < k; A (rows, k)
+    at a + a_off with row stride lda, or (k, rows) when ``transposed_a``. By default W's rows are
+    ``vectors`` whole vectors (columns 16 v, row stride 16 vectors); else ``columns`` (ints or intp
+    values, one per vector) and W's row stride ``ldw`` are given."""
+    if columns is None:
+        columns, ldw = [v * LANES for v in range(vectors)], vectors * LANES
     with cgutils.for_range(e.b, k) as loop:
         kk = loop.index
-        w_row = [e.load(w, e.index(e.mul(kk, n), v * LANES)) for v in range(vectors)]
+        w_row = [e.load(w, e.index(e.mul(kk, ldw), column)) for column in columns]
         for r in range(count):
             at = e.index(a_off, e.mul(kk, lda), row, r) if transposed_a else \
                 e.index(a_off, e.mul(e.index(row, r), lda), kk)
