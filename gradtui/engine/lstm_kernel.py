@@ -219,9 +219,7 @@ def lstm_backward_vector(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, dc, g,
     gradients and the layer below's share by BLAS while da_t is in cache (step_gradients' products).
     Returns ||dL/da||_F^2 over batch and time."""
     T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
-    K = inp.shape[2]
     G = 4 * H
-    narrow = K <= NARROW_INPUT
     W_hhT = transpose_into(W_hh, np.empty(W_hh.size, W_hh.dtype))
     W_ihT = np.ascontiguousarray(W_ih.T)
     clear_gradients(g)
@@ -232,8 +230,7 @@ def lstm_backward_vector(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, dc, g,
     sq = 0.0
     for t in range(T - 1, -1, -1):
         lstm_cell_backward(B, H, 0 if t == T - 1 else G, GA, (t + 1) * m, W_hhT, t >= outside_from, DH_IN, t * n,
-                           GA, t * m, C, (t + 1) * n, t * n, dc, g.db, inp, t * B * K, K if narrow else 0, g.dW_ih,
-                           norms)
+                           GA, t * m, C, (t + 1) * n, t * n, dc, g.db, norms)
         if time_on:
             time_norm[t] = np.sqrt(block_moments(DHf, t * n, (t + 1) * n, 0.0, 0.0, norms[0])[1])
         sq += block_moments(GAf, t * m, (t + 1) * m, 0.0, 0.0, norms[1])[1]
@@ -243,8 +240,7 @@ def lstm_backward_vector(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, dc, g,
             prefetch_lines(C[t - 1].reshape(n))
             prefetch_lines(HS[t - 1].reshape(n))
             gemm(da, HS[t], g.dW_hhT, True, False, 1.0)
-        if not narrow:
-            gemm(inp[t], da, g.dW_ih, True, False, 1.0)
+        gemm(inp[t], da, g.dW_ih, True, False, 1.0)
         if g.below:
             gemm(da, W_ihT, g.DX[t])
     finish_gradients(g)

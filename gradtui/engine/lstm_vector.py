@@ -14,12 +14,10 @@ gates. H is a multiple of 16 up to 64; gate blocks [i, f, g, o] as in gradtui.en
         gates, c_t and h_t stored; sums = [saturated gate elements, sum h, sum h^2, sum f]
         (float32 sums, float64 results) and alive[j] |= (some gate of unit j not saturated),
         with gated_kernel's definitions (sigmoid s(1-s) < SIG_SAT, tanh 1 - g^2 < TANH_SAT).
-    lstm_cell_backward: for each chunk of 16 units and 16 rows at a time (one accumulator per row,
-        W_hh^T's 16 columns of the chunk, 16 KB, stay in L1), dh_t = [keep] dh_t + da_{t+1} W_hh^T,
-        stored in place; then, per row, with dc the part of dL/dc_t carried from step t+1:
+    lstm_cell_backward: dh_t = [keep] dh_t + da_{t+1} W_hh^T (rows of 4 vectors at H = 64), stored
+        in place; then, per row, with dc the part of dL/dc_t carried from step t+1:
             dc += dh o (1 - tanh^2 c_t);  da = [dc g i(1-i), dc c_{t-1} f(1-f), dc i (1-g^2),
             dh tanh(c_t) o(1-o)] written over the gates;  dc <- dc f;  db += da;
-            for a narrow input, dW_ih += x_t^T da (one small BLAS call a step cost more);
         sums = [||dh_t||^2, ||da_t||^2] (float32 sums, float64 results).
 
 Arrays are flat row-major blocks at element offsets, as in cell_vector; nothing is checked
@@ -35,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from gradtui.engine.cell_vector import (
-    LANES, _accumulators, _args, _emit_blocks, _emit_product, _Emitter, _float_arrays, _vectors,
+    LANES, _accumulators, _args, _dispatch, _emit_blocks, _emit_product, _Emitter, _float_arrays, _vectors,
 )
 from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT
 
@@ -134,67 +132,62 @@ def lstm_cell_forward(typingctx, rows, H, init, init_off, ld_init, x, x_off, k_i
 
 @intrinsic
 def lstm_cell_backward(typingctx, rows, H, k, a, a_off, w, keep, dh, dh_off, ga, ga_off, c, c_off, c_prev_off, dc,
-                       db, x, x_off, k_in, dw_ih, sums):
+                       db, sums):
     """One backward step (see the module docstring): dh_t = [keep] dh_t + A W, A = da_{t+1} (rows, k)
     at a_off (row stride 4 H; k = 0 or 4 H), W = W_hh^T (k, H); dh_t (rows, H) at dh_off; the gates
     (rows, 4 H) at ga_off of ga, replaced by da_t; c_t and c_{t-1} at c_off and c_prev_off of c;
-    dc (rows, H) whole, updated; db (4 H) and dW_ih (k_in, 4 H) added to, the latter x_t^T da_t
-    (x_t (rows, k_in) at x_off of x; k_in = 0 leaves dW_ih to the caller); sums (float64, 2) overwritten."""
-    if not (_float_arrays(a, w, dh, ga, c, dc, db, x, dw_ih) and isinstance(sums, types.Array)):
+    dc (rows, H) whole, updated; db (4 H) added to; sums (float64, 2) overwritten."""
+    if not (_float_arrays(a, w, dh, ga, c, dc, db) and isinstance(sums, types.Array)):
         return None
-    sig = types.none(rows, H, k, a, a_off, w, keep, dh, dh_off, ga, ga_off, c, c_off, c_prev_off, dc, db, x, x_off,
-                     k_in, dw_ih, sums)
+    sig = types.none(rows, H, k, a, a_off, w, keep, dh, dh_off, ga, ga_off, c, c_off, c_prev_off, dc, db, sums)
     is32 = a.dtype == types.float32
 
     def codegen(context, builder, signature, args):
         if not is32:
             return context.get_dummy_value()
         e = _Emitter(context, builder)
-        (rows_, H_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, ga_, ga_off_, c_, c_off_, c_prev_off_, dc_, db_, x_,
-         x_off_, k_in_, dw_ih_, sums_) = _args(context, builder, signature, args)
+        (rows_, H_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, ga_, ga_off_, c_, c_off_, c_prev_off_, dc_, db_,
+         sums_) = _args(context, builder, signature, args)
         keep_flag = context.cast(builder, keep_, signature.args[6], types.boolean)
         G = e.mul(H_, GATES)
         one = e.fconst(1.0)
 
-        qh, qa = e.slots(2, e.zero())
-        with cgutils.for_range(builder, _vectors(e, H_)) as chunk:
-            col = e.mul(chunk.index, LANES)
+        def emit(vectors):
+            qh, qa = e.slots(2, e.zero())
 
             def block(row, count):
-                acc = _accumulators(e, count, 1, lambda r, v: builder.select(keep_flag, e.load(
-                    dh_, e.index(dh_off_, e.mul(e.index(row, r), H_), col)), e.zero()))
-                _emit_product(e, acc, row, count, 1, a_, a_off_, G, w_, k_, columns=[col], ldw=H_)
+                acc = _accumulators(e, count, vectors, lambda r, v: builder.select(keep_flag, e.load(
+                    dh_, e.index(dh_off_, e.mul(e.index(row, r), H_), v * LANES)), e.zero()))
+                _emit_product(e, acc, row, count, vectors, a_, a_off_, G, w_, k_)
                 for r in range(count):
-                    d = builder.load(acc[r][0])
-                    at = e.index(e.mul(e.index(row, r), H_), col)
-                    e.store(d, dh_, e.index(dh_off_, at))
-                    at_ga = [e.index(ga_off_, e.mul(e.index(row, r), G), e.mul(H_, gate), col) for gate in range(GATES)]
-                    i, f, g, o = (e.load(ga_, at_gate) for at_gate in at_ga)
-                    tc = e.tanh(e.load(c_, e.index(c_off_, at)))
-                    dc_t = e.fma(builder.fmul(d, o), builder.fsub(one, builder.fmul(tc, tc)), e.load(dc_, at))
-                    da = (builder.fmul(builder.fmul(dc_t, g), builder.fmul(i, builder.fsub(one, i))),
-                          builder.fmul(builder.fmul(dc_t, e.load(c_, e.index(c_prev_off_, at))),
-                                       builder.fmul(f, builder.fsub(one, f))),
-                          builder.fmul(builder.fmul(dc_t, i), builder.fsub(one, builder.fmul(g, g))),
-                          builder.fmul(builder.fmul(d, tc), builder.fmul(o, builder.fsub(one, o))))
-                    e.store(builder.fmul(dc_t, f), dc_, at)
-                    total = builder.load(qa)
-                    for gate, value in enumerate(da):
-                        e.store(value, ga_, at_ga[gate])
-                        at_db = e.index(e.mul(H_, gate), col)
-                        e.store(builder.fadd(e.load(db_, at_db), value), db_, at_db)
-                        total = e.fma(value, value, total)
-                    builder.store(total, qa)
-                    builder.store(e.fma(d, d, builder.load(qh)), qh)
-                    with cgutils.for_range(builder, k_in_) as channel:  # dW_ih += x_t^T da_t (narrow inputs)
-                        xv = e.splat(builder.load(builder.gep(x_, [e.index(x_off_, e.mul(e.index(row, r), k_in_),
-                                                                             channel.index)])))
+                    for v in range(vectors):
+                        d = builder.load(acc[r][v])
+                        at = e.index(e.mul(e.index(row, r), H_), v * LANES)
+                        e.store(d, dh_, e.index(dh_off_, at))
+                        at_ga = [e.index(ga_off_, e.mul(e.index(row, r), G), e.mul(H_, gate), v * LANES)
+                                 for gate in range(GATES)]
+                        i, f, g, o = (e.load(ga_, at_gate) for at_gate in at_ga)
+                        tc = e.tanh(e.load(c_, e.index(c_off_, at)))
+                        dc_t = e.fma(builder.fmul(d, o), builder.fsub(one, builder.fmul(tc, tc)), e.load(dc_, at))
+                        da = (builder.fmul(builder.fmul(dc_t, g), builder.fmul(i, builder.fsub(one, i))),
+                              builder.fmul(builder.fmul(dc_t, e.load(c_, e.index(c_prev_off_, at))),
+                                           builder.fmul(f, builder.fsub(one, f))),
+                              builder.fmul(builder.fmul(dc_t, i), builder.fsub(one, builder.fmul(g, g))),
+                              builder.fmul(builder.fmul(d, tc), builder.fmul(o, builder.fsub(one, o))))
+                        e.store(builder.fmul(dc_t, f), dc_, at)
+                        total = builder.load(qa)
                         for gate, value in enumerate(da):
-                            at_w = e.index(e.mul(channel.index, G), e.mul(H_, gate), col)
-                            e.store(e.fma(xv, value, e.load(dw_ih_, at_w)), dw_ih_, at_w)
+                            e.store(value, ga_, at_ga[gate])
+                            at_db = e.index(e.mul(H_, gate), v * LANES)
+                            e.store(builder.fadd(e.load(db_, at_db), value), db_, at_db)
+                            total = e.fma(value, value, total)
+                        builder.store(total, qa)
+                        builder.store(e.fma(d, d, builder.load(qh)), qh)
 
-            _emit_blocks(e, rows_, 1, block)
-        _float64_sums(e, sums_, (e.fsum(builder.load(qh)), e.fsum(builder.load(qa))))
+            _emit_blocks(e, rows_, vectors, block)
+            _float64_sums(e, sums_, (e.fsum(builder.load(qh)), e.fsum(builder.load(qa))))
+
+        _dispatch(e, _vectors(e, H_), emit)
         return context.get_dummy_value()
 
     return sig, codegen
