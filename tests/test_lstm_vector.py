@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 
 import gradtui
+from conftest import recurrent_step
 from gradtui.engine.lstm_vector import lstm_cell_backward, lstm_cell_forward
 from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT
 
@@ -106,22 +107,13 @@ def _experiment(dtype, width, depth, n_in_task="adding", **extra):
         "train.dtype": dtype, **extra}))
 
 
-def _step(exp, theta, x, y):
-    net = exp.network
-    stats = {k: np.zeros(net.depth + 1) for k in ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")}
-    stats.update(net.extra_stats())
-    grad = np.zeros_like(theta)
-    loss = net.loss_and_grad(theta, grad, x, y, True, stats)
-    return loss, grad, stats
-
-
 def _both(width, depth, scale=None, task="adding", **extra):
     """One step in float32 (the vector path) and float64 from the same weights and batch."""
     e32, e64 = _experiment("float32", width, depth, task, **extra), _experiment("float64", width, depth, task, **extra)
     for name, factor in (scale or {}).items():
         e64.layout.view(e64.theta, name)[:] *= factor
     x, y = e64.batch()
-    return _step(e32, e64.theta.astype(f32), x, y), _step(e64, e64.theta, x, y)
+    return recurrent_step(e32, e64.theta.astype(f32), x, y), recurrent_step(e64, e64.theta, x, y)
 
 
 @pytest.mark.parametrize("width, depth, task", [(64, 1, "adding"), (32, 2, "adding"), (16, 2, "copy")])
@@ -154,5 +146,5 @@ def test_a_nan_input_reaches_the_loss_through_the_gates():
     x, y = exp.batch()
     x = x.copy()
     x[3, 5, 0] = np.nan
-    loss, grad, stats = _step(exp, exp.theta, x, y)
+    loss, grad, stats = recurrent_step(exp, exp.theta, x, y)
     assert np.isnan(loss) and np.isnan(stats["act_mean"][0]) and np.isnan(grad).any()

@@ -10,6 +10,12 @@ Each time step is one matrix product and one pass over its rows in either direct
 statistics (gated_kernel's definitions) are summed step by step while the gates are in cache.
 The row loops take their views from borrowed arrays (gradtui.engine.borrowed: no reference
 counting), and the backward pass prefetches step t-1's gates and cells during step t's products.
+
+In float32 with H a multiple of 16 up to 64 (the presets' 32 and 64) the cell runs on its own
+path instead (lstm_forward_vector, lstm_backward_vector): each step's recurrent product in vector
+registers with the gate and cell work, the statistics and the norms done on its rows while they
+are there (gradtui.engine.lstm_vector), da_t written over the gates and dW_hh^T += da_t^T h_{t-1}
+also in registers (cell_vector.grad_accumulate, 1-3% faster than BLAS's call here).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from gradtui.engine.activations import fast_tanh
 from gradtui.engine.blocks import block_moments, transpose_into
 from gradtui.engine.borrowed import borrowed
-from gradtui.engine.cell_vector import vector_path
+from gradtui.engine.cell_vector import grad_accumulate, vector_path
 from gradtui.engine.gated_kernel import LSTM_TANH_BLOCK, gate_scales
 from gradtui.engine.gemm import gemm
 from gradtui.engine.jit import kernel
@@ -216,7 +222,8 @@ def lstm_backward_vector(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, dc, g,
     """lstm_backward with each step's product da_{t+1} W_hh^T in registers (gradtui.engine.lstm_vector):
     lstm_cell_backward turns dL/dh_t = [outside] DH_IN[t] + da_{t+1} W_hh^T into da_t, written
     over the gates in GA[t] (no longer needed), with db and both norms; then step t's weight
-    gradients and the layer below's share by BLAS while da_t is in cache (step_gradients' products).
+    gradients and the layer below's share while da_t is in cache: dW_hh^T += da_t^T h_{t-1} in
+    registers, dW_ih and DX[t] by BLAS (as step_gradients).
     Returns ||dL/da||_F^2 over batch and time."""
     T, B, H = GA.shape[0], GA.shape[1], C.shape[2]
     G = 4 * H
@@ -239,7 +246,7 @@ def lstm_backward_vector(inp, HS, W_ih, W_hh, GA, C, DH_IN, outside_from, dc, g,
             prefetch_lines(GAf[(t - 1) * m : t * m])
             prefetch_lines(C[t - 1].reshape(n))
             prefetch_lines(HS[t - 1].reshape(n))
-            gemm(da, HS[t], g.dW_hhT, True, False, 1.0)
+            grad_accumulate(G, H, B, GA, t * m, HS, t * n, g.dW_hhT)  # dW_hh^T += da_t^T h_{t-1}
         gemm(inp[t], da, g.dW_ih, True, False, 1.0)
         if g.below:
             gemm(da, W_ihT, g.DX[t])
