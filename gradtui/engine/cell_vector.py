@@ -210,6 +210,16 @@ def _args(context, builder, sig, args):
     return out
 
 
+def _float32_codegen(is32, body):
+    """An intrinsic's codegen: ``body(e, values, signature)`` with an _Emitter and the arguments
+    as _args gives them when the arrays are float32; nothing for float64."""
+    def codegen(context, builder, signature, args):
+        if is32:
+            body(_Emitter(context, builder), _args(context, builder, signature, args), signature)
+        return context.get_dummy_value()
+    return codegen
+
+
 def _float_arrays(*arrays):
     """Arrays of one float type (float32 runs; float64 type-checks and emits nothing)."""
     return all(isinstance(x, types.Array) for x in arrays) and len({x.dtype for x in arrays}) == 1 \
@@ -231,12 +241,10 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
                      out_d, od_off, tanh_on, limit, sums, alive)
     is32 = init.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, n_, init_, init_off_, ld_init_, x_, x_off_, k_in_, w_ih_, h_, h_off_, k_h_, w_hh_, out_h_, oh_off_,
-         out_d_, od_off_, tanh_on_, limit_, sums_, alive_) = _args(context, builder, signature, args)
+         out_d_, od_off_, tanh_on_, limit_, sums_, alive_) = values
         tanh_flag = context.cast(builder, tanh_on_, signature.args[17], types.boolean)
         lim = e.splat(context.cast(builder, limit_, signature.args[18], types.float32))
         one = e.fconst(1.0)
@@ -294,9 +302,8 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
                 _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
             with off:
                 _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -309,12 +316,9 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
     sig = types.none(rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off, db, sums)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
-        rows_, n_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, d_, d_off_, db_, sums_ = _args(
-            context, builder, signature, args)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
+        rows_, n_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, d_, d_off_, db_, sums_ = values
         keep_flag = context.cast(builder, keep_, signature.args[6], types.boolean)
 
         def emit(vectors):
@@ -349,9 +353,8 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
             builder.store(builder.fpext(total_a, f64), builder.gep(sums_, [e.const(1)]))
 
         _dispatch(e, _vectors(e, n_), emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -362,11 +365,9 @@ def grad_accumulate(typingctx, m, n, k, a, a_off, b, b_off, c):
     sig = types.none(m, n, k, a, a_off, b, b_off, c)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
-        m_, n_, k_, a_, a_off_, b_, b_off_, c_ = _args(context, builder, signature, args)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
+        m_, n_, k_, a_, a_off_, b_, b_off_, c_ = values
         b_start = builder.gep(b_, [b_off_])
 
         def emit(vectors):
@@ -383,6 +384,5 @@ def grad_accumulate(typingctx, m, n, k, a, a_off, b, b_off, c):
             _emit_blocks(e, m_, vectors, block)
 
         _dispatch(e, _vectors(e, n_), emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)

@@ -33,7 +33,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from gradtui.engine.cell_vector import (
-    LANES, _accumulators, _args, _dispatch, _emit_blocks, _emit_product, _Emitter, _float_arrays, _vectors,
+    LANES, _accumulators, _dispatch, _emit_blocks, _emit_product, _float32_codegen, _float_arrays, _vectors,
 )
 from gradtui.engine.rnn_kernel import SIG_SAT, TANH_SAT
 
@@ -73,12 +73,10 @@ def lstm_cell_forward(typingctx, rows, H, init, init_off, ld_init, x, x_off, k_i
                      ga_off, c, c_prev_off, c_off, sums, alive)
     is32 = init.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, H_, init_, init_off_, ld_init_, x_, x_off_, k_in_, w_ih_, h_, h_off_, k_h_, w_hh_, hs_off_, ga_,
-         ga_off_, c_, c_prev_off_, c_off_, sums_, alive_) = _args(context, builder, signature, args)
+         ga_off_, c_, c_prev_off_, c_off_, sums_, alive_) = values
         G = e.mul(H_, GATES)
         one, sig_sat, tanh_sat = e.fconst(1.0), e.fconst(SIG_SAT), e.fconst(TANH_SAT)
         mask_type = ir.VectorType(ir.IntType(1), LANES)
@@ -125,9 +123,8 @@ def lstm_cell_forward(typingctx, rows, H, init, init_off, ld_init, x, x_off, k_i
                           alive_at, align=1)
         _float64_sums(e, sums_, (builder.load(sat), e.fsum(builder.load(s)), e.fsum(builder.load(q)),
                                  e.fsum(builder.load(fs))))
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -142,12 +139,10 @@ def lstm_cell_backward(typingctx, rows, H, k, a, a_off, w, keep, dh, dh_off, ga,
     sig = types.none(rows, H, k, a, a_off, w, keep, dh, dh_off, ga, ga_off, c, c_off, c_prev_off, dc, db, sums)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, H_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, ga_, ga_off_, c_, c_off_, c_prev_off_, dc_, db_,
-         sums_) = _args(context, builder, signature, args)
+         sums_) = values
         keep_flag = context.cast(builder, keep_, signature.args[6], types.boolean)
         G = e.mul(H_, GATES)
         one = e.fconst(1.0)
@@ -188,6 +183,5 @@ def lstm_cell_backward(typingctx, rows, H, k, a, a_off, w, keep, dh, dh_off, ga,
             _float64_sums(e, sums_, (e.fsum(builder.load(qh)), e.fsum(builder.load(qa))))
 
         _dispatch(e, _vectors(e, H_), emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
