@@ -29,12 +29,13 @@ def cnn_train_steps(state_fields, grad, segments, table, x_all, y_all, batches,
     batch = xb.shape[0]
     images = xb.reshape((batch * (xb.shape[1] // channels), channels))
     no_targets = np.zeros((1, 1), xb.dtype)
+    YES = np.bool_(True)  # not the literal True: that would compile the callees a second time
     for k in range(batches.shape[0]):
-        gather_batch(x_all, y_all, no_targets, batches[k], True, xb, yb, no_targets)
+        gather_batch(x_all, y_all, no_targets, batches[k], YES, xb, yb, no_targets)
         S = out.stats[k]
-        loss = cnn_step(state.theta, grad, table, images, yb, logits, True, act, slope, elu_alpha,
+        loss = cnn_step(state.theta, grad, table, images, yb, logits, YES, act, slope, elu_alpha,
                         batchnorm, exact, sat_limit, Z, ZH, D, H, inv_std, running_mean, running_var,
-                        cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, True, statistics,
+                        cols, part, sub, skip, pooled, logits, dlogits, dH, DZ, DY, scratch, YES, statistics,
                         S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA])
         status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, batchnorm,
                                     running_mean, running_var, saved_mean, saved_var, out)

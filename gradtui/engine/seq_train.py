@@ -48,13 +48,14 @@ def seq_train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, 
     up, out = UpdateSettings(*up_fields), StepOutputs(*out_fields)
     no_shift = np.zeros((1, 1, 1), ws.XT.dtype)
     no_buffers = np.zeros(1)
+    NO = np.bool_(False)  # not the literal False: that would compile seq_step and finish_step a second time
     for k in range(batches.shape[0]):
         gather_sequences(x_all, yc_all, yv_all, batches[k], hp.classification, ws.XT, ws.YC, ws.YV)
         S = out.stats[k]
         st = SeqStats(statistics, S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA], forget_means[k],
                       time_norms[k])
-        loss = seq_step(state.theta, grad, table, ws, hp, no_shift, False, st)
-        status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, False, no_buffers, no_buffers,
+        loss = seq_step(state.theta, grad, table, ws, hp, no_shift, NO, st)
+        status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, NO, no_buffers, no_buffers,
                                     no_buffers, no_buffers, out)
         if status != OK:
             return k + 1, k % 2 == 1, status

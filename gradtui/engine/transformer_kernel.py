@@ -336,8 +336,9 @@ def transformer_evaluate(theta, blocks, glob, tokens, targets, T, heads, norm, r
                          position_correct):
     """(summed cross-entropy, scored rows); adds right predictions per position into position_correct."""
     empty = np.zeros(1)
+    no_stats = np.bool_(False)  # not the literal False: that would compile transformer_forward a second time
     transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, act, causal, ws,
-                        False, empty, empty, empty, empty, empty)
+                        no_stats, empty, empty, empty, empty, empty)
     loss, _, scored = cross_entropy(ws.LOGITS, targets, ws.DLOGITS)
     V = ws.LOGITS.shape[1]
     for i in range(tokens.shape[0]):
