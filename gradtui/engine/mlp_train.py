@@ -1,12 +1,14 @@
 """Several whole MLP training steps in one kernel call: gather the batch, forward, loss,
-backward and statistics (mlp_step), then gradtui.engine.train_loop.finish_step (gradient
+backward and statistics (gradtui.engine.mlp_fused.fused_mlp_step), then
+gradtui.engine.train_loop.finish_step (gradient
 norms, finiteness checks, the update; the loop's contract is documented there).
 """
 
 from __future__ import annotations
 
 from gradtui.engine.jit import kernel
-from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, mlp_step
+from gradtui.engine.mlp_fused import fused_mlp_step
+from gradtui.engine.mlp_kernel import MLPSettings, MLPStats
 from gradtui.engine.mlp_workspace import WorkspaceDims, carve
 from gradtui.engine.subnormals import begin_flush, end_flush
 from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers of this module)
@@ -51,7 +53,7 @@ def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, bat
         gather_batch(x_all, yc_all, yv_all, batches[k], hp.classification, ws.xb, ws.ycb, ws.yvb)
         S = out.stats[k]
         st = MLPStats(statistics, S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA])
-        loss = mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, True, st)
+        loss = fused_mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, True, st)
         status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, hp.batchnorm,
                                     running_mean, running_var, saved_mean, saved_var, out)
         if status != OK:

@@ -1,0 +1,139 @@
+"""The MLP step with each hidden layer's products and elementwise work fused in registers
+(gradtui.engine.mlp_vector), where that applies: float32, tanh or sigmoid hidden layers whose
+width is a multiple of 16 up to 64, no batch norm, no residual connections. Elsewhere, and for
+the output layer, gradtui.engine.mlp_kernel's passes; the maths is theirs (see its docstring).
+
+Forward, hidden layer l: H_l = phi(H_{l-1} W_l + b_l) in one call that also sums the layer's
+statistics (shifted by the value of its first element, as mlp_kernel._stats_over does).
+Backward: dL/dz_l = (dL/dz_{l+1} W_{l+1}^T) * phi'(H_l) in one call (dL/dh_l is never stored),
+with db_l and ||dL/dz_l||; dW_l = H_{l-1}^T dL/dz_l as one product. A float32 sum of squares
+outside gradtui.engine.blocks' safe range (a vanishing or exploding layer, or a non-finite one)
+is recomputed by mlp_kernel's float64-checked passes over the stored block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtui.engine.activations import SIGMOID, fast_tanh
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, matrix, transpose_into
+from gradtui.engine.cell_vector import vector_path
+from gradtui.engine.jit import kernel
+from gradtui.engine.mlp_kernel import (
+    COL_B, COL_FAN_IN, COL_FAN_OUT, COL_W, _bias_grad_and_norm, _layer_stats_from_output, _loss_and_dlogits,
+    _output_stats, derivative_from_output, mlp_step,
+)
+from gradtui.engine.mlp_vector import layer_backward, layer_forward
+
+
+@kernel(inline="always")
+def _safe(ss):
+    return SQUARES_SAFE_MIN <= ss <= SQUARES_SAFE_MAX
+
+
+@kernel
+def fused_applies(hp, table, ws):
+    """Whether the step takes the fused path (see the module docstring)."""
+    return not hp.exact and vector_path(ws.H) and derivative_from_output(hp.act, hp.batchnorm, table)
+
+
+@kernel(inline="always")
+def _first_output(h, theta, w_off, b_off, n, sigmoid):
+    """phi(z[0, 0]) = phi(b_0 + sum_k h[0, k] W[k, 0]) in float32: the shift of the layer's sums."""
+    z = theta[b_off]
+    for k in range(h.shape[1]):
+        z += h[0, k] * theta[w_off + k * n]
+    if sigmoid:
+        return np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * z)
+    return fast_tanh(z)
+
+
+@kernel
+def _hidden_stats(H, l, sums, shift, alive, sigmoid, sat_limit, st):
+    """st's statistics of hidden layer l from layer_forward's sums (or, outside the safe range,
+    from mlp_kernel._layer_stats_from_output over H[l])."""
+    if not _safe(sums[1]):
+        _layer_stats_from_output(H[l], sigmoid, sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
+        return
+    count = H.shape[1] * H.shape[2]
+    shifted_mean = sums[0] / count
+    st.act_mean[l] = np.float64(shift) + shifted_mean
+    st.act_std[l] = np.sqrt(max(sums[1] / count - shifted_mean * shifted_mean, 0.0))
+    st.saturation[l] = sums[2] / count
+    n_dead = 0
+    for j in range(alive.shape[0]):
+        n_dead += alive[j] == 0
+    st.dead[l] = n_dead / alive.shape[0]
+
+
+@kernel
+def _forward(theta, table, x, ws, hp, st):
+    H = ws.H
+    depth, batch, n = H.shape
+    sigmoid = hp.act == SIGMOID
+    limit = np.float32(hp.sat_limit)
+    alive = np.zeros(n, np.uint8)
+    sums = np.zeros(3)
+    for l in range(depth):
+        w_off, b_off = table[l, COL_W], table[l, COL_B]
+        alive[:] = 0
+        if l == 0:
+            shift = _first_output(x, theta, w_off, b_off, n, sigmoid)
+            layer_forward(batch, n, x.shape[1], x, 0, theta, w_off, theta, b_off, H, 0, sigmoid, shift, limit, sums,
+                          alive)
+        else:
+            shift = _first_output(H[l - 1], theta, w_off, b_off, n, sigmoid)
+            layer_forward(batch, n, n, H, (l - 1) * batch * n, theta, w_off, theta, b_off, H, l * batch * n, sigmoid,
+                          shift, limit, sums, alive)
+        if st.on:
+            _hidden_stats(H, l, sums, shift, alive, sigmoid, hp.sat_limit, st)
+    fan_out = table[depth, COL_FAN_OUT]
+    np.dot(H[depth - 1], matrix(theta, table[depth, COL_W], n, fan_out), ws.logits)
+    add_row(ws.logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
+    if st.on:
+        _output_stats(ws.logits, st.act_mean, st.act_std, depth)
+        st.dead[depth] = 0.0
+        st.saturation[depth] = 0.0
+
+
+@kernel
+def _backward(theta, grad, table, x, ws, hp, st):
+    H = ws.H
+    depth, batch, n = H.shape
+    sigmoid = hp.act == SIGMOID
+    fan_out = table[depth, COL_FAN_OUT]
+    np.dot(H[depth - 1].T, ws.dlogits, matrix(grad, table[depth, COL_W], n, fan_out))
+    norm = _bias_grad_and_norm(ws.dlogits, grad[table[depth, COL_B] : table[depth, COL_B] + fan_out])
+    if st.on:
+        st.delta_norm[depth] = norm
+    above = ws.dlogits  # dL/dz of the layer above
+    above_wt = transpose_into(matrix(theta, table[depth, COL_W], n, fan_out), ws.WT)
+    delta, spare = ws.DZ, ws.dH
+    sums = np.zeros(1)
+    for l in range(depth - 1, -1, -1):
+        b_off = table[l, COL_B]
+        layer_backward(batch, n, above.shape[1], above, 0, above_wt, H, l * batch * n, sigmoid, delta, 0, grad, b_off,
+                       sums)
+        norm = np.sqrt(sums[0]) if _safe(sums[0]) else _bias_grad_and_norm(delta, grad[b_off : b_off + n])
+        if st.on:
+            st.delta_norm[l] = norm
+        fan_in = table[l, COL_FAN_IN]
+        grad_w = matrix(grad, table[l, COL_W], fan_in, n)
+        if l == 0:
+            np.dot(x.T, delta, grad_w)
+        else:
+            np.dot(H[l - 1].T, delta, grad_w)
+            above_wt = transpose_into(matrix(theta, table[l, COL_W], n, n), ws.WT)
+            above = delta
+            delta, spare = spare, delta
+
+
+@kernel
+def fused_mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st):
+    """gradtui.engine.mlp_kernel.mlp_step, on the fused path where it applies. Returns the loss."""
+    if not fused_applies(hp, table, ws):
+        return mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st)
+    _forward(theta, table, x, ws, hp, st)
+    loss = _loss_and_dlogits(ws.logits, y_class, y_value, hp.classification, ws.dlogits)
+    _backward(theta, grad, table, x, ws, hp, st)
+    return loss
