@@ -13,6 +13,8 @@ is recomputed by mlp_kernel's float64-checked passes over the stored block.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, fast_tanh
@@ -23,7 +25,17 @@ from gradtui.engine.mlp_kernel import (
     COL_B, COL_FAN_IN, COL_FAN_OUT, COL_W, _bias_grad_and_norm, _layer_stats_from_output, _loss_and_dlogits,
     _output_stats, derivative_from_output, mlp_step,
 )
-from gradtui.engine.mlp_vector import layer_backward, layer_forward
+from gradtui.engine.mlp_vector import layer_backward, layer_forward, weight_gradient
+from gradtui.engine.update import (
+    PRE_DIFF, PRE_GRAD, PRE_HAS_GRAD, PRE_HAS_UPDATE, PRE_NEW, PRE_OLD, STEP_BLOCK, _squares, _step_sums,
+)
+
+# What the backward pass does with each hidden layer's weight gradient besides storing it:
+# ``presummed`` (gradtui.engine.update.PRE_GRAD's table, one row per parameter segment;
+# ``segment[l]`` is layer l's weight matrix's row) receives ||dW||^2 and, with ``update`` (plain
+# SGD without clipping: learning rate ``lr``, weight decay ``decay``), the new weights go into
+# ``out`` (the spare parameter buffer) with their sums.
+WeightStep = namedtuple("WeightStep", ["update", "lr", "decay", "out", "presummed", "segment"])
 
 
 @kernel(inline="always")
@@ -97,7 +109,39 @@ def _forward(theta, table, x, ws, hp, st):
 
 
 @kernel
-def _backward(theta, grad, table, x, ws, hp, st):
+def weight_segments(table, segments):
+    """The row of ``segments`` (start, end, layer, is_weight) holding each layer's weight matrix."""
+    rows = np.full(table.shape[0], -1, np.int64)
+    for l in range(table.shape[0]):
+        for s in range(segments.shape[0]):
+            if segments[s, 0] == table[l, COL_W]:
+                rows[l] = s
+    return rows
+
+
+@kernel
+def _presum(theta, grad, lo, hi, sums, wstep, row):
+    """Row ``row`` of wstep.presummed from weight_gradient's float32-block ``sums`` of [lo, hi),
+    each recomputed in float64 from the stored arrays when outside the safe range."""
+    p = wstep.presummed[row]
+    if _safe(sums[0]):
+        p[PRE_GRAD] = sums[0]
+    else:
+        p[PRE_GRAD] = 0.0
+        for start in range(lo, hi, STEP_BLOCK):
+            p[PRE_GRAD] += _squares(grad, start, min(start + STEP_BLOCK, hi))
+    p[PRE_HAS_GRAD] = 1.0
+    if not wstep.update:
+        return
+    if _safe(sums[1]) and _safe(sums[2]) and _safe(sums[3]):
+        p[PRE_OLD], p[PRE_NEW], p[PRE_DIFF] = sums[1], sums[2], sums[3]
+    else:
+        p[PRE_OLD], p[PRE_NEW], p[PRE_DIFF] = _step_sums(theta, wstep.out, lo, hi)
+    p[PRE_HAS_UPDATE] = 1.0
+
+
+@kernel
+def _backward(theta, grad, table, x, ws, hp, st, wstep):
     H = ws.H
     depth, batch, n = H.shape
     sigmoid = hp.act == SIGMOID
@@ -109,7 +153,7 @@ def _backward(theta, grad, table, x, ws, hp, st):
     above = ws.dlogits  # dL/dz of the layer above
     above_wt = transpose_into(matrix(theta, table[depth, COL_W], n, fan_out), ws.WT)
     delta, spare = ws.DZ, ws.dH
-    sums = np.zeros(1)
+    sums = np.zeros(4)
     for l in range(depth - 1, -1, -1):
         b_off = table[l, COL_B]
         layer_backward(batch, n, above.shape[1], above, 0, above_wt, H, l * batch * n, sigmoid, delta, 0, grad, b_off,
@@ -117,23 +161,27 @@ def _backward(theta, grad, table, x, ws, hp, st):
         norm = np.sqrt(sums[0]) if _safe(sums[0]) else _bias_grad_and_norm(delta, grad[b_off : b_off + n])
         if st.on:
             st.delta_norm[l] = norm
-        fan_in = table[l, COL_FAN_IN]
-        grad_w = matrix(grad, table[l, COL_W], fan_in, n)
+        fan_in, w_off = table[l, COL_FAN_IN], table[l, COL_W]
         if l == 0:
-            np.dot(x.T, delta, grad_w)
+            weight_gradient(fan_in, n, batch, x, 0, delta, 0, grad, w_off, theta, wstep.out, w_off, wstep.update,
+                            wstep.lr, wstep.decay, sums)
         else:
-            np.dot(H[l - 1].T, delta, grad_w)
+            weight_gradient(n, n, batch, H, (l - 1) * batch * n, delta, 0, grad, w_off, theta, wstep.out, w_off,
+                            wstep.update, wstep.lr, wstep.decay, sums)
+        _presum(theta, grad, w_off, w_off + fan_in * n, sums, wstep, wstep.segment[l])
+        if l > 0:
             above_wt = transpose_into(matrix(theta, table[l, COL_W], n, n), ws.WT)
             above = delta
             delta, spare = spare, delta
 
 
 @kernel
-def fused_mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st):
-    """gradtui.engine.mlp_kernel.mlp_step, on the fused path where it applies. Returns the loss."""
+def fused_mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st, wstep):
+    """gradtui.engine.mlp_kernel.mlp_step, on the fused path where it applies (then also what
+    ``wstep``, a WeightStep, asks). Returns the loss."""
     if not fused_applies(hp, table, ws):
         return mlp_step(theta, grad, table, x, y_class, y_value, ws, hp, running_mean, running_var, train, st)
     _forward(theta, table, x, ws, hp, st)
     loss = _loss_and_dlogits(ws.logits, y_class, y_value, hp.classification, ws.dlogits)
-    _backward(theta, grad, table, x, ws, hp, st)
+    _backward(theta, grad, table, x, ws, hp, st, wstep)
     return loss

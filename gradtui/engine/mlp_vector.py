@@ -202,3 +202,69 @@ def layer_backward(typingctx, rows, n, k, a, a_off, w, h, h_off, sigmoid, dz, dz
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def weight_gradient(typingctx, m, n, k, a, a_off, b, b_off, grad, g_off, theta, out, w_off, update, lr, decay,
+                    sums):
+    """G = A^T B: A (k, m) at a_off (row stride m), B (k, n) at b_off (row stride n), G (m, n)
+    stored at g_off of ``grad``; sums[0] = ||G||^2. With ``update``, also plain SGD on the
+    weights W (m, n) at w_off of ``theta``: W' = W - lr (G + decay W) stored at w_off of
+    ``out``, and sums[1:4] = [||W||^2, ||W'||^2, ||W' - W||^2] (gradtui.engine.update's
+    sums, taken here while G is in registers)."""
+    if not (_float_arrays(a, b, grad, theta, out) and isinstance(sums, types.Array)):
+        return None
+    sig = types.none(m, n, k, a, a_off, b, b_off, grad, g_off, theta, out, w_off, update, lr, decay, sums)
+    is32 = a.dtype == types.float32
+
+    def codegen(context, builder, signature, args):
+        if not is32:
+            return context.get_dummy_value()
+        e = _Emitter(context, builder)
+        (m_, n_, k_, a_, a_off_, b_, b_off_, grad_, g_off_, theta_, out_, w_off_, update_, lr_, decay_,
+         sums_) = _args(context, builder, signature, args)
+        update_flag = context.cast(builder, update_, signature.args[12], types.boolean)
+        neg_lr = builder.fneg(e.splat(context.cast(builder, lr_, signature.args[13], types.float32)))
+        decay_v = e.splat(context.cast(builder, decay_, signature.args[14], types.float32))
+        b_start, g_start = builder.gep(b_, [b_off_]), builder.gep(grad_, [g_off_])
+        w_start, out_start = builder.gep(theta_, [w_off_]), builder.gep(out_, [w_off_])
+
+        def emit(vectors, update):
+            n_cols = vectors * LANES
+            sums64 = _Float64Sums(e, 4 if update else 1)
+
+            def block(row, count):
+                acc = _accumulators(e, count, vectors, lambda r, v: e.zero())
+                _emit_product(e, acc, row, count, vectors, a_, a_off_, m_, b_start, k_, transposed_a=True)
+                squares = [e.zero()] * (4 if update else 1)  # G, W, W', W' - W
+                for r in range(count):
+                    start = e.mul(e.index(row, r), n_cols)
+                    for v in range(vectors):
+                        at = e.index(start, v * LANES)
+                        g = builder.load(acc[r][v])
+                        e.store(g, g_start, at)
+                        values = [g]
+                        if update:
+                            old = e.load(w_start, at)
+                            # one rounding, as LLVM contracts update._sgd's old - lr * (g + decay old);
+                            # its change new - old, reassociated there, is the step -lr (g + decay old)
+                            step = builder.fmul(neg_lr, e.fma(decay_v, old, g))
+                            new = builder.fadd(old, step)
+                            e.store(new, out_start, at)
+                            values += [old, new, step]
+                        squares = [e.fma(x, x, s) for x, s in zip(values, squares)]
+                for i, s in enumerate(squares):
+                    sums64.add(i, s)
+
+            _emit_blocks(e, m_, vectors, block)
+            for i in range(4 if update else 1):
+                builder.store(sums64.total(i), builder.gep(sums_, [e.const(i)]))
+
+        with builder.if_else(update_flag) as (on, off):
+            with on:
+                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
+            with off:
+                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
+        return context.get_dummy_value()
+
+    return sig, codegen
