@@ -60,7 +60,7 @@ def _first_output(h, theta, w_off, b_off, n, sigmoid):
     return fast_tanh(z)
 
 
-@kernel
+@kernel(inline="always")  # no reference-count updates of its arrays per layer
 def _hidden_stats(H, l, sums, shift, alive, sigmoid, sat_limit, st):
     """st's statistics of hidden layer l from layer_forward's sums (or, outside the safe range,
     from mlp_kernel._layer_stats_from_output over H[l])."""
@@ -119,7 +119,7 @@ def weight_segments(table, segments):
     return rows
 
 
-@kernel
+@kernel(inline="always")  # no reference-count updates of its arrays per layer
 def _presum(theta, grad, lo, hi, sums, wstep, row):
     """Row ``row`` of wstep.presummed from weight_gradient's float32-block ``sums`` of [lo, hi),
     each recomputed in float64 from the stored arrays when outside the safe range."""
