@@ -197,6 +197,16 @@ def _dispatch(e, vectors_value, emit):
     e.b.position_at_end(end)
 
 
+def _dispatch_on(e, flag, n, emit):
+    """Emit ``emit(vectors, True)`` and ``emit(vectors, False)`` for each vectors-per-row 1..4
+    (n / 16 at run time), switched on the run-time boolean ``flag``."""
+    with e.b.if_else(flag) as (on, off):
+        with on:
+            _dispatch(e, _vectors(e, n), lambda vectors: emit(vectors, True))
+        with off:
+            _dispatch(e, _vectors(e, n), lambda vectors: emit(vectors, False))
+
+
 def _args(context, builder, sig, args):
     """Intrinsic arguments: arrays as float pointers to their data, the rest as intp or as is."""
     out = []

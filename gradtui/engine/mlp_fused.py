@@ -18,12 +18,12 @@ from collections import namedtuple
 import numpy as np
 
 from gradtui.engine.activations import SIGMOID, fast_tanh
-from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, add_row, matrix, transpose_into
+from gradtui.engine.blocks import SQUARES_SAFE_MAX, SQUARES_SAFE_MIN, matrix, transpose_into
 from gradtui.engine.cell_vector import vector_path
 from gradtui.engine.jit import kernel
 from gradtui.engine.mlp_kernel import (
     COL_B, COL_FAN_IN, COL_FAN_OUT, COL_W, _bias_grad_and_norm, _layer_stats_from_output, _loss_and_dlogits,
-    _output_stats, derivative_from_output, mlp_step,
+    derivative_from_output, mlp_step, output_forward,
 )
 from gradtui.engine.mlp_vector import layer_backward, layer_forward, weight_gradient
 from gradtui.engine.update import (
@@ -99,13 +99,7 @@ def _forward(theta, table, x, ws, hp, st):
                           shift, limit, sums, alive)
         if st.on:
             _hidden_stats(H, l, sums, shift, alive, sigmoid, hp.sat_limit, st)
-    fan_out = table[depth, COL_FAN_OUT]
-    np.dot(H[depth - 1], matrix(theta, table[depth, COL_W], n, fan_out), ws.logits)
-    add_row(ws.logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
-    if st.on:
-        _output_stats(ws.logits, st.act_mean, st.act_std, depth)
-        st.dead[depth] = 0.0
-        st.saturation[depth] = 0.0
+    output_forward(theta, table, ws, st)
 
 
 @kernel

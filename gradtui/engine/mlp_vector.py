@@ -29,7 +29,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from gradtui.engine.cell_vector import (
-    LANES, _accumulators, _args, _dispatch, _emit_blocks, _emit_product, _Emitter, _float_arrays, _vectors,
+    LANES, _accumulators, _args, _dispatch_on, _emit_blocks, _emit_product, _Emitter, _float_arrays,
 )
 
 _HALF = LANES // 2  # float64 lanes of one vector
@@ -140,11 +140,7 @@ def layer_forward(typingctx, rows, n, k, x, x_off, w, w_off, bias, b_off, out, o
             for i, value in enumerate(values):
                 builder.store(value, builder.gep(sums_, [e.const(i)]))
 
-        with builder.if_else(sigmoid_flag) as (on, off):
-            with on:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
-            with off:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
+        _dispatch_on(e, sigmoid_flag, n_, emit)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -194,11 +190,7 @@ def layer_backward(typingctx, rows, n, k, a, a_off, w, h, h_off, sigmoid, dz, dz
                 e.store(builder.load(dbs[v]), db_start, e.const(v * LANES))
             builder.store(sums64.total(0), builder.gep(sums_, [e.const(0)]))
 
-        with builder.if_else(sigmoid_flag) as (on, off):
-            with on:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
-            with off:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
+        _dispatch_on(e, sigmoid_flag, n_, emit)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -260,11 +252,7 @@ def weight_gradient(typingctx, m, n, k, a, a_off, b, b_off, grad, g_off, theta, 
             for i in range(4 if update else 1):
                 builder.store(sums64.total(i), builder.gep(sums_, [e.const(i)]))
 
-        with builder.if_else(update_flag) as (on, off):
-            with on:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
-            with off:
-                _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
+        _dispatch_on(e, update_flag, n_, emit)
         return context.get_dummy_value()
 
     return sig, codegen
