@@ -104,12 +104,12 @@ def _forward(theta, table, x, ws, hp, st):
 
 @kernel
 def weight_segments(table, segments):
-    """The row of ``segments`` (start, end, layer, is_weight) holding each layer's weight matrix."""
+    """The row of ``segments`` (start, end, layer, is_weight) holding each layer's weight matrix
+    (an MLP layer has one)."""
     rows = np.full(table.shape[0], -1, np.int64)
-    for l in range(table.shape[0]):
-        for s in range(segments.shape[0]):
-            if segments[s, 0] == table[l, COL_W]:
-                rows[l] = s
+    for s in range(segments.shape[0]):
+        if segments[s, 3]:
+            rows[segments[s, 2]] = s
     return rows
 
 
