@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradtui.config.schema import ACTIVATIONS
 from gradtui.tasks.sequences import adding
 
 from gradtui.engine.reference.numpy_rnn import NumpyRNN, fro as _fro, xavier_uniform
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "linear")
+# The same epsilon as the kernels (gradtui.engine.batchnorm_kernel), kept here so this module needs no Numba.
 BN_EPS = 1e-5
 # phi' below 5% of its maximum counts as saturated: sigmoid' <= 1/4, tanh' <= 1.
 SATURATION_THRESHOLD = {"sigmoid": 0.0125, "tanh": 0.05}
