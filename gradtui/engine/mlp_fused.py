@@ -6,7 +6,8 @@ the output layer, gradtui.engine.mlp_kernel's passes; the maths is theirs (see i
 Forward, hidden layer l: H_l = phi(H_{l-1} W_l + b_l) in one call that also sums the layer's
 statistics (shifted by the value of its first element, as mlp_kernel._stats_over does).
 Backward: dL/dz_l = (dL/dz_{l+1} W_{l+1}^T) * phi'(H_l) in one call (dL/dh_l is never stored),
-with db_l and ||dL/dz_l||; dW_l = H_{l-1}^T dL/dz_l as one product. A float32 sum of squares
+with db_l and ||dL/dz_l||; dW_l = H_{l-1}^T dL/dz_l in another, with ||dW_l||^2 and, for plain
+SGD without clipping, W_l's update (WeightStep). A float32 sum of squares
 outside gradtui.engine.blocks' safe range (a vanishing or exploding layer, or a non-finite one)
 is recomputed by mlp_kernel's float64-checked passes over the stored block.
 """

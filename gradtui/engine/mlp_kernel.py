@@ -9,6 +9,9 @@ Backward (delta = dL/dz, the quantity vanishing-gradient theory is about):
     dL/dy = dL/dout * phi'(y);  delta = BN-backward(dL/dy) or dL/dy
     dW = h^T delta;  db = sum_batch delta;  dL/dh = delta W^T (+ dL/dout if residual)
 
+float32 tanh and sigmoid layers of width 16, 32, 48 or 64 without batch norm or residual
+connections take gradtui.engine.mlp_fused's path instead (the same maths, fused in registers).
+
 Layer table columns (int64, one row per layer, hidden layers then output):
     W, b, gamma, beta, alpha offsets (-1 when absent), fan_in, fan_out, residual.
 """

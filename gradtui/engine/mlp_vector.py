@@ -14,6 +14,9 @@ phi' is a function of phi (phi' is never stored):
                     elements with phi' < limit] for a shift c; alive[j] |= phi' != 0.
     layer_backward: dz = (a W) * phi'(h), phi' recomputed from the layer's output h, stored;
                     db = column sums of dz (overwritten); sums[0] = ||dz||^2.
+    weight_gradient: G = A^T B (dW = h^T dz), stored; sums[0] = ||G||^2; optionally plain
+                    SGD on the weights, W' = W - lr (G + decay W), with gradtui.engine.update's
+                    sums of W^2, W'^2 and the step's square (the update pass then skips them).
 
 Sums are taken in float32 over one block of rows (up to 16 vectors) and added up in float64.
 Arrays are flat row-major blocks at an offset (elements) into a contiguous array, row strides
