@@ -51,11 +51,12 @@ def fused_applies(hp, table, ws):
 
 
 @kernel(inline="always")
-def _first_output(h, theta, w_off, b_off, n, sigmoid):
-    """phi(z[0, 0]) = phi(b_0 + sum_k h[0, k] W[k, 0]) in float32: the shift of the layer's sums."""
+def _first_output(h, h_off, fan_in, theta, w_off, b_off, n, sigmoid):
+    """phi(z[0, 0]) = phi(b_0 + sum_k h[0, k] W[k, 0]) in float32, h's first row at h_off of the
+    flat ``h``: the shift of the layer's sums."""
     z = theta[b_off]
-    for k in range(h.shape[1]):
-        z += h[0, k] * theta[w_off + k * n]
+    for k in range(fan_in):
+        z += h[h_off + k] * theta[w_off + k * n]
     if sigmoid:
         return np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * z)
     return fast_tanh(z)
@@ -87,17 +88,15 @@ def _forward(theta, table, x, ws, hp, st):
     limit = np.float32(hp.sat_limit)
     alive = np.zeros(n, np.uint8)
     sums = np.zeros(3)
+    # each intrinsic at one call site (each site is compiled in full): inputs as flat blocks
+    flat_x, flat_h = x.reshape(x.size), H.reshape(H.size)
     for l in range(depth):
-        w_off, b_off = table[l, COL_W], table[l, COL_B]
+        w_off, b_off, fan_in = table[l, COL_W], table[l, COL_B], table[l, COL_FAN_IN]
+        h, h_off = (flat_x, 0) if l == 0 else (flat_h, (l - 1) * batch * n)
         alive[:] = 0
-        if l == 0:
-            shift = _first_output(x, theta, w_off, b_off, n, sigmoid)
-            layer_forward(batch, n, x.shape[1], x, 0, theta, w_off, theta, b_off, H, 0, sigmoid, shift, limit, sums,
-                          alive)
-        else:
-            shift = _first_output(H[l - 1], theta, w_off, b_off, n, sigmoid)
-            layer_forward(batch, n, n, H, (l - 1) * batch * n, theta, w_off, theta, b_off, H, l * batch * n, sigmoid,
-                          shift, limit, sums, alive)
+        shift = _first_output(h, h_off, fan_in, theta, w_off, b_off, n, sigmoid)
+        layer_forward(batch, n, fan_in, h, h_off, theta, w_off, theta, b_off, H, l * batch * n, sigmoid, shift, limit,
+                      sums, alive)
         if st.on:
             _hidden_stats(H, l, sums, shift, alive, sigmoid, hp.sat_limit, st)
     output_forward(theta, table, ws, st)
@@ -149,6 +148,7 @@ def _backward(theta, grad, table, x, ws, hp, st, wstep):
     above_wt = transpose_into(matrix(theta, table[depth, COL_W], n, fan_out), ws.WT)
     delta, spare = ws.DZ, ws.dH
     sums = np.zeros(4)
+    flat_x, flat_h = x.reshape(x.size), H.reshape(H.size)  # one call site per intrinsic, as in _forward
     for l in range(depth - 1, -1, -1):
         b_off = table[l, COL_B]
         layer_backward(batch, n, above.shape[1], above, 0, above_wt, H, l * batch * n, sigmoid, delta, 0, grad, b_off,
@@ -157,12 +157,9 @@ def _backward(theta, grad, table, x, ws, hp, st, wstep):
         if st.on:
             st.delta_norm[l] = norm
         fan_in, w_off = table[l, COL_FAN_IN], table[l, COL_W]
-        if l == 0:
-            weight_gradient(fan_in, n, batch, x, 0, delta, 0, grad, w_off, theta, wstep.out, w_off, wstep.update,
-                            wstep.lr, wstep.decay, sums)
-        else:
-            weight_gradient(n, n, batch, H, (l - 1) * batch * n, delta, 0, grad, w_off, theta, wstep.out, w_off,
-                            wstep.update, wstep.lr, wstep.decay, sums)
+        h, h_off = (flat_x, 0) if l == 0 else (flat_h, (l - 1) * batch * n)
+        weight_gradient(fan_in, n, batch, h, h_off, delta, 0, grad, w_off, theta, wstep.out, w_off, wstep.update,
+                        wstep.lr, wstep.decay, sums)
         _presum(theta, grad, w_off, w_off + fan_in * n, sums, wstep, wstep.segment[l])
         if l > 0:
             above_wt = transpose_into(matrix(theta, table[l, COL_W], n, n), ws.WT)
