@@ -35,6 +35,8 @@ from textual_serve.server import Server, to_int
 
 from gradtui.serve import exposure_warning, is_loopback
 
+WEB_DRIVER = "gradtui.ui.web_driver:WholePacketWebDriver"  # the driver each tab's gradtui runs
+
 QUIT_GRACE = 5.0  # seconds a tab's process gets to quit before it is killed
 # textual-serve gives a tab 4 s to hand over each 64 KB of a download, then breaks the download
 # off; a tab training flat out on a busy machine can take longer than that to answer.
@@ -90,6 +92,11 @@ class TabProcess(AppService):
     @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
+
+    def _build_environment(self, width: int = 80, height: int = 24) -> dict[str, str]:
+        environment = super()._build_environment(width=width, height=height)
+        environment["TEXTUAL_DRIVER"] = WEB_DRIVER  # packets whole, even while a download goes out
+        return environment
 
     async def _open_app_process(self, width: int = 80, height: int = 24):
         self._process = process = await asyncio.create_subprocess_exec(

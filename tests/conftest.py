@@ -92,3 +92,16 @@ def assert_gradients_have_no_side_effects(exp) -> None:
         np.testing.assert_array_equal(g1[name], g2[name])
         np.testing.assert_array_equal(before[name], exp.params()[name])
     np.testing.assert_array_equal(exp.network.running_mean, 0.0)
+
+
+def recurrent_step(exp, theta, x, y):
+    """One forward and backward pass of a recurrent Experiment's network at ``theta`` on (x, y)
+    with every statistic: (loss, gradient, statistics by name)."""
+    import numpy as np
+
+    net = exp.network
+    stats = {k: np.zeros(net.depth + 1) for k in ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")}
+    stats.update(net.extra_stats())
+    grad = np.zeros_like(theta)
+    loss = net.loss_and_grad(theta, grad, x, y, True, stats)
+    return loss, grad, stats

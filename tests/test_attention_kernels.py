@@ -11,12 +11,12 @@ from gradtui.engine.strided_gemm import gemm
 from gradtui.engine.transformer_ops import _softmax_rows
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _gemm_blocks(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
     gemm(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _exp_all(x, out):
     for i in range(x.size):
         out[i] = softmax_exp(x[i])
@@ -66,7 +66,7 @@ def test_float32_exp_is_within_three_units_of_float32_rounding():
     assert np.all(out[:4] == 0.0)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _plain_exp_all(x, out):
     for i in range(x.size):
         out[i] = np.exp(x[i])
@@ -100,7 +100,7 @@ def test_softmax_rows_and_their_entropy(dtype, rtol, causal):
     assert got == pytest.approx(entropy, rel=rtol)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _head_product(form, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc):
     if form == "nn":
         head_nn(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc)
@@ -129,7 +129,7 @@ def test_head_products_equal_numpy_on_blocks(dtype, form, size):
     np.testing.assert_array_equal(c[outside], expected[outside])
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _softmax_grad(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, p, p_off, ldp, scale):
     return head_softmax_grad(m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc, p, p_off, ldp, scale)
 

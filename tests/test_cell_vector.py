@@ -7,28 +7,29 @@ import pytest
 from numba import njit
 
 import gradtui
+from conftest import recurrent_step
 from gradtui.engine.cell_vector import cell_backward, cell_forward, grad_accumulate, vector_path
 
 f32 = np.float32
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _forward(rows, n, init, ld_init, x, k_in, w_ih, h, k_h, w_hh, out_h, out_d, tanh_on, limit, sums, alive):
     cell_forward(rows, n, init, 0, ld_init, x, 0, k_in, w_ih, h, 0, k_h, w_hh, out_h, 0, out_d, 0, tanh_on, limit,
                  sums, alive)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _backward(rows, n, k, a, w, keep, dh, d, db, sums):
     cell_backward(rows, n, k, a, 0, w, keep, dh, 0, d, 0, db, sums)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _accumulate(m, n, k, a, b, c):
     grad_accumulate(m, n, k, a, 0, b, 0, c)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _vector_path(a):
     return vector_path(a)
 
@@ -110,15 +111,6 @@ def _experiment(dtype, width, activation, depth, **extra):
         "train.batch_size": 13, "train.dtype": dtype, **extra}))
 
 
-def _step(exp, theta, x, y):
-    net = exp.network
-    stats = {k: np.zeros(net.depth + 1) for k in ("act_mean", "act_std", "dead_fraction", "saturation", "delta_norm")}
-    stats.update(net.extra_stats())
-    grad = np.zeros_like(theta)
-    loss = net.loss_and_grad(theta, grad, x, y, True, stats)
-    return loss, grad, stats
-
-
 def _both(width, activation, depth, scale=None, **extra):
     """One step in float32 (the vector path) and float64 from the same weights and batch."""
     e32 = _experiment("float32", width, activation, depth, **extra)
@@ -127,7 +119,7 @@ def _both(width, activation, depth, scale=None, **extra):
         for name, factor in scale.items():
             e64.layout.view(e64.theta, name)[:] *= factor
     x, y = e64.batch()
-    return _step(e32, e64.theta.astype(f32), x, y), _step(e64, e64.theta, x, y)
+    return recurrent_step(e32, e64.theta.astype(f32), x, y), recurrent_step(e64, e64.theta, x, y)
 
 
 @pytest.mark.parametrize("width, activation, depth", [(64, "tanh", 1), (32, "tanh", 2), (16, "relu", 2)])
@@ -160,5 +152,5 @@ def test_a_nan_input_reaches_the_loss_through_the_tanh():
     x, y = exp.batch()
     x = x.copy()
     x[3, 5, 0] = np.nan
-    loss, grad, stats = _step(exp, exp.theta, x, y)
+    loss, grad, stats = recurrent_step(exp, exp.theta, x, y)
     assert np.isnan(loss) and np.isnan(stats["act_mean"][0])

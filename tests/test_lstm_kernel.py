@@ -61,7 +61,7 @@ def test_lstm_backward_in_float32_matches_its_float64_maths(n_in, scale):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * np.max(np.abs(b)), err_msg=name)
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _through_borrowed_views(a):
     b = borrowed(a)
     total = 0.0
@@ -82,7 +82,7 @@ def test_views_of_a_borrowed_array_read_and_write_the_array_itself():
     assert total == expected.sum()
 
 
-@njit
+@njit(cache=True)  # kept with the kernels in their cache: compiled once, not at every run
 def _prefetch_then_sum(a):
     prefetch_lines(a[3:])
     return a.sum()

@@ -129,6 +129,8 @@ def test_a_tab_runs_the_terminal_command_line_and_no_tab_outlives_the_server_eve
                     command = Path(f"/proc/{tab}/cmdline").read_bytes().split(b"\0")[:-1]
                     assert [part.decode() for part in command] == [
                         sys.executable, "-m", "gradtui", "vanishing-sigmoid", "--set", "model.depth=6", "--fps", "5"]
+                    environment = Path(f"/proc/{tab}/environ").read_bytes().split(b"\0")
+                    assert b"TEXTUAL_DRIVER=gradtui.ui.web_driver:WholePacketWebDriver" in environment
                     os.kill(server.process.pid, signal.SIGKILL)  # no chance to clean up
                     server.process.wait(10)
                     return tab
@@ -138,3 +140,52 @@ def test_a_tab_runs_the_terminal_command_line_and_no_tab_outlives_the_server_eve
         while alive(tab) and time.monotonic() < end:
             time.sleep(0.1)
         assert not alive(tab), "a tab's gradtui outlived its server"
+
+
+WRITERS = """
+import asyncio, threading
+from gradtui.ui.web_driver import WholePacketWebDriver
+
+async def main():
+    driver = WholePacketWebDriver(app=None, size=(80, 24))
+    screens = threading.Thread(target=lambda: [driver.write("x" * 20000) for _ in range(60)])
+    download = threading.Thread(target=lambda: [driver.write_binary_encoded(("deliver_chunk", "k", bytes(65536)))
+                                                for _ in range(20)])
+    for thread in (screens, download):
+        thread.start()
+    for thread in (screens, download):
+        thread.join()
+
+asyncio.run(main())
+"""
+
+
+def test_screen_updates_and_a_download_written_at_once_reach_the_server_as_whole_packets():
+    """A tab writes screen updates (app thread) while a download's chunks go out (input thread);
+    the server, reading slowly, must get every packet intact: an interleaved one froze the tab."""
+    from textual._binary_encode import dump
+
+    child = subprocess.Popen([sys.executable, "-c", WRITERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def read(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            piece = child.stdout.read(min(size - len(data), 4096))
+            assert piece, f"the stream ended inside a packet ({len(data)} of {size} bytes)"
+            data += piece
+            time.sleep(0.0002)  # a server slower than the writers: the pipe fills up
+        return data
+
+    chunk = dump(("deliver_chunk", "k", bytes(65536)))
+    packets = []
+    try:
+        while (kind := child.stdout.read(1)) and len(packets) < 80:
+            size = int.from_bytes(read(4), "big")
+            assert (kind, size) in ((b"D", 20000), (b"P", len(chunk))), f"packet {len(packets)}: {kind!r}, {size} bytes"
+            payload = read(size)
+            assert payload == (b"x" * 20000 if kind == b"D" else chunk), f"packet {len(packets)} is mixed"
+            packets.append(kind)
+    finally:
+        child.kill()
+        child.wait()
+    assert packets.count(b"D") == 60 and packets.count(b"P") == 20

@@ -186,6 +186,22 @@ def test_stop_is_prompt_while_running_and_before_start():
     Session(tiny()).stop()  # never started: returns at once
 
 
+def test_stop_ends_a_session_whose_start_a_ctrl_c_broke_into(monkeypatch):
+    """Ctrl-C at launch can land inside start(), before the worker thread runs (gradtui run
+    then stops the session): stop() ends it instead of failing to join a thread never started."""
+    s = Session(tiny())
+
+    def interrupted(thread):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            s.start()
+    assert s.stop(1.0)
+    assert s.wait(0)  # halted: whoever waits for the run's end is released
+
+
 def test_export_writes_a_readable_record(tmp_path):
     s = Session(tiny(), max_steps=300, history_capacity=50).start()
     try:

@@ -165,13 +165,16 @@ def _accumulators(e, count, vectors, first):
     return [[e.slots(1, first(r, v))[0] for v in range(vectors)] for r in range(count)]
 
 
-def _emit_product(e, acc, row, count, vectors, a, a_off, lda, w, k, transposed_a=False):
-    """acc[r][v] += sum_kk A[row + r, kk] W[kk, 16 v : 16 v + 16] over kk < k (W's row stride
-    16 vectors); A (rows, k) at a + a_off with row stride lda, or (k, rows) when ``transposed_a``."""
-    n = vectors * LANES
+def _emit_product(e, acc, row, count, vectors, a, a_off, lda, w, k, transposed_a=False, columns=None, ldw=None):
+    """acc[r][v] += sum_kk A[row + r, kk] W[kk, columns[v] : columns[v] + 16] over kk < k; A (rows, k)
+    at a + a_off with row stride lda, or (k, rows) when ``transposed_a``. By default W's rows are
+    ``vectors`` whole vectors (columns 16 v, row stride 16 vectors); else ``columns`` (ints or intp
+    values, one per vector) and W's row stride ``ldw`` are given."""
+    if columns is None:
+        columns, ldw = [v * LANES for v in range(vectors)], vectors * LANES
     with cgutils.for_range(e.b, k) as loop:
         kk = loop.index
-        w_row = [e.load(w, e.index(e.mul(kk, n), v * LANES)) for v in range(vectors)]
+        w_row = [e.load(w, e.index(e.mul(kk, ldw), column)) for column in columns]
         for r in range(count):
             at = e.index(a_off, e.mul(kk, lda), row, r) if transposed_a else \
                 e.index(a_off, e.mul(e.index(row, r), lda), kk)
@@ -220,6 +223,16 @@ def _args(context, builder, sig, args):
     return out
 
 
+def _float32_codegen(is32, body):
+    """An intrinsic's codegen: ``body(e, values, signature)`` with an _Emitter and the arguments
+    as _args gives them when the arrays are float32; nothing for float64."""
+    def codegen(context, builder, signature, args):
+        if is32:
+            body(_Emitter(context, builder), _args(context, builder, signature, args), signature)
+        return context.get_dummy_value()
+    return codegen
+
+
 def _float_arrays(*arrays):
     """Arrays of one float type (float32 runs; float64 type-checks and emits nothing)."""
     return all(isinstance(x, types.Array) for x in arrays) and len({x.dtype for x in arrays}) == 1 \
@@ -241,12 +254,10 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
                      out_d, od_off, tanh_on, limit, sums, alive)
     is32 = init.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, n_, init_, init_off_, ld_init_, x_, x_off_, k_in_, w_ih_, h_, h_off_, k_h_, w_hh_, out_h_, oh_off_,
-         out_d_, od_off_, tanh_on_, limit_, sums_, alive_) = _args(context, builder, signature, args)
+         out_d_, od_off_, tanh_on_, limit_, sums_, alive_) = values
         tanh_flag = context.cast(builder, tanh_on_, signature.args[17], types.boolean)
         lim = e.splat(context.cast(builder, limit_, signature.args[18], types.float32))
         one = e.fconst(1.0)
@@ -304,9 +315,8 @@ def cell_forward(typingctx, rows, n, init, init_off, ld_init, x, x_off, k_in, w_
                 _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, True))
             with off:
                 _dispatch(e, _vectors(e, n_), lambda vectors: emit(vectors, False))
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -319,12 +329,9 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
     sig = types.none(rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off, db, sums)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
-        rows_, n_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, d_, d_off_, db_, sums_ = _args(
-            context, builder, signature, args)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
+        rows_, n_, k_, a_, a_off_, w_, keep_, dh_, dh_off_, d_, d_off_, db_, sums_ = values
         keep_flag = context.cast(builder, keep_, signature.args[6], types.boolean)
 
         def emit(vectors):
@@ -359,9 +366,8 @@ def cell_backward(typingctx, rows, n, k, a, a_off, w, keep, dh, dh_off, d, d_off
             builder.store(builder.fpext(total_a, f64), builder.gep(sums_, [e.const(1)]))
 
         _dispatch(e, _vectors(e, n_), emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -372,11 +378,9 @@ def grad_accumulate(typingctx, m, n, k, a, a_off, b, b_off, c):
     sig = types.none(m, n, k, a, a_off, b, b_off, c)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
-        m_, n_, k_, a_, a_off_, b_, b_off_, c_ = _args(context, builder, signature, args)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
+        m_, n_, k_, a_, a_off_, b_, b_off_, c_ = values
         b_start = builder.gep(b_, [b_off_])
 
         def emit(vectors):
@@ -393,6 +397,5 @@ def grad_accumulate(typingctx, m, n, k, a, a_off, b, b_off, c):
             _emit_blocks(e, m_, vectors, block)
 
         _dispatch(e, _vectors(e, n_), emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)

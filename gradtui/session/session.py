@@ -169,15 +169,19 @@ class Session:
         process exiting now leaves a complete record; the worker's later lines are dropped.
         """
         self._commands.request_stop()
-        if self._thread is None:
-            self._state.status = "stopped"
-            self._state.halted.set()
-            self._close_record("stopped")
-            return True
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._close_record("stopped")
-            return False
+        if self._thread is not None:
+            try:
+                self._thread.join(timeout)
+            except RuntimeError:  # a Ctrl-C broke into start() before the worker ran: ended as if never started
+                pass
+            else:
+                if self._thread.is_alive():
+                    self._close_record("stopped")
+                    return False
+                return True
+        self._state.status = "stopped"
+        self._state.halted.set()
+        self._close_record("stopped")
         return True
 
     def wait(self, timeout: float | None = None) -> bool:
