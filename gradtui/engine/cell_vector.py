@@ -140,14 +140,15 @@ class _Emitter:
 def _emit_blocks(e, rows, vectors, body):
     """Call ``body(row, rows_in_block)`` for blocks of rows covering [0, rows): full blocks of
     ACCUMULATORS // vectors rows in a loop, then at most one block each of half, a quarter, ...
-    of that (2 rows of a weight gradient with 2 inputs then keep 8 independent sums, not 4)."""
+    of that (2 rows of a weight gradient with 2 inputs then keep 8 independent sums, not 4),
+    and single rows for what is left (with 3 vectors a block has 5 rows: 2 + 1 leave a fourth)."""
     per_block = ACCUMULATORS // vectors
     full = e.b.sdiv(rows, e.const(per_block))
     with cgutils.for_range(e.b, full) as loop:
         body(e.mul(loop.index, per_block), per_block)
     row = e.mul(full, per_block)
     size = per_block // 2
-    while size >= 1:
+    while size > 1:
         slot = cgutils.alloca_once_value(e.b, row)
         left = e.b.sub(rows, e.b.load(slot))
         with e.b.if_then(e.b.icmp_signed(">=", left, e.const(size))):
@@ -155,6 +156,8 @@ def _emit_blocks(e, rows, vectors, body):
             e.b.store(e.index(e.b.load(slot), size), slot)
         row = e.b.load(slot)
         size //= 2
+    with cgutils.for_range(e.b, e.b.sub(rows, row)) as loop:
+        body(e.index(row, loop.index), 1)
 
 
 def _accumulators(e, count, vectors, first):
@@ -195,6 +198,16 @@ def _dispatch(e, vectors_value, emit):
         emit(vectors)
         e.b.branch(end)
     e.b.position_at_end(end)
+
+
+def _dispatch_on(e, flag, n, emit):
+    """Emit ``emit(vectors, True)`` and ``emit(vectors, False)`` for each vectors-per-row 1..4
+    (n / 16 at run time), switched on the run-time boolean ``flag``."""
+    with e.b.if_else(flag) as (on, off):
+        with on:
+            _dispatch(e, _vectors(e, n), lambda vectors: emit(vectors, True))
+        with off:
+            _dispatch(e, _vectors(e, n), lambda vectors: emit(vectors, False))
 
 
 def _args(context, builder, sig, args):

@@ -234,7 +234,7 @@ class Experiment:
         batches, saved = self._take_batches(steps)
         n_layers = len(self.layer_names)
         table = np.zeros((steps, len(STAT_ROWS), n_layers))
-        if hasattr(self.network, "train_steps") and is_scheduled(self.cfg.train) and steps > 1:
+        if steps > 1 and hasattr(self.network, "train_steps") and is_scheduled(self.cfg.train):
             records = []  # the fused kernel takes one learning rate: one step per call
             for k in range(steps):
                 self._rewind(saved, k)
@@ -246,7 +246,8 @@ class Experiment:
             losses, totals = np.zeros(steps), np.zeros(steps)
             clipped = np.zeros(steps, dtype=np.bool_)
             # statistics beyond the per-layer table (a recurrent net's time profile), one row per step
-            extras = {name: np.zeros((steps, *a.shape)) for name, a in self.network.extra_stats().items()}
+            extra_stats = self.network.extra_stats()
+            extras = {name: np.zeros((steps, *a.shape)) for name, a in extra_stats.items()} if extra_stats else None
             taken, flipped, status = self.network.train_steps(
                 self.theta, self._spare, self._state, self.grad, self._segments, self._x_train, self._y_train,
                 batches, self._train_settings(), self._updates + 1, table, losses, totals, clipped,
@@ -279,10 +280,11 @@ class Experiment:
     def _train_settings(self):
         """cfg.train with the learning rate of the next update; the same object while neither
         changes (a fused loop then reuses its settings instead of rebuilding them each step)."""
-        lr = self.current_lr
+        train = self.cfg.train
+        lr = self.current_lr if is_scheduled(train) else train.lr
         cached = self._train_at_lr
-        if cached is None or cached[0] is not self.cfg.train or cached[1] != lr:
-            cached = self._train_at_lr = (self.cfg.train, lr, dataclasses.replace(self.cfg.train, lr=lr))
+        if cached is None or cached[0] is not train or cached[1] != lr:
+            cached = self._train_at_lr = (train, lr, dataclasses.replace(train, lr=lr))
         return cached[2]
 
     def _generic_step(self, rows: np.ndarray, table: np.ndarray) -> StepRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradtui.engine import mlp_kernel as K
+from gradtui.engine.mlp_fused import WeightStep, fused_mlp_step
 from gradtui.engine.mlp_train import mlp_train_steps
 from gradtui.engine.train_loop import plain, update_fields
 from gradtui.engine.activations import CODES, PRELU, SATURATION_LIMIT
@@ -130,8 +131,11 @@ class MLPNetwork:
         """
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y_class, y_value = self._targets(y)
-        return K.mlp_step(theta, grad, self.table, x, y_class, y_value, self._workspace(x.shape[0]), self.settings,
-                          self.running_mean, self.running_var, train, _stats(stats))
+        # the weight gradients' sums land in a table of their own, unused here; no update
+        layers = self.table.shape[0]
+        sums_only = WeightStep(False, 0.0, 0.0, theta, np.zeros((layers, 6)), np.arange(layers))
+        return fused_mlp_step(theta, grad, self.table, x, y_class, y_value, self._workspace(x.shape[0]),
+                              self.settings, self.running_mean, self.running_var, train, _stats(stats), sums_only)
 
     def train_steps(self, theta, spare, states, grad, segments, x_all, y_all, batches, tr, t0,
                     stats, losses, totals, clipped, statistics: bool = True) -> tuple[int, bool, int]:

@@ -9,6 +9,9 @@ Backward (delta = dL/dz, the quantity vanishing-gradient theory is about):
     dL/dy = dL/dout * phi'(y);  delta = BN-backward(dL/dy) or dL/dy
     dW = h^T delta;  db = sum_batch delta;  dL/dh = delta W^T (+ dL/dout if residual)
 
+float32 tanh and sigmoid layers of width 16, 32, 48 or 64 without batch norm or residual
+connections take gradtui.engine.mlp_fused's path instead (the same maths, fused in registers).
+
 Layer table columns (int64, one row per layer, hidden layers then output):
     W, b, gamma, beta, alpha offsets (-1 when absent), fan_in, fan_out, residual.
 """
@@ -294,10 +297,17 @@ def mlp_forward(theta, table, x, ws, hp, running_mean, running_var, train, use_r
             H[l] += h
         if st.on:
             _layer_stats(H[l], d, hp.sat_limit, alive, st.act_mean, st.act_std, st.dead, st.saturation, l)
+    output_forward(theta, table, ws, st)
+
+
+@kernel(inline="always")
+def output_forward(theta, table, ws, st):
+    """The logits from the last hidden layer's output, and their statistics."""
+    depth = ws.H.shape[0]
     fan_in = table[depth, COL_FAN_IN]
     fan_out = table[depth, COL_FAN_OUT]
     W = matrix(theta, table[depth, COL_W], fan_in, fan_out)
-    np.dot(H[depth - 1], W, ws.logits)
+    np.dot(ws.H[depth - 1], W, ws.logits)
     add_row(ws.logits, theta[table[depth, COL_B] : table[depth, COL_B] + fan_out])
     if st.on:
         _output_stats(ws.logits, st.act_mean, st.act_std, depth)

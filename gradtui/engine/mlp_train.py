@@ -1,18 +1,23 @@
 """Several whole MLP training steps in one kernel call: gather the batch, forward, loss,
-backward and statistics (mlp_step), then gradtui.engine.train_loop.finish_step (gradient
+backward and statistics (gradtui.engine.mlp_fused.fused_mlp_step), then
+gradtui.engine.train_loop.finish_step (gradient
 norms, finiteness checks, the update; the loop's contract is documented there).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from gradtui.engine.jit import kernel
-from gradtui.engine.mlp_kernel import MLPSettings, MLPStats, mlp_step
+from gradtui.engine.mlp_fused import WeightStep, fused_mlp_step, weight_segments
+from gradtui.engine.mlp_kernel import MLPSettings, MLPStats
 from gradtui.engine.mlp_workspace import WorkspaceDims, carve
 from gradtui.engine.subnormals import begin_flush, end_flush
 from gradtui.engine.train_loop import (  # noqa: F401  (STAT_ROWS: for importers of this module)
     ACT_MEAN, ACT_STD, DEAD, DELTA, OK, SATURATION, STAT_ROWS, OptimiserState, StepOutputs, UpdateSettings,
     finish_step, gather_batch,
 )
+from gradtui.engine.update import CLIP_NONE, PRE_HAS_GRAD, PRE_HAS_UPDATE, SGD
 
 
 @kernel
@@ -47,13 +52,21 @@ def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, bat
     # never change: no copies)
     saved_mean = running_mean.copy() if hp.batchnorm else running_mean
     saved_var = running_var.copy() if hp.batchnorm else running_var
+    # sums (and plain SGD's update) the fused backward pass takes with each weight gradient
+    presummed = np.zeros((segments.shape[0], PRE_HAS_UPDATE + 1))
+    segment = weight_segments(table, segments)
+    sgd = up.optimizer == SGD and up.clip == CLIP_NONE
     for k in range(batches.shape[0]):
         gather_batch(x_all, yc_all, yv_all, batches[k], hp.classification, ws.xb, ws.ycb, ws.yvb)
         S = out.stats[k]
         st = MLPStats(statistics, S[ACT_MEAN], S[ACT_STD], S[DEAD], S[SATURATION], S[DELTA])
-        loss = mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, True, st)
+        presummed[:, PRE_HAS_GRAD] = 0.0
+        presummed[:, PRE_HAS_UPDATE] = 0.0
+        wstep = WeightStep(sgd, up.lr, up.weight_decay, state.spare, presummed, segment)
+        loss = fused_mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, True,
+                              st, wstep)
         status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, hp.batchnorm,
-                                    running_mean, running_var, saved_mean, saved_var, out)
+                                    running_mean, running_var, saved_mean, saved_var, out, presummed)
         if status != OK:
             return k + 1, k % 2 == 1, status
     return batches.shape[0], batches.shape[0] % 2 == 1, OK

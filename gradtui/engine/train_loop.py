@@ -95,15 +95,16 @@ def gather_batch(x_all, yc_all, yv_all, rows, classification, xb, ycb, yvb):
 
 @kernel(inline="always")
 def finish_step(loss, state, grad, segments, k, step, up, batchnorm, running_mean, running_var, saved_mean,
-                saved_var, out):
+                saved_var, out, presummed=None):
     """Step k's gradient norms (into ``out.stats[k]``), the checks and the update (``state``: an
     OptimiserState; ``up``: UpdateSettings; ``step``: the optimiser's step count). Returns (status,
     the state for the next step): the update's new parameters and optimiser state when it applied,
     else the same. A non-finite step puts batch norm's running statistics back to ``saved_mean``,
     ``saved_var``, which hold them as they were before the step (they start as copies; each
-    applied step saves its own)."""
+    applied step saves its own). ``presummed``: sums (and updates) the step's kernel took
+    already (gradtui.engine.update.PRE_GRAD), or None."""
     S = out.stats[k]
-    total = gradient_norms(grad, segments, S.shape[1], S[GRAD])
+    total = gradient_norms(grad, segments, S.shape[1], S[GRAD], presummed)
     out.losses[k] = loss
     out.totals[k] = total
     status = OK
@@ -113,7 +114,7 @@ def finish_step(loss, state, grad, segments, k, step, up, batchnorm, running_mea
         out.clipped[k] = apply_update(state.theta, grad, state.s1, state.s2, state.spare, state.s1_next,
                                       state.s2_next, segments, up.optimizer, up.lr, up.momentum, up.weight_decay,
                                       up.clip, up.clip_threshold, total, step, S[WEIGHT], S[UPDATE],
-                                      S[LAYER_FINITE])
+                                      S[LAYER_FINITE], presummed)
         if not np.isfinite(S[LAYER_FINITE].sum()):
             status = NONFINITE_AFTER_UPDATE
     if status != OK:

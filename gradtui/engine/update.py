@@ -29,6 +29,11 @@ ADAM_BETA1, ADAM_BETA2, RMSPROP_RHO, EPS = 0.9, 0.999, 0.99, 1e-8
 # Parameters per block: sums of squares are taken per block in the parameters' precision and
 # checked against the safe range (gradtui.engine.blocks.SQUARES_SAFE_MIN) block by block.
 STEP_BLOCK = 1024
+# Columns of a ``presummed`` table (one row per segment), filled by a kernel that took a
+# segment's sums (and, for plain SGD without clipping, its update) while its gradient was in
+# registers: ||g||^2, ||old||^2, ||new||^2, ||new - old||^2 in float64, already checked against
+# the safe range; and whether the gradient's sum, the update and its sums are there (1) or not (0).
+PRE_GRAD, PRE_OLD, PRE_NEW, PRE_DIFF, PRE_HAS_GRAD, PRE_HAS_UPDATE = range(6)
 
 
 @kernel
@@ -47,15 +52,27 @@ def _squares(x, lo, hi):
     return exact
 
 
+@kernel(inline="always")
+def _presummed(presummed, s, column):
+    """Whether row s of a ``presummed`` table (or None) has its column ``column`` flag set."""
+    if presummed is None:
+        return False
+    return presummed[s, column] != 0
+
+
 @kernel
-def gradient_norms(grad, segments, n_layers, layer_grad_norm):
-    """Global L2 norm of ``grad`` and, per layer, the norm of its weight matrices' gradient."""
+def gradient_norms(grad, segments, n_layers, layer_grad_norm, presummed=None):
+    """Global L2 norm of ``grad`` and, per layer, the norm of its weight matrices' gradient.
+    Segments whose sum of squares is in ``presummed`` (PRE_HAS_GRAD) take it from there."""
     total = 0.0
     layer_grad_norm[:] = 0.0
     for s in range(segments.shape[0]):
         acc = 0.0
-        for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
-            acc += _squares(grad, lo, min(lo + STEP_BLOCK, segments[s, 1]))
+        if _presummed(presummed, s, PRE_HAS_GRAD):
+            acc = presummed[s, PRE_GRAD]
+        else:
+            for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
+                acc += _squares(grad, lo, min(lo + STEP_BLOCK, segments[s, 1]))
         total += acc
         if segments[s, 3]:
             layer_grad_norm[segments[s, 2]] += acc
@@ -183,9 +200,11 @@ def _rmsprop(theta, grad, out, s_in, s_out, lo, hi, scale, limit, decay, lr):
 @kernel
 def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out, segments,
                  optimizer, lr, momentum, weight_decay, clip, clip_threshold, total_norm, t,
-                 weight_norm, update_ratio, layer_finite):
+                 weight_norm, update_ratio, layer_finite, presummed=None):
     """One optimiser step into the ``*_out`` buffers. Returns True when clipping changed g.
 
+    Segments whose update is in ``presummed`` (PRE_HAS_UPDATE: plain SGD without clipping,
+    written into ``theta_out`` already) take their sums from there.
     ``total_norm`` comes from :func:`gradient_norms`. Fills, per
     layer: weight_norm = ||W_new||, update_ratio = ||W_new - W_old|| / ||W_old||, and
     layer_finite = sum of squares of all new parameters (non-finite if any is).
@@ -208,6 +227,13 @@ def apply_update(theta, grad, state1, state2, theta_out, state1_out, state2_out,
     layer_finite[:] = 0.0
     for s in range(segments.shape[0]):
         layer, is_weight = segments[s, 2], segments[s, 3] == 1
+        if _presummed(presummed, s, PRE_HAS_UPDATE):
+            layer_finite[layer] += presummed[s, PRE_NEW]
+            if is_weight:
+                old_sq[layer] += presummed[s, PRE_OLD]
+                new_sq[layer] += presummed[s, PRE_NEW]
+                diff_sq[layer] += presummed[s, PRE_DIFF]
+            continue
         decay = weight_decay if is_weight else 0.0
         for lo in range(segments[s, 0], segments[s, 1], STEP_BLOCK):
             hi = min(lo + STEP_BLOCK, segments[s, 1])
