@@ -56,6 +56,7 @@ def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, bat
     presummed = np.zeros((segments.shape[0], PRE_HAS_UPDATE + 1))
     segment = weight_segments(table, segments)
     sgd = up.optimizer == SGD and up.clip == CLIP_NONE
+    YES = np.bool_(True)  # not the literal True: that would compile mlp_step a second time
     for k in range(batches.shape[0]):
         gather_batch(x_all, yc_all, yv_all, batches[k], hp.classification, ws.xb, ws.ycb, ws.yvb)
         S = out.stats[k]
@@ -63,7 +64,7 @@ def _train_steps(state_fields, grad, segments, table, x_all, yc_all, yv_all, bat
         presummed[:, PRE_HAS_GRAD] = 0.0
         presummed[:, PRE_HAS_UPDATE] = 0.0
         wstep = WeightStep(sgd, up.lr, up.weight_decay, state.spare, presummed, segment)
-        loss = fused_mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, True,
+        loss = fused_mlp_step(state.theta, grad, table, ws.xb, ws.ycb, ws.yvb, ws, hp, running_mean, running_var, YES,
                               st, wstep)
         status, state = finish_step(loss, state, grad, segments, k, t0 + k, up, hp.batchnorm,
                                     running_mean, running_var, saved_mean, saved_var, out, presummed)
