@@ -28,17 +28,40 @@ but emit nothing (the callers' exact float64 path never reaches them).
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
+from numba.core import config
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from gradtui.engine.activations import _CLAMP
 from gradtui.engine.jit import kernel
 
-LANES = 16  # float32 lanes of one vector (AVX-512)
+LANES = 16  # float32 lanes of one vector (one AVX-512 register, two AVX2 registers)
 MAX_VECTORS = 4  # vectors per row: H up to 64
 ACCUMULATORS = 16  # accumulator vectors per block of rows
+
+
+def _vector_units():
+    """Whether the processor Numba compiles for has AVX2 (x86 with 256-bit vectors; AVX-512
+    processors have it too). With AVX-512's 32 registers of 16 float32 lanes the 16 accumulators
+    and their operands stay in registers; on AVX2 (16 registers of 8 lanes) LLVM splits each
+    vector in two and spills some accumulators, and the intrinsics still ran 7-20% faster than
+    the BLAS paths (Zen 1, float32 steps of the MLPs, the RNN and the LSTM of
+    benchmarks/bench_torch). Elsewhere (other architectures, x86 without AVX2) they are not
+    measured, and the callers take their BLAS paths. Numba keys its cache on the processor's
+    name and features, so a kernel compiled with either answer is reused only where the answer
+    is the same."""
+    features = config.CPU_FEATURES
+    if features is None:
+        try:
+            features = binding.get_host_cpu_features().flatten()
+        except RuntimeError:  # features unknown on this platform
+            return False
+    return "+avx2" in features.split(",")
+
+
+VECTOR_UNITS = _vector_units()
 
 # fast_tanh's coefficients: p(x^2) highest first, then q(x^2).
 _TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
@@ -49,9 +72,9 @@ _TANH_Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.8
 @kernel(inline="always")
 def vector_path(a):
     """Whether the intrinsics take arrays like ``a`` (float32, not float64, by its item size; the
-    last axis a multiple of 16 up to 64)."""
+    last axis a multiple of 16 up to 64) on this processor (``VECTOR_UNITS``)."""
     n = a.shape[a.ndim - 1]
-    return a.itemsize == 4 and n % LANES == 0 and 0 < n <= LANES * MAX_VECTORS
+    return VECTOR_UNITS and a.itemsize == 4 and n % LANES == 0 and 0 < n <= LANES * MAX_VECTORS
 
 
 class _Emitter:
@@ -68,10 +91,6 @@ class _Emitter:
                                                    "llvm.fmuladd.v16f32")
         self._fsum = cgutils.get_or_insert_function(module, ir.FunctionType(self.f32, [self.f32, self.vec]),
                                                     "llvm.vector.reduce.fadd.v16f32")
-        self._min = cgutils.get_or_insert_function(
-            module, ir.FunctionType(self.vec, [self.vec, self.vec, self.i32]), "llvm.x86.avx512.min.ps.512")
-        self._max = cgutils.get_or_insert_function(
-            module, ir.FunctionType(self.vec, [self.vec, self.vec, self.i32]), "llvm.x86.avx512.max.ps.512")
         self.popcount = cgutils.get_or_insert_function(
             module, ir.FunctionType(ir.IntType(LANES), [ir.IntType(LANES)]), f"llvm.ctpop.i{LANES}")
 
@@ -123,9 +142,11 @@ class _Emitter:
     def tanh(self, x):
         """fast_tanh on a vector, operation for operation (NaN passes through the clamps)."""
         b = self.b
-        # vminps / vmaxps return their second operand when either is NaN
-        current = ir.Constant(self.i32, 4)
-        x = b.call(self._max, [self.fconst(-_CLAMP), b.call(self._min, [self.fconst(_CLAMP), x, current]), current])
+        # min(c, x) as c < x ? c : x, max as -c > x ? -c : x: a NaN x fails both tests and passes
+        # through (x86's vminps / vmaxps, which these compile to, return their second operand)
+        high, low = self.fconst(_CLAMP), self.fconst(-_CLAMP)
+        x = b.select(b.fcmp_ordered("<", high, x), high, x)
+        x = b.select(b.fcmp_ordered(">", low, x), low, x)
         x2 = b.fmul(x, x)
         p = self.fconst(_TANH_P[0])
         for c in _TANH_P[1:]:
