@@ -5,7 +5,8 @@ call runs them near the core's peak, but everything around them (the bias, the i
 projection, tanh and phi', the statistics, da = dh * phi', the norms, db) then takes passes of
 its own over the (B, H) block: 1.5 us a step around a 2.4 us forward product. The
 intrinsics here compute each product in registers, rows of C in 16-wide float32 vectors (H / 16
-per row, H a multiple of 16 up to 64; 16 / (H / 16) rows at a time, so 16 accumulators), each
+per row, H a multiple of 16 up to 64; ACCUMULATORS / (H / 16) rows at a time: 16 accumulators
+on AVX-512, 4 on AVX2), each
 step k adding the broadcast A[i, k] times row k of B (a fused multiply-add), and finish each
 row while it is in registers:
 
@@ -39,29 +40,32 @@ from gradtui.engine.jit import kernel
 
 LANES = 16  # float32 lanes of one vector (one AVX-512 register, two AVX2 registers)
 MAX_VECTORS = 4  # vectors per row: H up to 64
-ACCUMULATORS = 16  # accumulator vectors per block of rows
 
 
-def _vector_units():
-    """Whether the processor Numba compiles for has AVX2 (x86 with 256-bit vectors; AVX-512
-    processors have it too). With AVX-512's 32 registers of 16 float32 lanes the 16 accumulators
-    and their operands stay in registers; on AVX2 (16 registers of 8 lanes) LLVM splits each
-    vector in two and spills some accumulators, and the intrinsics still ran 7-20% faster than
-    the BLAS paths (Zen 1, float32 steps of the MLPs, the RNN and the LSTM of
-    benchmarks/bench_torch). Elsewhere (other architectures, x86 without AVX2) they are not
-    measured, and the callers take their BLAS paths. Numba keys its cache on the processor's
-    name and features, so a kernel compiled with either answer is reused only where the answer
-    is the same."""
+def _processor_features():
+    """The features of the processor Numba compiles for ({"+avx2", "+avx512f", ...}), as Numba
+    takes them: NUMBA_CPU_FEATURES when it is set, else the host's. Numba keys its cache on the
+    processor's name and features, so a kernel compiled for one answer is reused only where the
+    answer is the same."""
     features = config.CPU_FEATURES
     if features is None:
         try:
             features = binding.get_host_cpu_features().flatten()
         except RuntimeError:  # features unknown on this platform
-            return False
-    return "+avx2" in features.split(",")
+            return set()
+    return set(features.split(","))
 
 
-VECTOR_UNITS = _vector_units()
+_FEATURES = _processor_features()
+# The vector paths run where the processor has AVX2 (AVX-512 processors have it too); elsewhere
+# (other architectures, x86 without AVX2) they are not measured and the callers take BLAS.
+VECTOR_UNITS = "+avx2" in _FEATURES
+# Accumulator vectors per block of rows. AVX-512 has 32 registers of 16 float32 lanes: 16
+# accumulators and their operands fit. On AVX2 (16 registers of 8 lanes) each vector takes two
+# registers, and 4 accumulators ran the float32 steps of benchmarks/bench_torch 35-55% faster
+# than 16, which spilled (Zen 1: MLP 20 x 64 753-812 against 495-527 steps/s, MLP 100 x 32
+# 952-983 against 694-719, RNN 289-294 against 207-209, LSTM 60-64 against 49-50; 6 ran between).
+ACCUMULATORS = 16 if "+avx512f" in _FEATURES else 4
 
 # fast_tanh's coefficients: p(x^2) highest first, then q(x^2).
 _TANH_P = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,

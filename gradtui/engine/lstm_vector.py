@@ -5,10 +5,10 @@ product loop these intrinsics share): each step is one product whose rows are fi
 they are in registers, instead of a BLAS call followed by passes of its own over the (B, 4 H)
 gates. H is a multiple of 16 up to 64; gate blocks [i, f, g, o] as in gradtui.engine.lstm_kernel.
 
-    lstm_cell_forward:  for each 16 units (a chunk) and 4 rows at a time, the 16 accumulators are
-        the chunk's four gate pre-activations of the 4 rows (W's columns k H + 16 v, k = 0..3),
-        started from the bias (row stride 0) or the wide input's X W_ih + b, then x_t W_ih
-        (narrow inputs) and h_{t-1} W_hh added. Then, per row:
+    lstm_cell_forward:  for each 16 units (a chunk) and 4 rows at a time (1 on AVX2: see
+        cell_vector.ACCUMULATORS), the accumulators are the chunk's four gate pre-activations
+        of those rows (W's columns k H + 16 v, k = 0..3), started from the bias (row stride 0)
+        or the wide input's X W_ih + b, then x_t W_ih (narrow inputs) and h_{t-1} W_hh added. Then, per row:
             i, f, o = 0.5 + 0.5 tanh(a / 2), g = tanh(a)   (fast_tanh's rational, NaN passed on)
             c_t = f c_{t-1} + i g,  h_t = o tanh(c_t)
         gates, c_t and h_t stored; sums = [saturated gate elements, sum h, sum h^2, sum f]
