@@ -1,6 +1,5 @@
 """SIGTERM and Ctrl-C at any moment: one line, the right exit status, a record that ends with "end"."""
 
-import os
 import signal
 import subprocess
 import time

@@ -404,7 +404,7 @@ def grad_accumulate(typingctx, m, n, k, a, a_off, b, b_off, c):
     is32 = a.dtype == types.float32
 
     def body(e, values, signature):
-        context, builder = e.context, e.b
+        builder = e.b
         m_, n_, k_, a_, a_off_, b_, b_off_, c_ = values
         b_start = builder.gep(b_, [b_off_])
 

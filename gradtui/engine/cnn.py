@@ -21,7 +21,7 @@ from gradtui.engine.init import init_weight
 from gradtui.engine.layout import ParamLayout
 from gradtui.engine.record import Layer
 from gradtui.engine.cnn_train import cnn_train_steps
-from gradtui.engine.train_loop import STAT_ROWS, plain, update_fields
+from gradtui.engine.train_loop import STAT_ROWS, update_fields
 
 EVAL_CHUNK = 256  # held-out images per forward pass, so evaluation memory stays bounded
 # The im2col matrix is built a chunk at a time (gradtui.engine.cnn_kernel.conv_forward): a

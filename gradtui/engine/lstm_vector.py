@@ -74,7 +74,7 @@ def lstm_cell_forward(typingctx, rows, H, init, init_off, ld_init, x, x_off, k_i
     is32 = init.dtype == types.float32
 
     def body(e, values, signature):
-        context, builder = e.context, e.b
+        builder = e.b
         (rows_, H_, init_, init_off_, ld_init_, x_, x_off_, k_in_, w_ih_, h_, h_off_, k_h_, w_hh_, hs_off_, ga_,
          ga_off_, c_, c_prev_off_, c_off_, sums_, alive_) = values
         G = e.mul(H_, GATES)

@@ -163,7 +163,6 @@ def transformer_forward(theta, blocks, glob, tokens, T, heads, norm, residual, a
     """Embedding, blocks and head; fills the workspace and ws.LOGITS (and statistics when ``stats``)."""
     n, d = ws.XS.shape[1], ws.XS.shape[2]
     L = blocks.shape[0]
-    m = ws.Z.shape[2]
     V = ws.LOGITS.shape[1]
     X0 = ws.XS[0]
     for i in range(n):

@@ -28,7 +28,7 @@ from gradtui.config import ConfigError, load_config
 from gradtui.control_channel import BY_KEY as REMOTE_COMMANDS
 from gradtui.control_channel import ControlError
 from gradtui.sources.protocol import CHANGE, REMOTE
-from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change, key_allowed
+from gradtui.ui.keys import BY_LABEL, KEYS, PLAYBACK_KEYS, change_for, describe_change
 from gradtui.ui.screens import HelpScreen, PresetPicker
 from gradtui.ui.svg import fix_spacing
 from gradtui.ui.widgets import AlertsPanel, GradientBars, KeyBar, LossPlot, MitigationsPanel, StatusHeader, WeightPanel
