@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from gradtui.engine.cell_vector import (
-    LANES, _accumulators, _args, _dispatch_on, _emit_blocks, _emit_product, _Emitter, _float_arrays,
+    LANES, _accumulators, _dispatch_on, _emit_blocks, _emit_product, _float32_codegen, _float_arrays,
 )
 
 _HALF = LANES // 2  # float64 lanes of one vector
@@ -96,12 +96,10 @@ def layer_forward(typingctx, rows, n, k, x, x_off, w, w_off, bias, b_off, out, o
     sig = types.none(rows, n, k, x, x_off, w, w_off, bias, b_off, out, out_off, sigmoid, shift, limit, sums, alive)
     is32 = x.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, n_, k_, x_, x_off_, w_, w_off_, b_, b_off_, out_, out_off_, sigmoid_, shift_, limit_, sums_,
-         alive_) = _args(context, builder, signature, args)
+         alive_) = values
         sigmoid_flag = context.cast(builder, sigmoid_, signature.args[11], types.boolean)
         shift_v = e.splat(context.cast(builder, shift_, signature.args[12], types.float32))
         lim = e.splat(context.cast(builder, limit_, signature.args[13], types.float32))
@@ -144,9 +142,8 @@ def layer_forward(typingctx, rows, n, k, x, x_off, w, w_off, bias, b_off, out, o
                 builder.store(value, builder.gep(sums_, [e.const(i)]))
 
         _dispatch_on(e, sigmoid_flag, n_, emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -160,12 +157,10 @@ def layer_backward(typingctx, rows, n, k, a, a_off, w, h, h_off, sigmoid, dz, dz
     sig = types.none(rows, n, k, a, a_off, w, h, h_off, sigmoid, dz, dz_off, db, db_off, sums)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (rows_, n_, k_, a_, a_off_, w_, h_, h_off_, sigmoid_, dz_, dz_off_, db_, db_off_,
-         sums_) = _args(context, builder, signature, args)
+         sums_) = values
         sigmoid_flag = context.cast(builder, sigmoid_, signature.args[8], types.boolean)
         db_start = builder.gep(db_, [db_off_])
 
@@ -194,9 +189,8 @@ def layer_backward(typingctx, rows, n, k, a, a_off, w, h, h_off, sigmoid, dz, dz
             builder.store(sums64.total(0), builder.gep(sums_, [e.const(0)]))
 
         _dispatch_on(e, sigmoid_flag, n_, emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
 
 
 @intrinsic
@@ -212,12 +206,10 @@ def weight_gradient(typingctx, m, n, k, a, a_off, b, b_off, grad, g_off, theta, 
     sig = types.none(m, n, k, a, a_off, b, b_off, grad, g_off, theta, out, w_off, update, lr, decay, sums)
     is32 = a.dtype == types.float32
 
-    def codegen(context, builder, signature, args):
-        if not is32:
-            return context.get_dummy_value()
-        e = _Emitter(context, builder)
+    def body(e, values, signature):
+        context, builder = e.context, e.b
         (m_, n_, k_, a_, a_off_, b_, b_off_, grad_, g_off_, theta_, out_, w_off_, update_, lr_, decay_,
-         sums_) = _args(context, builder, signature, args)
+         sums_) = values
         update_flag = context.cast(builder, update_, signature.args[12], types.boolean)
         neg_lr = builder.fneg(e.splat(context.cast(builder, lr_, signature.args[13], types.float32)))
         decay_v = e.splat(context.cast(builder, decay_, signature.args[14], types.float32))
@@ -256,6 +248,5 @@ def weight_gradient(typingctx, m, n, k, a, a_off, b, b_off, grad, g_off, theta, 
                 builder.store(sums64.total(i), builder.gep(sums_, [e.const(i)]))
 
         _dispatch_on(e, update_flag, n_, emit)
-        return context.get_dummy_value()
 
-    return sig, codegen
+    return sig, _float32_codegen(is32, body)
